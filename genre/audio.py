@@ -1,0 +1,90 @@
+"""Decoding audio into mono float32 at 22,050 Hz. Nothing else in the package decodes audio."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLE_RATE
+
+MIN_SECONDS = 1.0
+# -80 dBFS: quieter than the noise floor of any 16-bit recording.
+SILENCE_PEAK = 1e-4
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used: undecodable, empty, silent or too short. Names the source."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+AudioSource = str | os.PathLike | bytes
+
+
+def decode(source: AudioSource, name: str | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a file path or encoded bytes (an upload) into mono float32 at ``sample_rate``.
+
+    Channels are averaged; other rates are resampled with librosa (soxr). ``name`` labels
+    bytes in error messages. Raises :class:`AudioError` for anything unusable.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "uploaded audio"
+        if len(source) == 0:
+            raise AudioError(label, "the file is empty")
+        raw, rate = _read(io.BytesIO(bytes(source)), label)
+    else:
+        path = Path(source)
+        label = name or str(path)
+        if not path.is_file():
+            raise AudioError(label, "no such file")
+        if path.stat().st_size == 0:
+            raise AudioError(label, "the file is empty")
+        raw, rate = _read(path, label)
+
+    if raw.size == 0:
+        raise AudioError(label, "the file holds no audio samples")
+    mono = raw.mean(axis=1, dtype=np.float32) if raw.ndim == 2 else raw.astype(np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise AudioError(label, "the audio holds invalid (non-finite) samples")
+    if rate != sample_rate:
+        import librosa  # deferred: importing librosa costs about a second
+
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    seconds = mono.size / sample_rate
+    if seconds < MIN_SECONDS:
+        raise AudioError(label, f"too short ({seconds:.2f} s); at least {MIN_SECONDS:g} s is needed")
+    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+        raise AudioError(label, "the audio is silent")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(file, dtype="float32", always_2d=True)
+        return data, int(rate)
+    except Exception as sf_error:  # soundfile raises several unrelated types
+        reason = str(sf_error).strip() or type(sf_error).__name__
+    # libsndfile cannot read everything (some mp3/m4a); librosa's audioread fallback may.
+    if isinstance(file, Path):
+        try:
+            import librosa
+
+            data, rate = librosa.load(str(file), sr=None, mono=False)
+            return np.atleast_2d(data).T.astype(np.float32), int(rate)
+        except Exception:
+            pass
+    raise AudioError(label, f"not a readable audio file ({_short(reason)})")
+
+
+def _short(reason: str) -> str:
+    first = reason.splitlines()[0] if reason else "unknown format"
+    return first[:160]

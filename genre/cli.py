@@ -1,0 +1,276 @@
+"""``python -m genre``: cache a dataset, train, evaluate, classify, list and activate runs,
+download GTZAN. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .dataset import DATA_ENV
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
+        from .training import TrainingCancelled
+
+        if isinstance(error, TrainingCancelled):
+            print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
+            return 3
+        if args.verbose:
+            raise
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"genre: error: {message or type(error).__name__}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import REGISTRY
+    from .splits import PROTOCOLS
+
+    parser = argparse.ArgumentParser(prog="python -m genre", description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_help = f"dataset folder <root>/<genre>/<files> (default: ${DATA_ENV})"
+
+    scan = commands.add_parser("scan", help="decode a dataset into the cache and summarise it")
+    scan.add_argument("data", nargs="?", default=os.environ.get(DATA_ENV), help=data_help)
+    scan.set_defaults(handler=cmd_scan)
+
+    train = commands.add_parser("train", help="train a model; writes a run folder under models/")
+    train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
+    train.add_argument("--model", default="fast", choices=sorted(REGISTRY), help="model to train (default: fast)")
+    train.add_argument("--protocol", default="stratified", choices=PROTOCOLS, help="song split protocol (default: stratified)")
+    train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
+    train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size (default: the model's recipe)")
+    train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the model's recipe)")
+    train.add_argument("--seed", type=int, default=1, help="random seed of the split and the training (default: 1)")
+    train.add_argument("--test-fraction", type=_fraction, default=0.2, help="stratified: share of songs held out for test (default: 0.2)")
+    train.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of training songs kept for validation; 0 trains on all (default: 0.1)")
+    train.add_argument("--folds", type=_positive_int, default=5, help="cv: number of folds (default: 5)")
+    train.add_argument("--mixed-precision", action="store_true", help="train in mixed bfloat16")
+    train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
+    train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
+    train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
+    train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options are ignored)")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
+    evaluate.add_argument("run", help="run folder")
+    evaluate.add_argument("--data", help="dataset folder (default: the one the run was trained on)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    classify = commands.add_parser("classify", help="classify audio files with a trained run")
+    classify.add_argument("files", nargs="+", help="audio files (wav, au, flac, ogg, mp3)")
+    classify.add_argument("--run", help="run folder (default: the active run)")
+    classify.add_argument("--windows", action="store_true", help="also print each window's top genre")
+    classify.set_defaults(handler=cmd_classify)
+
+    runs = commands.add_parser("runs", help="list trained runs")
+    runs.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
+    runs.set_defaults(handler=cmd_runs)
+
+    activate = commands.add_parser("activate", help="make a run the one the dashboard serves")
+    activate.add_argument("run_id", help="run folder name under models/")
+    activate.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
+    activate.set_defaults(handler=cmd_activate)
+
+    download = commands.add_parser("download", help="download a dataset (gtzan), verified and safely unpacked")
+    download.add_argument("dataset", choices=["gtzan"], help="dataset to download")
+    download.add_argument("--to", default=None, help="folder to put it in (default: the user data folder)")
+    download.add_argument("--url", default=None, help="mirror URL (default: $GENRE_GTZAN_URL or the Hugging Face mirror)")
+    download.add_argument("--md5", default=None, help="expected md5 of the archive (default: $GENRE_GTZAN_MD5 or GTZAN's)")
+    download.set_defaults(handler=cmd_download)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {value}")
+    return value
+
+
+def _need_data(data: str | None) -> str:
+    if not data:
+        raise ValueError(f"no dataset folder: pass --data DIR or set ${DATA_ENV}")
+    return data
+
+
+def cmd_scan(args) -> None:
+    from collections import Counter
+
+    from .dataset import load_dataset
+
+    started = time.perf_counter()
+    cache = load_dataset(_need_data(args.data))
+    seconds = time.perf_counter() - started
+    counts = Counter(t.split("/")[0] for t in cache.track_ids)
+    print(f"{len(cache)} tracks, {len(cache.genres)} genres, {cache.lengths.sum() / cache.sample_rate / 3600:.2f} h of audio ({seconds:.1f} s)")
+    for genre in cache.genres:
+        print(f"  {genre:12s} {counts[genre]:5d}")
+    print(f"cache: {cache.folder}")
+    for track_id, reason in sorted(cache.failed.items()):
+        print(f"  skipped {track_id}: {reason}")
+
+
+def cmd_train(args) -> None:
+    from .files import read_json
+    from .training import TrainConfig, train
+
+    if args.resume:
+        saved = read_json(Path(args.resume) / "config.json")
+        if saved is None:
+            raise FileNotFoundError(f"{args.resume} is not a run folder (no config.json)")
+        config = TrainConfig.from_dict(saved["train"])
+        config.models_dir, config.run_id = str(Path(args.resume).parent), Path(args.resume).name
+    else:
+        from .runs import default_models_dir
+
+        config = TrainConfig(
+            data_root=_need_data(args.data),
+            model=args.model,
+            protocol=args.protocol,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            val_fraction=args.val_fraction,
+            folds=args.folds,
+            mixed_precision=args.mixed_precision,
+            balance=args.balance,
+            augment=args.augment,
+            models_dir=args.models_dir or str(default_models_dir()),
+            run_id=args.run_id,
+        )
+        target = Path(config.models_dir) / (config.run_id or "")
+        if config.run_id and (target / "config.json").exists():
+            raise FileExistsError(f"run {target} exists; use --resume {target} or another --run-id")
+    run_dir = train(config)
+    _print_metrics(run_dir)
+
+
+def cmd_evaluate(args) -> None:
+    import keras
+
+    from .dataset import load_dataset
+    from .evaluation import evaluate
+    from .files import read_json, write_json
+    from .pipeline import WindowSet
+    from .splits import audit
+
+    run_dir = Path(args.run)
+    config = read_json(run_dir / "config.json")
+    if config is None:
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    manifest = read_json(run_dir / "split.json")
+    if "folds" in manifest:
+        raise ValueError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
+    audit(manifest)
+    cache = load_dataset(args.data or config["data_root"])
+    if cache.genres != read_json(run_dir / "genres.json"):
+        raise ValueError(f"the dataset's genres {cache.genres} differ from the run's")
+    missing = [t for t in manifest["test"] if t not in set(cache.track_ids)]
+    if missing:
+        raise ValueError(f"{len(missing)} test songs of the run are not in the dataset, e.g. {missing[0]}")
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    write_json(run_dir / "metrics.json", evaluate(model, WindowSet.for_tracks(cache, manifest["test"]), cache.genres, manifest["test"]))
+    _print_metrics(run_dir)
+
+
+def _print_metrics(run_dir: Path) -> None:
+    from .files import read_json
+
+    m = read_json(run_dir / "metrics.json", {})
+    print(f"run: {run_dir}")
+    if m:
+        print(
+            f"test songs {m['test_songs']}: song accuracy {m['song_accuracy_vote']:.1%} (vote), "
+            f"{m['song_accuracy_mean']:.1%} (mean probability); window accuracy {m['window_accuracy']:.1%}; "
+            f"balanced {m['song_balanced_accuracy']:.1%}; macro F1 {m['song_macro_f1']:.3f}"
+        )
+
+
+def cmd_classify(args) -> None:
+    from .audio import AudioError
+    from .prediction import Classifier
+    from .runs import active_run_id, default_models_dir
+
+    run = args.run
+    if run is None:
+        run_id = active_run_id()
+        if run_id is None:
+            raise FileNotFoundError("no trained run in models/; train one with: python -m genre train --data DIR")
+        run = default_models_dir() / run_id
+    classifier = Classifier.load(run)
+    failures = 0
+    for file in args.files:
+        try:
+            result = classifier.classify(file)
+        except AudioError as error:
+            print(f"genre: error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        winner = result.genres.index(result.vote_genre)
+        top = ", ".join(f"{g} {p:.0%}" for g, p in result.ranking()[:3])
+        print(f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}")
+        if args.windows:
+            for start, p in zip(result.starts, result.probabilities):
+                print(f"  {start:6.1f}s  {result.genres[int(p.argmax())]:10s} {p.max():.0%}")
+    return 2 if failures else 0
+
+
+def cmd_runs(args) -> None:
+    from .runs import active_run_id, list_runs
+
+    runs = list_runs(args.models_dir)
+    if not runs:
+        print("no runs; train one with: python -m genre train --data DIR")
+        return
+    active = active_run_id(args.models_dir)
+    for run in runs:
+        m = run.metrics or {}
+        numbers = f"song {m['song_accuracy_vote']:.1%}  window {m['window_accuracy']:.1%}" if m else run.state
+        mark = "*" if run.run_id == active else " "
+        print(f"{mark} {run.run_id:40s} {run.config.get('model', '?'):5s} {run.config.get('protocol', '?'):15s} {numbers}")
+
+
+def cmd_activate(args) -> None:
+    from .runs import set_active
+
+    set_active(args.run_id, args.models_dir)
+    print(f"active run: {args.run_id}")
+
+
+def cmd_download(args) -> None:
+    from .download import download_gtzan
+
+    to = Path(args.to) if args.to else _default_data_home()
+    folder = download_gtzan(to=to, url=args.url, md5=args.md5)
+    print(f"GTZAN is ready in {folder}\ntrain on it with: python -m genre train --data {folder}")
+
+
+def _default_data_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genre")) / "gtzan"

@@ -1,0 +1,91 @@
+"""Windows streamed from the song cache into Keras, for the songs of one split part only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import WINDOW
+from .dataset import SongCache
+from .windows import cut_window, window_starts
+
+
+@dataclass
+class WindowSet:
+    """The windows of a set of songs: ``song`` (cache index) and ``start`` (sample) per window."""
+
+    cache: SongCache
+    song: np.ndarray
+    start: np.ndarray
+
+    @classmethod
+    def for_tracks(cls, cache: SongCache, track_ids: list[str]) -> "WindowSet":
+        songs, starts = [], []
+        for track_id in track_ids:
+            i = cache.index_of(track_id)
+            s = window_starts(int(cache.lengths[i]))
+            songs.append(np.full(len(s), i, dtype=np.int64))
+            starts.append(s)
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+        return cls(cache, cat(songs), cat(starts))
+
+    def __len__(self) -> int:
+        return len(self.song)
+
+    @property
+    def track_ids(self) -> list[str]:
+        """The track id of every window, in order (what the leakage audit checks)."""
+        return [self.cache.track_ids[i] for i in self.song]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.cache.labels[self.song]
+
+    def batch(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Gather windows ``rows`` as ``(len(rows), WINDOW, 1)``; with ``rng``, augment them:
+        shift each window by up to half a window inside its song and scale its gain by
+        -6..+6 dB, so each epoch sees different cuts of the same training songs."""
+        out = np.empty((len(rows), WINDOW), dtype=np.float32)
+        for k, row in enumerate(rows):
+            song = self.cache.song(int(self.song[row]))
+            start = int(self.start[row])
+            if rng is not None:
+                latest = max(0, len(song) - WINDOW)
+                start = int(np.clip(start + rng.integers(-WINDOW // 2, WINDOW // 2 + 1), 0, latest))
+            out[k] = cut_window(song, start)
+        if rng is not None:
+            out *= (10.0 ** (rng.uniform(-6, 6, size=(len(rows), 1)) / 20.0)).astype(np.float32)
+        return out[..., None]
+
+    def dataset(
+        self,
+        n_genres: int,
+        batch_size: int,
+        shuffle: bool = False,
+        augment: bool = False,
+        seed: int = 1,
+    ):
+        """A ``tf.data.Dataset`` of ``(windows, one-hot labels)`` batches.
+
+        With ``shuffle``, the window order changes every epoch (a new pass draws the next
+        permutation from one seeded generator, so a whole run is repeatable).
+        """
+        import tensorflow as tf
+
+        rng = np.random.default_rng(seed)
+        eye = np.eye(n_genres, dtype=np.float32)
+
+        def generate():
+            order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
+            for first in range(0, len(order), batch_size):
+                rows = order[first : first + batch_size]
+                x = self.batch(rows, rng if augment else None)
+                y = eye[self.labels[rows]]
+                yield x, y
+
+        signature = (tf.TensorSpec((None, WINDOW, 1), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))
+        batches = -(-len(self) // batch_size)
+        data = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        # A known length lets Keras show progress and stops its "ran out of data" warning.
+        return data.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)

@@ -1,0 +1,94 @@
+"""Serving a trained run: audio in, per-window probabilities and the song's genre out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLE_RATE
+from .audio import AudioSource, decode
+from .files import read_json
+from .voting import majority_vote, mean_vote, vote_counts
+from .windows import cut_windows
+
+
+@dataclass
+class Classification:
+    """What ``Classifier.classify`` finds in one piece of audio."""
+
+    genres: list[str]
+    probabilities: np.ndarray  # (n_windows, n_genres)
+    starts: np.ndarray  # window start times, seconds
+    votes: np.ndarray  # windows won per genre
+    vote_genre: str  # majority vote, ties to the higher mean probability
+    mean_genre: str  # highest mean probability
+    seconds: float  # duration of the audio
+
+    @property
+    def mean_probability(self) -> np.ndarray:
+        return self.probabilities.mean(axis=0)
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """Genres by mean probability, highest first."""
+        p = self.mean_probability
+        return [(self.genres[i], float(p[i])) for i in np.argsort(-p)]
+
+
+class Classifier:
+    """A trained run, loaded for prediction."""
+
+    def __init__(self, model, genres: list[str], run_dir: Path | None = None):
+        self.model, self.genres, self.run_dir = model, list(genres), run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "Classifier":
+        """Load ``run_dir/model.keras`` (safe mode: no code is deserialised) and its genres."""
+        import keras
+
+        run_dir = Path(run_dir)
+        model_path = run_dir / "model.keras"
+        if not model_path.is_file():
+            raise FileNotFoundError(f"{run_dir} holds no trained model (model.keras)")
+        genres = read_json(run_dir / "genres.json")
+        if not genres:
+            raise FileNotFoundError(f"{run_dir} has no genres.json")
+        return cls(keras.saving.load_model(model_path, safe_mode=True), genres, run_dir)
+
+    def predict_windows(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probabilities of ``(n, 66150)`` windows. Calls the model directly: ``predict`` costs
+        more in set-up than a handful of windows cost to compute."""
+        out = []
+        for first in range(0, len(windows), batch_size):
+            chunk = np.asarray(windows[first : first + batch_size], dtype=np.float32)[..., None]
+            out.append(np.asarray(self.model(chunk, training=False), dtype=np.float32))
+        return np.concatenate(out) if out else np.zeros((0, len(self.genres)), dtype=np.float32)
+
+    def classify(self, audio: AudioSource | np.ndarray, name: str | None = None) -> Classification:
+        """Classify a path, encoded bytes, or an already decoded mono 22,050 Hz array."""
+        song = audio if isinstance(audio, np.ndarray) else decode(audio, name=name)
+        windows, starts = cut_windows(song)
+        probabilities = self.predict_windows(windows)
+        return self.summarise(probabilities, starts, len(song) / SAMPLE_RATE)
+
+    def summarise(self, probabilities: np.ndarray, starts: np.ndarray, seconds: float) -> Classification:
+        """Vote over already computed window probabilities (the live microphone adds windows
+        one at a time)."""
+        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(self.genres))
+        if len(probabilities) == 0:
+            raise ValueError("no windows to vote on")
+        return Classification(
+            genres=self.genres,
+            probabilities=probabilities,
+            starts=np.asarray(starts, dtype=np.float64),
+            votes=vote_counts(probabilities),
+            vote_genre=self.genres[majority_vote(probabilities)],
+            mean_genre=self.genres[mean_vote(probabilities)],
+            seconds=float(seconds),
+        )
+
+    def warm_up(self) -> None:
+        """Run one silent window through the model so the first real request is not slow."""
+        self.predict_windows(np.zeros((1, self.model.input_shape[1]), dtype=np.float32))

@@ -1,0 +1,373 @@
+"""Training runs: one self-describing folder per run under ``models/``.
+
+A run folder holds ``config.json``, ``genres.json``, ``split.json``, ``history.json``,
+``status.json`` (live progress), ``model.keras`` (the best epoch by validation loss) and
+``metrics.json`` (test songs only). A cross-validation run keeps one such set per fold in
+``fold-K/`` and pools the test songs of all folds in its own ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLE_RATE, WINDOW, __version__
+from .dataset import SongCache, load_dataset
+from .evaluation import evaluate, pool_metrics
+from .files import atomic_path, read_json, write_json
+from .models import build_model, get_spec
+from .pipeline import WindowSet
+from .splits import audit, fold_parts, make_split
+
+log = logging.getLogger(__name__)
+
+
+class TrainingCancelled(Exception):
+    """The job was asked to stop (SIGTERM/SIGINT); its run can be resumed."""
+
+
+@dataclass
+class TrainConfig:
+    """Every choice a run makes. ``None`` takes the model's recipe (see ``genre.models``)."""
+
+    data_root: str
+    model: str = "fast"
+    protocol: str = "stratified"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int = 1
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    folds: int = 5
+    mixed_precision: bool = False
+    balance: bool = True
+    augment: bool | None = None
+    label_smoothing: float | None = None
+    models_dir: str = "models"
+    run_id: str | None = None
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the model's recipe filled in where this config says ``None``."""
+        spec = get_spec(self.model)
+        values = asdict(self)
+        for name, default in (
+            ("epochs", spec.epochs),
+            ("batch_size", spec.batch_size),
+            ("learning_rate", spec.learning_rate),
+            ("augment", spec.augment),
+            ("label_smoothing", spec.label_smoothing),
+        ):
+            if values[name] is None:
+                values[name] = default
+        if not values["run_id"]:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            values["run_id"] = f"{self.model}-{self.protocol}-{stamp}"
+        return TrainConfig(**values)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Run (or resume) the training run ``config`` describes and return its folder.
+
+    A folder that already holds this run's ``config.json`` is resumed: finished folds are kept
+    and the current one continues from its last completed epoch.
+    """
+    import keras
+
+    config = config.resolved()
+    run_dir = Path(config.models_dir) / config.run_id
+    saved = read_json(run_dir / "config.json")
+    if saved is not None:
+        config = TrainConfig.from_dict(saved["train"])
+        log.info("resuming run %s", run_dir)
+    cache = load_dataset(config.data_root, progress=progress)
+    manifest = read_json(run_dir / "split.json") or make_split(
+        config.protocol,
+        cache.track_ids,
+        cache.labels,
+        test_fraction=config.test_fraction,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        folds=config.folds,
+    )
+    audit(manifest)
+    if saved is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "genres.json", cache.genres)
+        write_json(run_dir / "split.json", manifest)
+        write_json(run_dir / "config.json", _describe(config, cache, manifest))
+    status = StatusFile(run_dir / "status.json", config)
+    stop = _install_stop_handler()
+    try:
+        parts = fold_parts(manifest)
+        if "folds" not in manifest:
+            _train_part(config, cache, parts[0], run_dir, status, stop)
+        else:
+            fold_metrics = []
+            for number, part in enumerate(parts, 1):
+                status.fold = (number, len(parts))
+                fold_dir = run_dir / f"fold-{number}"
+                if read_json(fold_dir / "metrics.json") is None:
+                    _train_part(config, cache, part, fold_dir, status, stop, fold_status=False)
+                fold_metrics.append(read_json(fold_dir / "metrics.json"))
+            _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
+        status.write("finished")
+    except TrainingCancelled:
+        status.write("cancelled", message="cancelled; resume with: python -m genre train --resume " + str(run_dir))
+        raise
+    except BaseException as error:
+        status.write("failed", message=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, stop.previous)
+        keras.mixed_precision.set_global_policy("float32")
+    return run_dir
+
+
+def _train_part(
+    config: TrainConfig,
+    cache: SongCache,
+    part: dict,
+    out_dir: Path,
+    status: "StatusFile",
+    stop: "_StopFlag",
+    fold_status: bool = True,
+) -> None:
+    import keras
+    from sklearn.utils.class_weight import compute_class_weight
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    train_windows = WindowSet.for_tracks(cache, part["train"])
+    valid_windows = WindowSet.for_tracks(cache, part["valid"])
+    audit({"train": part["train"], "valid": part["valid"], "test": part["test"]}, train_windows.track_ids)
+
+    n_genres = len(cache.genres)
+    class_weight = None
+    if config.balance:
+        present = np.unique(train_windows.labels)
+        weights = compute_class_weight("balanced", classes=present, y=train_windows.labels)
+        class_weight = {int(c): float(w) for c, w in zip(present, weights)}
+
+    model = build_model(config.model, n_genres, config.mixed_precision)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    train_data = train_windows.dataset(n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
+    valid_data = valid_windows.dataset(n_genres, config.batch_size) if len(valid_windows) else None
+    batches = -(-len(train_windows) // config.batch_size)
+    status.begin_part(config.epochs, batches)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+        HistoryFile(out_dir / "history.json"),
+        BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
+        ProgressCallback(status, stop),
+    ]
+    model.fit(
+        train_data,
+        validation_data=valid_data,
+        epochs=config.epochs,
+        class_weight=class_weight,
+        shuffle=False,  # the dataset reshuffles itself each epoch
+        callbacks=callbacks,
+        verbose=0,
+    )
+    best = keras.saving.load_model(out_dir / "model.keras", safe_mode=True)
+    test_windows = WindowSet.for_tracks(cache, part["test"])
+    status.write("evaluating")
+    write_json(out_dir / "metrics.json", evaluate(best, test_windows, cache.genres, part["test"]))
+
+
+def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds: int) -> None:
+    """Pool the folds' test songs; serve the fold model with the lowest validation loss; average
+    the folds' curves epoch by epoch for the history page."""
+    write_json(run_dir / "metrics.json", pool_metrics(genres, fold_metrics))
+    histories = [read_json(run_dir / f"fold-{k}" / "history.json", []) for k in range(1, folds + 1)]
+    best = min(range(folds), key=lambda k: min((e.get("val_loss", e["loss"]) for e in histories[k]), default=np.inf))
+    with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
+        shutil.copyfile(run_dir / f"fold-{best + 1}" / "model.keras", tmp)
+    epochs = min(len(h) for h in histories)
+    mean_history = [
+        {key: float(np.mean([h[e][key] for h in histories])) for key in histories[0][e] if key != "epoch"} | {"epoch": e + 1}
+        for e in range(epochs)
+    ]
+    write_json(run_dir / "history.json", mean_history)
+    config = read_json(run_dir / "config.json")
+    config["served_fold"] = best + 1
+    write_json(run_dir / "config.json", config)
+
+
+def _describe(config: TrainConfig, cache: SongCache, manifest: dict) -> dict:
+    import keras
+
+    model = build_model(config.model, len(cache.genres), config.mixed_precision)
+    keras.mixed_precision.set_global_policy("float32")
+    return {
+        "train": asdict(config),
+        "model": config.model,
+        "description": get_spec(config.model).description,
+        "parameters": int(model.count_params()),
+        "protocol": config.protocol,
+        "data_root": str(Path(config.data_root).expanduser().resolve()),
+        "dataset_tracks": len(cache.track_ids),
+        "dataset_failed": len(cache.failed),
+        "genres": cache.genres,
+        "songs": {name: len(p) for name, p in fold_parts(manifest)[0].items() if name in ("train", "valid", "test")}
+        if "folds" not in manifest
+        else {"folds": len(manifest["folds"]), "total": len(cache.track_ids)},
+        "sample_rate": SAMPLE_RATE,
+        "window": WINDOW,
+        "seed": config.seed,
+        "genre_version": __version__,
+        "keras_version": keras.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class StatusFile:
+    """``status.json``: state, fold, epoch, batch, loss/accuracy so far, ETA; read by the dashboard."""
+
+    def __init__(self, path: Path, config: TrainConfig):
+        self.path = path
+        self.config = config
+        self.fold: tuple[int, int] | None = None
+        self.epochs = config.epochs or 0
+        self.batches = 0
+        self.fields: dict = {}
+        self.started = time.time()
+        self._last = 0.0
+
+    def begin_part(self, epochs: int, batches: int) -> None:
+        self.epochs, self.batches = epochs, batches
+        self.write("running", epoch=0, batch=0)
+
+    def write(self, state: str, throttle: float = 0.0, **fields) -> None:
+        now = time.time()
+        self.fields.update(fields)
+        if throttle and now - self._last < throttle:
+            return
+        self._last = now
+        data = {
+            "state": state,
+            "run_id": self.config.run_id,
+            "pid": os.getpid(),
+            "epochs": self.epochs,
+            "batches": self.batches,
+            "started": self.started,
+            "updated": now,
+            **self.fields,
+        }
+        if self.fold:
+            data["fold"], data["folds"] = self.fold
+        write_json(self.path, data)
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = signal.SIG_DFL
+
+
+def _install_stop_handler() -> _StopFlag:
+    flag = _StopFlag()
+
+    def request_stop(signum, frame):
+        flag.requested = True
+
+    # Signals can only be handled in the main thread (tests may train from another one).
+    try:
+        flag.previous = signal.signal(signal.SIGTERM, request_stop)
+    except ValueError:
+        pass
+    return flag
+
+
+def _keras_callback():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class ProgressCallback(_keras_callback()):
+    """Feeds ``status.json`` during training and turns a stop request into ``TrainingCancelled``
+    (an exception, so that BackupAndRestore keeps its checkpoint for a resume)."""
+
+    def __init__(self, status: StatusFile, stop: _StopFlag):
+        super().__init__()
+        self.status, self.stop = status, stop
+        self.epoch_started = time.time()
+        self.epoch_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch, time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop.requested:
+            raise TrainingCancelled("training was cancelled")
+        logs = logs or {}
+        done = batch + 1
+        per_batch = (time.time() - self.epoch_started) / done
+        remaining = (self.status.batches - done) * per_batch
+        remaining += (self.status.epochs - self.epoch - 1) * (np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches)
+        self.status.write(
+            "running",
+            throttle=1.0,
+            epoch=self.epoch + 1,
+            batch=done,
+            loss=float(logs.get("loss", np.nan)),
+            accuracy=float(logs.get("accuracy", np.nan)),
+            eta_seconds=round(float(remaining), 1),
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.time() - self.epoch_started)
+        self.status.write("running", epoch=epoch + 1, batch=self.status.batches, **{k: float(v) for k, v in (logs or {}).items()})
+
+
+class HistoryFile(_keras_callback()):
+    """``history.json``: per epoch loss, accuracy, val loss, val accuracy and seconds. On a resume
+    the epochs after the restored one are dropped, so the file matches the weights."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = [e for e in read_json(self.path, []) if e["epoch"] <= epoch]
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        entry["seconds"] = round(time.time() - self.started, 2)
+        write_json(self.path, history + [entry])
+
+
+class BestModel(_keras_callback()):
+    """Saves ``model.keras`` whenever ``monitor`` reaches a new minimum, via a temporary file.
+    The best value so far is read back from ``history.json``, so a resumed run continues it."""
+
+    def __init__(self, path: Path, monitor: str = "val_loss"):
+        super().__init__()
+        self.path, self.monitor = path, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        earlier = [e[self.monitor] for e in read_json(self.path.parent / "history.json", []) if e["epoch"] <= epoch and self.monitor in e]
+        value = float((logs or {})[self.monitor])
+        if not earlier or not self.path.exists() or value <= min(earlier):
+            with atomic_path(self.path, suffix=".keras") as tmp:
+                self.model.save(tmp)
