@@ -68,6 +68,7 @@ class TrainConfig:
         ):
             if values[name] is None:
                 values[name] = default
+        values["data_root"] = str(Path(self.data_root).expanduser().resolve())
         if not values["run_id"]:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             values["run_id"] = f"{self.model}-{self.protocol}-{stamp}"

@@ -1,0 +1,49 @@
+"""Shared fixtures: a synthetic dataset and a tiny trained run, made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Caches and runs made by tests stay in pytest's temporary folders.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from synth import GENRES, make_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    os.environ["GENRE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """Three synthetic genres, six 6-9 s songs each."""
+    return make_dataset(tmp_path_factory.mktemp("synth"), songs=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_root, tmp_path_factory) -> Path:
+    """A `fast` run trained for a few epochs on the synthetic dataset (about 20 s on 2 cores)."""
+    from genre.training import TrainConfig, train
+
+    models = tmp_path_factory.mktemp("models")
+    config = TrainConfig(
+        data_root=str(synth_root),
+        model="fast",
+        epochs=8,
+        batch_size=8,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(models),
+        run_id="tiny-fast",
+    )
+    return train(config, progress=False)
+
+
+@pytest.fixture
+def genres():
+    return list(GENRES)
