@@ -24,6 +24,10 @@ class AudioError(ValueError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self):
+        # Decoding runs in worker processes; the error must survive pickling back.
+        return (type(self), (self.source, self.reason))
+
 
 AudioSource = str | os.PathLike | bytes
 
@@ -76,9 +80,13 @@ def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
     # libsndfile cannot read everything (some mp3/m4a); librosa's audioread fallback may.
     if isinstance(file, Path):
         try:
+            import warnings
+
             import librosa
 
-            data, rate = librosa.load(str(file), sr=None, mono=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # librosa warns about falling back, which is the point
+                data, rate = librosa.load(str(file), sr=None, mono=False)
             return np.atleast_2d(data).T.astype(np.float32), int(rate)
         except Exception:
             pass

@@ -8,6 +8,7 @@ A run folder holds ``config.json``, ``genres.json``, ``split.json``, ``history.j
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -174,7 +175,7 @@ def _train_part(
     batches = -(-len(train_windows) // config.batch_size)
     status.begin_part(config.epochs, batches)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+        keras.callbacks.BackupAndRestore(str(backup_dir(out_dir))),
         HistoryFile(out_dir / "history.json"),
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
         ProgressCallback(status, stop),
@@ -192,6 +193,15 @@ def _train_part(
     test_windows = WindowSet.for_tracks(cache, part["test"])
     status.write("evaluating")
     write_json(out_dir / "metrics.json", evaluate(best, test_windows, cache.genres, part["test"]))
+
+
+def backup_dir(out_dir: Path) -> Path:
+    """Where a run's resume checkpoint lives: in the cache folder, not in ``models/``, so that
+    the repository never holds checkpoints and a resume survives a fresh checkout of it."""
+    from .dataset import default_cache_root
+
+    key = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:12]
+    return default_cache_root() / "backups" / f"{out_dir.name}-{key}"
 
 
 def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds: int) -> None:

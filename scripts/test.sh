@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with the test dependencies and run the whole test suite.
+# Installs Debian's chromium for the browser tests when it is missing (as root, or via sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
+      || echo "warning: could not install chromium; browser tests will say why they skip" >&2
+  fi
+fi
+
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+# pytest's 5 means "no tests collected": a suite that runs nothing must not pass.
+exit "$status"

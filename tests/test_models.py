@@ -1,0 +1,33 @@
+"""The model registry: the report's network exactly, and the fast one's contract."""
+
+import numpy as np
+import pytest
+
+from genre import WINDOW
+from genre.models import REGISTRY, build_model
+
+
+def test_seed_is_the_reports_network():
+    model = build_model("seed", 10)
+    assert model.count_params() == 288_142
+    convs = [layer for layer in model.layers if layer.name.startswith("conv")]
+    assert [c.output.shape[1] for c in convs] == [66142, 22031, 7311, 2373, 663, 29]
+    assert [c.filters for c in convs] == [128, 128, 64, 64, 32, 32]
+    assert [c.kernel_size[0] for c in convs] == [9, 9, 9, 9, 9, 7]
+    assert [c.dilation_rate[0] for c in convs] == [1, 2, 4, 8, 16, 32]
+    assert model.layers[1].__class__.__name__ == "BatchNormalization"
+    spec = REGISTRY["seed"]
+    assert (spec.epochs, spec.batch_size) == (22, 32)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("mixed", [False, True])
+def test_every_model_maps_raw_windows_to_probabilities(name, mixed):
+    model = build_model(name, 3, mixed_precision=mixed)
+    assert model.input_shape == (None, WINDOW, 1)
+    out = np.asarray(model(np.random.default_rng(0).normal(0, 0.1, (2, WINDOW, 1)).astype(np.float32)))
+    assert out.shape == (2, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out.sum(axis=1), 1, atol=1e-3)
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
