@@ -8,10 +8,8 @@ the founding report's) are measured side by side in this one process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,8 +38,6 @@ def timed(fn, repeats: int) -> list[float]:
 def training_throughput(batch: int, repeats: int) -> dict:
     """Windows per second of one training step, per model, on random windows (the step's cost
     does not depend on the data)."""
-    import keras
-
     from genre.models import build_model
 
     rng = np.random.default_rng(0)
@@ -53,7 +49,6 @@ def training_throughput(batch: int, repeats: int) -> dict:
         model.compile(optimizer="adam", loss="categorical_crossentropy")
         model.train_on_batch(x, y)  # trace and compile
         seconds = timed(lambda: model.train_on_batch(x, y), repeats if model_name == "seed" else repeats * 4)
-        keras.mixed_precision.set_global_policy("float32")
         results[name] = {"windows_per_s": batch / statistics.median(seconds), "step_s": statistics.median(seconds), "runs": len(seconds)}
         print(f"  train {name:22s} {results[name]['windows_per_s']:8.1f} windows/s", flush=True)
     return results

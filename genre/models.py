@@ -4,7 +4,7 @@ probabilities, so training and serving are the same for all of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from . import SAMPLE_RATE, WINDOW
 
@@ -15,7 +15,7 @@ class ModelSpec:
 
     name: str
     description: str
-    build: Callable[..., "keras.Model"]
+    build: Callable[..., Any]  # (n_genres, dtype=None) -> keras.Model
     epochs: int
     batch_size: int
     learning_rate: float

@@ -87,8 +87,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     A folder that already holds this run's ``config.json`` is resumed: finished folds are kept
     and the current one continues from its last completed epoch.
     """
-    import keras
-
     config = config.resolved()
     run_dir = Path(config.models_dir) / config.run_id
     saved = read_json(run_dir / "config.json")
@@ -134,8 +132,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         status.write("failed", message=f"{type(error).__name__}: {error}")
         raise
     finally:
-        signal.signal(signal.SIGTERM, stop.previous)
-        keras.mixed_precision.set_global_policy("float32")
+        _restore_stop_handler(stop)
     return run_dir
 
 
@@ -227,7 +224,6 @@ def _describe(config: TrainConfig, cache: SongCache, manifest: dict) -> dict:
     import keras
 
     model = build_model(config.model, len(cache.genres), config.mixed_precision)
-    keras.mixed_precision.set_global_policy("float32")
     return {
         "train": asdict(config),
         "model": config.model,
@@ -306,6 +302,13 @@ def _install_stop_handler() -> _StopFlag:
     except ValueError:
         pass
     return flag
+
+
+def _restore_stop_handler(flag: _StopFlag) -> None:
+    try:
+        signal.signal(signal.SIGTERM, flag.previous)
+    except ValueError:
+        pass
 
 
 def _keras_callback():

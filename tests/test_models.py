@@ -28,6 +28,3 @@ def test_every_model_maps_raw_windows_to_probabilities(name, mixed):
     out = np.asarray(model(np.random.default_rng(0).normal(0, 0.1, (2, WINDOW, 1)).astype(np.float32)))
     assert out.shape == (2, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(axis=1), 1, atol=1e-3)
-    import keras
-
-    keras.mixed_precision.set_global_policy("float32")
