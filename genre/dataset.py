@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import numpy as np
 
 from . import SAMPLE_RATE, __version__
 from .audio import AUDIO_SUFFIXES, AudioError, decode
-from .files import atomic_path, read_json, write_json
+from .files import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +166,19 @@ def _decode_track(path: str, track_id: str, sample_rate: int) -> np.ndarray:
 
 
 def _build(folder: Path, root: Path, tracks: list[Track], sample_rate: int, workers: int | None, progress: bool) -> None:
+    """Decode every track into a private folder, then rename it into place: a reader never sees
+    half a cache, and of two processes building the same one, the first to finish wins."""
     from tqdm import tqdm
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     started = time.perf_counter()
     decoded: dict[str, tuple[int, int]] = {}
     failed: dict[str, str] = {}
     offset = 0
     workers = workers or max(1, min(len(tracks), os.cpu_count() or 1))
-    with atomic_path(folder / "audio.f32") as tmp, open(tmp, "wb") as out:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    try:
+        with open(building / "audio.f32", "wb") as out, ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_decode_track, str(t.path), t.track_id, sample_rate): t for t in tracks}
             bar = tqdm(as_completed(futures), total=len(futures), desc="decoding", unit="song", disable=not progress)
             # Songs are appended in completion order; the index records where each landed.
@@ -188,20 +193,29 @@ def _build(folder: Path, root: Path, tracks: list[Track], sample_rate: int, work
                 out.write(song.tobytes())
                 decoded[track.track_id] = (offset, song.size)
                 offset += song.size
-    ids = sorted(decoded)
-    write_json(
-        folder / "index.json",
-        {
-            "root": str(root.resolve()),
-            "sample_rate": sample_rate,
-            "genres": sorted({t.genre for t in tracks}),
-            "track_ids": ids,
-            "offsets": [decoded[t][0] for t in ids],
-            "lengths": [decoded[t][1] for t in ids],
-            "failed": failed,
-            "built_seconds": round(time.perf_counter() - started, 2),
-            "genre_version": __version__,
-        },
-    )
+        ids = sorted(decoded)
+        write_json(
+            building / "index.json",
+            {
+                "root": str(root.resolve()),
+                "sample_rate": sample_rate,
+                "genres": sorted({t.genre for t in tracks}),
+                "track_ids": ids,
+                "offsets": [decoded[t][0] for t in ids],
+                "lengths": [decoded[t][1] for t in ids],
+                "failed": failed,
+                "built_seconds": round(time.perf_counter() - started, 2),
+                "genre_version": __version__,
+            },
+        )
+        if folder.exists() and not (folder / "index.json").exists():
+            shutil.rmtree(folder)  # the remains of an older, unfinished layout
+        try:
+            building.rename(folder)
+        except OSError:
+            if not (folder / "index.json").exists():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     if failed:
         log.warning("%d of %d tracks could not be decoded and were skipped", len(failed), len(tracks))
