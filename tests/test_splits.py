@@ -72,6 +72,8 @@ def test_cv_tests_every_song_once_and_keeps_artists_apart():
     for fold in m["folds"]:
         seen = {artists[t] for t in fold["train"] + fold["valid"] if t in artists}
         assert not seen & {artists[t] for t in fold["test"] if t in artists}
+        # Validation picks epochs, so it must span the genres, not be one big artist.
+        assert {t.split("/")[0] for t in fold["valid"]} == set(GENRES10)
 
 
 def test_splits_refuse_too_few_songs():
