@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
-        from .training import TrainingCancelled
-
-        if isinstance(error, TrainingCancelled):
+        # Only a loaded training module can have raised its error; importing it would load Keras.
+        training = sys.modules.get(f"{__package__}.training")
+        if training and isinstance(error, training.TrainingCancelled):
             print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
             return 3
         if args.verbose:
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--to", default=None, help="folder to put it in (default: the user data folder)")
     download.add_argument("--url", default=None, help="mirror URL (default: $GENRE_GTZAN_URL or the Hugging Face mirror)")
     download.add_argument("--md5", default=None, help="expected md5 of the archive (default: $GENRE_GTZAN_MD5 or GTZAN's)")
+    download.add_argument("--progress-file", default=None, help="keep {done, total, updated} (bytes) in this JSON file while downloading (for the dashboard)")
     download.set_defaults(handler=cmd_download)
     return parser
 
@@ -266,7 +267,14 @@ def cmd_download(args) -> None:
     from .download import download_gtzan
 
     to = Path(args.to) if args.to else _default_data_home()
-    folder = download_gtzan(to=to, url=args.url, md5=args.md5)
+    on_progress = None
+    if args.progress_file:
+        from .files import write_json
+
+        def on_progress(done: int, total: int | None) -> None:
+            write_json(args.progress_file, {"done": done, "total": total, "updated": time.time()})
+
+    folder = download_gtzan(to=to, url=args.url, md5=args.md5, on_progress=on_progress)
     print(f"GTZAN is ready in {folder}\ntrain on it with: python -m genre train --data {folder}")
 
 

@@ -172,8 +172,10 @@ def _train_part(
     batches = -(-len(train_windows) // config.batch_size)
     status.begin_part(config.epochs, batches)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir(out_dir))),
+        # History first: a kill between the two then leaves the checkpoint behind the history,
+        # and the resume rewrites the epoch, rather than a checkpoint ahead of a gap.
         HistoryFile(out_dir / "history.json"),
+        keras.callbacks.BackupAndRestore(str(backup_dir(out_dir)), double_checkpoint=True),
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
         ProgressCallback(status, stop),
     ]

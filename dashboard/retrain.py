@@ -1,0 +1,414 @@
+"""The sidebar's *Retrain* panel: start a training run (or the GTZAN download) as a background
+job, follow it live, cancel or resume it, and promote a finished run to the served model.
+
+All the job machinery is in ``genre.jobs``; this module only draws it. The job itself is a
+separate ``python -m genre`` process, so Keras never trains inside the Streamlit server, and
+everything shown here is re-read from files: a page reload or an app restart re-attaches.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from genre import jobs
+from genre.models import REGISTRY
+from genre.runs import active_run_id, list_runs, load_run, set_active
+from genre.splits import PROTOCOLS
+
+PROGRESS_SECONDS = 1.0
+# After this long a cancelled job that has not stopped gets a *Stop now* (SIGKILL) button.
+FORCE_AFTER_SECONDS = 20.0
+GTZAN_SIZE_TEXT = "1.2 GB"
+
+KEY = "retrain_"
+NOTICE = KEY + "notice"  # a message for the next draw of the panel: (kind, text)
+APPLIED = KEY + "applied"
+SUBMIT = KEY + "submit"  # the finished download whose folder this session already selected
+
+PROTOCOL_HELP = (
+    "stratified: a seeded split stratified by genre (test share, then validation share of the rest). "
+    "fault-filtered: the artist-disjoint GTZAN split of Kereliuk, Sturm & Larsen (GTZAN track names only). "
+    "cv: k-fold cross-validation grouped by artist."
+)
+NO_DATASET = """No dataset folder yet. Training needs songs in the layout
+`<folder>/<genre>/<audio files>` (wav, au, flac, ogg, mp3), one subfolder per genre, two genres at least.
+
+**GTZAN** (1,000 30-second clips, 10 genres; Tzanetakis & Cook, 2002) is the usual choice:
+download it below, or in a terminal with `python -m genre download gtzan`, and cache it
+once with `python -m genre scan <folder>`. Set `$GENRE_DATA` to offer a folder by default."""
+
+
+def render_retrain_panel(models_dir: Path) -> None:
+    """Draw the *Retrain* panel at the current end of the sidebar for the runs in ``models_dir``."""
+    models_dir = Path(models_dir)
+    with st.sidebar:
+        st.divider()
+        st.subheader("Retrain")
+        if jobs.current_job(models_dir) is not None:
+            if st.session_state.get(SUBMIT):
+                # This page's form was out of date: a job started elsewhere meanwhile.
+                st.session_state[NOTICE] = ("warning", "A job is already running (below), so no new one was started.")
+            _live_panel(models_dir)
+        else:
+            _idle_panel(models_dir)
+
+
+# While a job runs: a fragment that redraws itself every second --------------------------------
+
+
+@st.fragment(run_every=PROGRESS_SECONDS)
+def _live_panel(models_dir: Path) -> None:
+    job = jobs.current_job(models_dir)
+    if job is None:
+        # It ended: redraw the whole app, so the run selector lists the new run and the
+        # panel shows how the job went.
+        st.rerun()
+    _notice()
+    if job.kind == "train":
+        _training_progress(job)
+    else:
+        _download_progress(job)
+    if job.state == "cancelling":
+        st.caption("Cancelling: training stops after the current batch; the run can be resumed.")
+        if time.time() - (job.cancel_requested or time.time()) > FORCE_AFTER_SECONDS:
+            st.button(
+                "Stop now",
+                key=KEY + "force",
+                on_click=_cancel,
+                args=(models_dir, True),
+                help="Kill the job (SIGKILL). A run resumes from its last completed epoch.",
+            )
+    else:
+        st.button("Cancel", key=KEY + "cancel", on_click=_cancel, args=(models_dir, False), help="Stop the job; a training run stays resumable.")
+    with st.expander("Log"):
+        st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
+
+
+def _training_progress(job: jobs.Job) -> None:
+    resumed = "--resume" in job.argv
+    model, protocol = _arg(job.argv, "--model"), _arg(job.argv, "--protocol")
+    what = " · resumed" if resumed else f" · {model} · {protocol}"
+    st.markdown(f"**Training** `{job.run_id}`{what}")
+    status = job.own_status
+    state = job.state
+    st.progress(job.fraction)
+    if state == "starting":
+        st.caption("Starting: loading TensorFlow and the dataset (decoding it the first time)…")
+    elif state == "running":
+        parts = []
+        if status.get("folds"):
+            parts.append(f"fold {status['fold']}/{status['folds']}")
+        if status.get("epoch"):
+            parts.append(f"epoch {status['epoch']}/{status.get('epochs', '?')}")
+            parts.append(f"batch {status.get('batch', 0)}/{status.get('batches', '?')}")
+        else:
+            # A resumed run's status says epoch 0 until its first batch is done.
+            parts.append(f"starting epoch {len(job.history) + 1}/{status.get('epochs', '?')}")
+        if status.get("loss") is not None:
+            parts.append(f"loss {status['loss']:.3f}")
+        if status.get("accuracy") is not None:
+            parts.append(f"accuracy {status['accuracy']:.0%}")
+        eta = job.eta_seconds
+        if eta is not None:
+            parts.append(f"about {_duration(eta)} left" + (" in this fold" if status.get("folds") else ""))
+        st.caption(" · ".join(parts))
+    elif state == "evaluating":
+        st.caption("Evaluating the best epoch on the test songs…")
+    elif state == "finishing":
+        st.caption("Finishing…")
+    _history_chart(job.history)
+
+
+def _history_chart(history: list[dict]) -> None:
+    if not history:
+        return
+    last = history[-1]
+    numbers = [f"after epoch {last['epoch']}: accuracy {last.get('accuracy', float('nan')):.0%}"]
+    if "val_accuracy" in last:
+        numbers.append(f"validation {last['val_accuracy']:.0%}")
+    st.caption(", ".join(numbers))
+    if len(history) >= 2:
+        columns = [c for c in ("accuracy", "val_accuracy") if c in last]
+        data = {"epoch": [e["epoch"] for e in history]} | {c: [e.get(c) for e in history] for c in columns}
+        st.line_chart(data, x="epoch", height=140)
+
+
+def _download_progress(job: jobs.Job) -> None:
+    st.markdown(f"**Downloading GTZAN** to `{job.target}`")
+    done, total = job.status.get("done"), job.status.get("total")
+    st.progress(job.fraction)
+    if job.state == "starting" or done is None:
+        st.caption("Connecting…")
+    elif total and done >= total:
+        st.caption("Verifying the checksum and unpacking…")
+    else:
+        st.caption(f"{_bytes(done)} of {_bytes(total) if total else 'unknown size'}")
+
+
+def _cancel(models_dir: Path, force: bool) -> None:
+    job = jobs.cancel(models_dir, force=force)
+    if job is None:
+        st.session_state[NOTICE] = ("info", "The job had already ended.")
+
+
+# Without a job: how the last one went, and the settings for the next -------------------------
+
+
+def _idle_panel(models_dir: Path) -> None:
+    _notice()
+    last = jobs.last_job(models_dir)
+    if last is not None:
+        _outcome(models_dir, last)
+    _interrupted_runs(models_dir, last)
+    _promote(models_dir)
+
+    settings = jobs.remembered_settings(models_dir)
+    data_key = KEY + "data"
+    if last is not None and last.kind == "download" and last.state == "finished" and st.session_state.get(APPLIED) != last.job_id:
+        # The download finished: select its folder (the job machinery remembered it too).
+        st.session_state[data_key] = str(last.result)
+        st.session_state[APPLIED] = last.job_id
+    data_now = st.session_state.get(data_key, settings.data_dir)
+    if not data_now or not Path(data_now).expanduser().is_dir():
+        _no_dataset(models_dir)
+
+    # The folder is set through Session State (a finished download selects its folder), so
+    # the widget takes no default of its own.
+    st.session_state.setdefault(data_key, settings.data_dir)
+    with st.form(KEY + "form", border=False):
+        st.text_input(
+            "Dataset folder", key=data_key, placeholder="/path/to/genres", help="Songs as <folder>/<genre>/<files>; every subfolder is a genre."
+        )
+        models = list(REGISTRY)
+        model = st.selectbox(
+            "Model",
+            models,
+            index=models.index(settings.model) if settings.model in models else 0,
+            key=KEY + "model",
+            help=" ".join(f"{name}: {spec.description} (recipe: {spec.epochs} epochs, batch {spec.batch_size})." for name, spec in REGISTRY.items()),
+        )
+        protocol = st.selectbox(
+            "Split",
+            PROTOCOLS,
+            index=PROTOCOLS.index(settings.protocol) if settings.protocol in PROTOCOLS else 0,
+            key=KEY + "protocol",
+            help=PROTOCOL_HELP,
+        )
+        left, right = st.columns(2)
+        recipe = REGISTRY.get(settings.model) or next(iter(REGISTRY.values()))
+        epochs = left.number_input(
+            "Epochs",
+            value=int(settings.epochs or recipe.epochs),
+            step=1,
+            key=KEY + "epochs",
+            help=f"{jobs.EPOCHS_RANGE[0]} to {jobs.EPOCHS_RANGE[1]}",
+        )
+        batch = right.number_input(
+            "Batch",
+            value=int(settings.batch_size or recipe.batch_size),
+            step=1,
+            key=KEY + "batch",
+            help=f"{jobs.BATCH_RANGE[0]} to {jobs.BATCH_RANGE[1]} windows",
+        )
+        seed = left.number_input("Seed", value=int(settings.seed), step=1, key=KEY + "seed", help="Seeds the split and the training.")
+        folds = right.number_input("Folds (cv)", value=int(settings.folds), step=1, key=KEY + "folds")
+        test_share = left.number_input(
+            "Test share",
+            value=float(settings.test_fraction),
+            step=0.05,
+            format="%.2f",
+            key=KEY + "test",
+            help="stratified: share of songs held out for test",
+        )
+        val_share = right.number_input(
+            "Validation share",
+            value=float(settings.val_fraction),
+            step=0.05,
+            format="%.2f",
+            key=KEY + "val",
+            help="share of training songs kept for validation; 0 trains on all",
+        )
+        submitted = st.form_submit_button("Retrain", type="primary", width="stretch", key=SUBMIT)
+    if submitted:
+        chosen = jobs.Settings(
+            data_dir=str(st.session_state[data_key]).strip(),
+            model=model,
+            protocol=protocol,
+            epochs=int(epochs),
+            batch_size=int(batch),
+            seed=int(seed),
+            test_fraction=float(test_share),
+            val_fraction=float(val_share),
+            folds=int(folds),
+        )
+        _start(lambda: jobs.start_training(models_dir, chosen))
+
+
+def _outcome(models_dir: Path, job: jobs.Job) -> None:
+    """How the last job ended, with what can be done about it."""
+    state = job.state
+    if job.kind == "train":
+        run = load_run(job.run_dir) if job.run_dir else None
+        name = f"Run `{job.run_id}`"
+        if state == "finished" and run is not None:
+            metrics = run.metrics or {}
+            score = f": song accuracy {metrics['song_accuracy_vote']:.0%} on {metrics['test_songs']} test songs" if metrics else ""
+            st.success(f"{name} finished{score}.")
+            if active_run_id(models_dir) == job.run_id:
+                st.caption("It is the active run: the app serves it.")
+            elif run.servable:
+                st.button(
+                    "Make active",
+                    key=KEY + "activate",
+                    type="primary",
+                    on_click=_activate,
+                    args=(models_dir, job.run_id),
+                    help="Serve this run's model in the app (an atomic switch of models/ACTIVE).",
+                )
+        else:
+            epochs = len(job.history)
+            done = f" after {epochs} completed epoch{'s' if epochs != 1 else ''}" if epochs else ""
+            if state == "cancelled":
+                st.info(f"{name} was cancelled{done}.")
+            else:
+                st.error(f"{name} {'failed' if state == 'failed' else 'stopped'}{done}: {job.message}")
+            if state != "cancelled":
+                st.code(jobs.log_tail(job.log, 12) or "(the log is empty)", language=None)
+            if job.resumable:
+                st.button(
+                    "Resume", key=KEY + "resume", on_click=_resume, args=(models_dir, job.run_dir), help="Continue from the last completed epoch."
+                )
+    else:
+        if state == "finished":
+            st.success(f"GTZAN is ready in `{job.result}` and selected as the dataset folder.")
+        else:
+            st.error(
+                f"The GTZAN download {state}: {job.message}"
+                if state != "cancelled"
+                else "The GTZAN download was cancelled; starting it again resumes it."
+            )
+            if state != "cancelled":
+                st.code(jobs.log_tail(job.log, 12) or "(the log is empty)", language=None)
+            st.button("Download again", key=KEY + "redownload", on_click=_download, args=(models_dir, job.target))
+    st.button("Dismiss", key=KEY + "dismiss", on_click=jobs.dismiss_last_job, args=(models_dir,))
+
+
+def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
+    """Other runs that stopped early (cancelled, failed, killed with the app down): resumable."""
+    shown = last.run_id if last is not None and last.kind == "train" else None
+    stopped = [
+        r for r in list_runs(models_dir) if r.state in ("cancelled", "failed", "running", "evaluating") and r.run_id != shown and not r.metrics
+    ]
+    if not stopped:
+        return
+    with st.expander(f"Interrupted runs ({len(stopped)})"):
+        labels = {
+            r.run_id: f"{r.run_id} · {r.state if r.state not in ('running', 'evaluating') else 'killed'} · {len(r.history())} epochs" for r in stopped
+        }
+        choice = st.selectbox("Run", list(labels), format_func=labels.get, key=KEY + "interrupted")
+        st.button("Resume run", key=KEY + "resume_other", on_click=_resume, args=(models_dir, str(models_dir / choice)))
+
+
+def _promote(models_dir: Path) -> None:
+    """*Make active* for any other finished run."""
+    active = active_run_id(models_dir)
+    finished = [r for r in list_runs(models_dir) if r.metrics and r.servable and r.run_id != active]
+    if not finished:
+        return
+    with st.expander("Serve another run"):
+        labels = {r.run_id: f"{r.run_id} · {r.config.get('model', '?')} · {r.metrics['song_accuracy_vote']:.0%}" for r in finished}
+        choice = st.selectbox("Finished run", list(labels), format_func=labels.get, key=KEY + "promote_choice")
+        st.caption(f"Active now: `{active}`" if active else "No run is active yet.")
+        st.button("Make active", key=KEY + "promote", on_click=_activate, args=(models_dir, choice))
+
+
+def _no_dataset(models_dir: Path) -> None:
+    st.info(NO_DATASET)
+    with st.expander("Download GTZAN", expanded=True):
+        to = st.text_input(
+            "Download to",
+            value=str(jobs.default_download_dir()),
+            key=KEY + "download_to",
+            help=f"About {GTZAN_SIZE_TEXT} to download and as much again unpacked.",
+        )
+        if st.button(f"Download GTZAN ({GTZAN_SIZE_TEXT})", key=KEY + "download"):
+            _start(lambda: jobs.start_download(models_dir, to=to.strip() or None))
+
+
+# Actions ------------------------------------------------------------------------------------
+
+
+def _start(start) -> None:
+    """Start a job; a refusal shows its message and starts nothing."""
+    try:
+        start()
+    except jobs.JobRunning as error:
+        st.session_state[NOTICE] = ("warning", _sentence(str(error)))
+        st.rerun()  # show the job that is running instead
+    except jobs.JobError as error:
+        st.error(_sentence(str(error)))
+        return
+    st.rerun()
+
+
+def _resume(models_dir: Path, run_dir: str) -> None:
+    try:
+        jobs.start_training(models_dir, resume=run_dir)
+    except jobs.JobError as error:
+        st.session_state[NOTICE] = ("error", _sentence(str(error)))
+
+
+def _download(models_dir: Path, to: str | None) -> None:
+    try:
+        jobs.start_download(models_dir, to=to)
+    except jobs.JobError as error:
+        st.session_state[NOTICE] = ("error", _sentence(str(error)))
+
+
+def _activate(models_dir: Path, run_id: str) -> None:
+    try:
+        set_active(run_id, models_dir)
+    except (ValueError, OSError) as error:
+        st.session_state[NOTICE] = ("error", f"cannot make {run_id} active: {error}")
+    else:
+        st.session_state[NOTICE] = ("success", f"`{run_id}` is now the active run.")
+
+
+def _notice() -> None:
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        kind, text = notice
+        getattr(st, kind)(text)
+
+
+# Formatting ---------------------------------------------------------------------------------
+
+
+def _sentence(text: str) -> str:
+    """The package's messages are CLI-style lower case; the sidebar shows sentences."""
+    return text[:1].upper() + text[1:]
+
+
+def _arg(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _bytes(n: int | None) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}"
+        value /= 1000
+    return f"{value:.2f} GB"

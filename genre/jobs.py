@@ -1,0 +1,730 @@
+"""Background jobs for the dashboard: training runs and the GTZAN download, one at a time per
+``models/`` folder.
+
+A job is ``python -m genre train|download ...`` started detached (its own session, output to a
+log file), so Keras never loads into the Streamlit server and a crash of either side leaves the
+other standing. No Streamlit here: the dashboard (``dashboard/retrain.py``) only calls these.
+
+Files, all written atomically:
+
+* ``models/.lock``: the running job (JSON: pid, kind, run id, started, ...). Made with an
+  exclusive create, so two app instances cannot both start a job. It is *stale* when its
+  process is gone, a zombie, or a different process that reused the pid; every look
+  (``current_job``) clears a stale lock.
+* ``models/.jobs/last.json``: the latest job and how it ended, so the outcome (finished,
+  failed with its log, cancelled and resumable) survives a page reload or an app restart.
+* ``models/.jobs/settings.json``: the last settings used (the dataset folder above all).
+* ``<run>/train.log``; ``models/.jobs/download.log`` and ``download-progress.json``.
+
+A job only ever writes its own run folder (always a new one, or the cancelled/failed run it
+resumes) and the files above, so the run the app serves cannot be damaged, whenever the job
+is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .dataset import DATA_ENV, DatasetError, scan
+from .files import read_json, write_json
+from .runs import ACTIVE_FILE, active_run_id, load_run, set_active
+
+LOCK_NAME = ".lock"
+JOBS_DIR = ".jobs"
+LAST_JOB = "last.json"
+SETTINGS = "settings.json"
+TRAIN_LOG = "train.log"
+DOWNLOAD_LOG = "download.log"
+DOWNLOAD_PROGRESS = "download-progress.json"
+
+EPOCHS_RANGE = (1, 1000)
+BATCH_RANGE = (1, 1024)
+FOLDS_RANGE = (2, 20)
+
+# The job runs ``python -m genre`` from the repository, whatever the server's working folder.
+REPO = Path(__file__).resolve().parent.parent
+
+# Popen objects of the jobs this process started: polling them reaps the finished ones (no
+# zombies) and yields their exit codes. Jobs of other processes are judged through /proc.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+class JobError(Exception):
+    """A job that cannot be started, resumed or cancelled; the message is meant for users."""
+
+
+class SettingsError(JobError, ValueError):
+    """A bad training setting, refused before anything starts."""
+
+
+class JobRunning(JobError):
+    """Another job holds this ``models/`` folder's lock."""
+
+    def __init__(self, job: Job):
+        what = f"training run {job.run_id}" if job.kind == "train" else "the GTZAN download"
+        super().__init__(f"a job is already running ({what}, pid {job.pid}); wait for it or cancel it")
+        self.job = job
+
+
+@dataclass
+class Settings:
+    """What the sidebar asks for; ``None`` epochs/batch take the model's recipe."""
+
+    data_dir: str
+    model: str = "fast"
+    protocol: str = "stratified"
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 1
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    folds: int = 5
+
+    def cli_args(self) -> list[str]:
+        args = ["--data", str(Path(self.data_dir).expanduser().absolute()), "--model", self.model, "--protocol", self.protocol]
+        if self.epochs is not None:
+            args += ["--epochs", str(self.epochs)]
+        if self.batch_size is not None:
+            args += ["--batch", str(self.batch_size)]
+        args += ["--seed", str(self.seed), "--test-fraction", str(self.test_fraction), "--val-fraction", str(self.val_fraction)]
+        return args + ["--folds", str(self.folds)]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Job:
+    """One background job: what the lock (and ``last.json``) records, plus what a look found.
+
+    ``status`` is the run's ``status.json`` (training) or the download's progress file;
+    ``history`` the run's ``history.json`` so far (the current fold's while a cross-validation
+    run trains); ``alive`` whether the process still runs.
+    """
+
+    kind: str  # "train" | "download"
+    job_id: str
+    pid: int
+    started: float
+    log: str
+    argv: list[str]
+    run_id: str | None = None
+    run_dir: str | None = None
+    target: str | None = None  # download: the folder the dataset goes to
+    progress: str | None = None  # the file the job reports progress in
+    proc_start: int | None = None  # the process's start time (Linux), to tell pid reuse
+    cancel_requested: float | None = None
+    ended: float | None = None
+    returncode: int | None = None
+    alive: bool = field(default=False, compare=False)
+    status: dict = field(default_factory=dict, compare=False)
+    history: list = field(default_factory=list, compare=False)
+
+    _RECORD = (
+        "kind", "job_id", "pid", "started", "log", "argv", "run_id", "run_dir", "target", "progress",
+        "proc_start", "cancel_requested", "ended", "returncode",
+    )  # fmt: skip
+
+    def record(self) -> dict:
+        data = asdict(self)
+        return {k: data[k] for k in self._RECORD}
+
+    @classmethod
+    def from_record(cls, data: dict) -> Job:
+        return cls(**{k: data[k] for k in cls._RECORD if k in data})
+
+    # What the job is doing, or how it ended ------------------------------------------------
+
+    @property
+    def own_status(self) -> dict:
+        """``status`` if this job's process wrote it; a resumed run's file may still hold the
+        previous attempt's ``cancelled`` until the new process gets going."""
+        if self.kind == "train":
+            return self.status if self.status.get("pid") == self.pid else {}
+        return self.status
+
+    @property
+    def state(self) -> str:
+        """Alive: ``starting``, ``running``, ``evaluating``, ``finishing``, ``downloading``, ``cancelling``.
+        Ended: ``finished``, ``cancelled``, ``failed`` or ``killed`` (died without a word)."""
+        status = self.own_status
+        if self.alive:
+            if self.cancel_requested:
+                return "cancelling"
+            if self.kind == "download":
+                return "downloading" if status else "starting"
+            said = status.get("state")
+            if said in ("finished", "failed", "cancelled"):
+                return "finishing"  # the status is written; the process is on its way out
+            return said if said in ("running", "evaluating") else "starting"
+        if self.kind == "train":
+            said = status.get("state")
+            if said in ("finished", "cancelled", "failed"):
+                return said
+        elif self.target and _download_complete(Path(self.target)) and self.returncode in (0, None):
+            return "finished"
+        if self.cancel_requested:
+            return "cancelled"
+        # Training that ends by an exception says "failed" in its status; one that still says
+        # "running" was stopped from outside (SIGKILL, the OOM killer, a power cut).
+        if (self.returncode or 0) < 0 or (self.kind == "train" and status.get("state") in ("running", "evaluating")):
+            return "killed"
+        return "failed"
+
+    @property
+    def message(self) -> str:
+        """One line on how it went, for the sidebar."""
+        state = self.state
+        if state == "failed":
+            said = self.own_status.get("message") if self.kind == "train" else None
+            return said or _error_line(self.log) or f"the job ended unexpectedly (exit code {self.returncode})"
+        if state == "killed":
+            return f"killed (signal {-self.returncode})" if (self.returncode or 0) < 0 else "killed, or out of memory"
+        if state == "cancelled":
+            return "cancelled" + ("; it can be resumed" if self.resumable else "")
+        return state
+
+    @property
+    def resumable(self) -> bool:
+        """A training run that stopped early and got as far as writing its config."""
+        return (
+            self.kind == "train"
+            and not self.alive
+            and self.state in ("cancelled", "failed", "killed")
+            and bool(self.run_dir)
+            and (Path(self.run_dir) / "config.json").is_file()
+        )
+
+    @property
+    def result(self) -> Path | None:
+        """The finished run's folder, or the downloaded dataset folder."""
+        if self.state != "finished":
+            return None
+        if self.kind == "train":
+            return Path(self.run_dir) if self.run_dir else None
+        return dataset_folder(Path(self.target)) if self.target else None
+
+    @property
+    def fraction(self) -> float:
+        """How far along, 0..1, for a progress bar."""
+        status = self.own_status
+        if self.kind == "download":
+            done, total = status.get("done") or 0, status.get("total")
+            return min(1.0, done / total) if total else 0.0
+        if status.get("state") in ("evaluating", "finished"):
+            part = 1.0
+        else:
+            epochs, batches = status.get("epochs") or 0, status.get("batches") or 0
+            epoch, batch = status.get("epoch") or 0, status.get("batch") or 0
+            part = ((epoch - 1) + batch / batches) / epochs if epochs and batches and epoch else 0.0
+            if epochs:
+                # A resumed run starts at epoch 0 in its status until its first batch is done.
+                part = max(part, len(self.history) / epochs)
+        if status.get("folds"):
+            return min(1.0, (status["fold"] - 1 + part) / status["folds"])
+        return min(1.0, max(0.0, part))
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left (of this fold, for cross-validation), counted down since the last update."""
+        status = self.own_status
+        if "eta_seconds" not in status or status.get("state") != "running":
+            return None
+        return max(0.0, status["eta_seconds"] - (time.time() - status.get("updated", time.time())))
+
+
+# Looking at, starting and cancelling jobs ---------------------------------------------------
+
+
+def current_job(models_dir: str | os.PathLike) -> Job | None:
+    """The job running for ``models_dir`` with its live status and history, or ``None``.
+
+    This is the "next look" that clears a stale lock (its process died, even by SIGKILL) and
+    records how that job ended in ``last.json``.
+    """
+    models_dir = Path(models_dir)
+    if not (models_dir / LOCK_NAME).exists():
+        return None
+    with _guard(models_dir):
+        return _look(models_dir)
+
+
+def last_job(models_dir: str | os.PathLike) -> Job | None:
+    """The latest job of ``models_dir`` (running or ended) with its status, or ``None``."""
+    models_dir = Path(models_dir)
+    running = current_job(models_dir)
+    if running is not None:
+        return running
+    try:
+        job = Job.from_record(read_json(models_dir / JOBS_DIR / LAST_JOB))
+    except (TypeError, ValueError, AttributeError):
+        return None  # none yet, or an unreadable record: nothing to report
+    _fill(job)
+    return job
+
+
+def dismiss_last_job(models_dir: str | os.PathLike) -> None:
+    """Forget the ended job's outcome (the sidebar's *Dismiss*); a running job is kept."""
+    models_dir = Path(models_dir)
+    if current_job(models_dir) is None:
+        (models_dir / JOBS_DIR / LAST_JOB).unlink(missing_ok=True)
+
+
+def start_training(
+    models_dir: str | os.PathLike,
+    settings: Settings | None = None,
+    resume: str | os.PathLike | None = None,
+    run_id: str | None = None,
+) -> Job:
+    """Validate ``settings`` and start training a new run, or resume the run folder ``resume``.
+
+    Raises :class:`SettingsError` for a bad setting and :class:`JobRunning` while another job
+    holds the lock; in both cases nothing starts.
+    """
+    # Absolute paths: the job runs from the repository, not from the server's working folder.
+    models_dir = Path(models_dir).expanduser().absolute()
+    if resume is not None:
+        run_dir = Path(resume).expanduser().absolute()
+        _check_resumable(models_dir, run_dir)
+        argv = ["train", "--resume", str(run_dir)]
+    else:
+        if settings is None:
+            raise SettingsError("no settings given")
+        validate_settings(settings)
+        run_dir = models_dir / _new_run_id(models_dir, settings, run_id)
+        argv = ["train", *settings.cli_args(), "--models-dir", str(models_dir), "--run-id", run_dir.name]
+    models_dir.mkdir(parents=True, exist_ok=True)
+    _pin_served_run(models_dir)
+    job = _start(models_dir, "train", argv, run_dir / TRAIN_LOG, run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"))
+    if settings is not None:
+        remember_settings(models_dir, settings)
+    return job
+
+
+def start_download(
+    models_dir: str | os.PathLike,
+    to: str | os.PathLike | None = None,
+    url: str | None = None,
+    md5: str | None = None,
+) -> Job:
+    """Start ``python -m genre download gtzan`` as this folder's job. Progress goes to
+    ``models/.jobs/download-progress.json``; when it finishes, the next look selects the new
+    dataset folder (:func:`default_data_dir`)."""
+    models_dir = Path(models_dir).expanduser().absolute()
+    to = Path(to).expanduser().absolute() if to else default_download_dir()
+    jobs_dir = models_dir / JOBS_DIR
+    progress = jobs_dir / DOWNLOAD_PROGRESS
+    argv = ["download", "gtzan", "--to", str(to), "--progress-file", str(progress)]
+    argv += ["--url", url] if url else []
+    argv += ["--md5", md5] if md5 else []
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    return _start(models_dir, "download", argv, jobs_dir / DOWNLOAD_LOG, fresh=[progress], target=str(to), progress=str(progress))
+
+
+def cancel(models_dir: str | os.PathLike, force: bool = False) -> Job | None:
+    """Ask the running job to stop: SIGTERM, so training stops after the current batch and its
+    run becomes ``cancelled`` (resumable); ``force`` sends SIGKILL, for a job that does not
+    stop. Returns the job, or ``None`` when none was running."""
+    models_dir = Path(models_dir)
+    if not (models_dir / LOCK_NAME).exists():
+        return None
+    with _guard(models_dir):
+        job = _look(models_dir)
+        if job is None:
+            return None
+        job.cancel_requested = job.cancel_requested or time.time()
+        write_json(models_dir / LOCK_NAME, job.record())
+        write_json(models_dir / JOBS_DIR / LAST_JOB, job.record())
+        _signal(job, signal.SIGKILL if force else signal.SIGTERM)
+        return job
+
+
+def wait(models_dir: str | os.PathLike, timeout: float = 60.0, poll: float = 0.2) -> Job | None:
+    """Block until the running job ends (or ``timeout``); return how it ended. For scripts and tests."""
+    deadline = time.monotonic() + timeout
+    while current_job(models_dir) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the job in {models_dir} is still running after {timeout:.0f} s")
+        time.sleep(poll)
+    return last_job(models_dir)
+
+
+def log_tail(path: str | os.PathLike, lines: int = 20) -> str:
+    """The last ``lines`` lines of a job's log (a log file, or a run folder's ``train.log``),
+    progress-bar redraws split apart and TensorFlow's start-up chatter left out."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRAIN_LOG
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip() and not _NOISE.match(line)]
+    return "\n".join(kept[-lines:])
+
+
+# Settings -----------------------------------------------------------------------------------
+
+
+def validate_settings(settings: Settings) -> dict:
+    """Refuse bad settings with one clear message each (:class:`SettingsError`), before
+    anything starts. Returns what the job will see: songs per genre and the split's sizes.
+
+    The dataset folder is scanned (no decoding) and the split is made for real on its track
+    ids, so "too few songs" means exactly what the job would hit.
+    """
+    from .models import REGISTRY
+    from .splits import PROTOCOLS, fold_parts, make_split
+
+    s = settings
+    if s.model not in REGISTRY:
+        raise SettingsError(f"unknown model {s.model!r}; choose one of {', '.join(REGISTRY)}")
+    if s.protocol not in PROTOCOLS:
+        raise SettingsError(f"unknown split protocol {s.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    _check_int("epochs", s.epochs, EPOCHS_RANGE)
+    _check_int("batch size", s.batch_size, BATCH_RANGE)
+    if not isinstance(s.seed, int) or isinstance(s.seed, bool) or s.seed < 0:
+        raise SettingsError(f"the seed must be a whole number of at least 0, not {s.seed!r}")
+    if not 0 < s.test_fraction < 1:
+        raise SettingsError(f"the test share must be between 0 and 1 (exclusive), not {s.test_fraction}")
+    if not 0 <= s.val_fraction < 1:
+        raise SettingsError(f"the validation share must be at least 0 and below 1, not {s.val_fraction}")
+    if s.protocol == "cv":
+        _check_int("number of folds", s.folds, FOLDS_RANGE, optional=False)
+    if not str(s.data_dir).strip():
+        raise SettingsError(f"choose a dataset folder (or set ${DATA_ENV})")
+    try:
+        tracks = scan(s.data_dir)
+    except DatasetError as error:
+        raise SettingsError(str(error)) from None
+    genres = sorted({t.genre for t in tracks})
+    ids = [t.track_id for t in tracks]
+    labels = [genres.index(t.genre) for t in tracks]
+    try:
+        manifest = make_split(s.protocol, ids, labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction, seed=s.seed, folds=s.folds)
+    except ValueError as error:  # SplitError, or scikit-learn refusing a fold
+        raise SettingsError(f"too few songs for the {s.protocol} split: {error}") from None
+    for number, part in enumerate(fold_parts(manifest), 1):
+        where = f" in fold {number}" if "folds" in manifest else ""
+        for name in ("train", "test") + (("valid",) if s.val_fraction > 0 else ()):
+            if not part.get(name):
+                raise SettingsError(f"too few songs for the {s.protocol} split: no {name} songs{where}")
+    first = fold_parts(manifest)[0]
+    return {
+        "songs": len(ids),
+        "genres": {g: labels.count(i) for i, g in enumerate(genres)},
+        "split": {name: len(first.get(name, [])) for name in ("train", "valid", "test")},
+        "folds": len(manifest.get("folds", [])) or None,
+    }
+
+
+def remember_settings(models_dir: str | os.PathLike, settings: Settings) -> None:
+    """Keep the settings of the latest job, so the sidebar offers them next time."""
+    write_json(Path(models_dir) / JOBS_DIR / SETTINGS, asdict(settings))
+
+
+def remembered_settings(models_dir: str | os.PathLike) -> Settings:
+    """The last settings used with ``models_dir``; a fresh folder gets the defaults, with the
+    dataset folder from :func:`default_data_dir`."""
+    saved = read_json(Path(models_dir) / JOBS_DIR / SETTINGS, {}) or {}
+    settings = Settings.from_dict({**saved, "data_dir": default_data_dir(models_dir)})
+    return settings
+
+
+def default_data_dir(models_dir: str | os.PathLike) -> str:
+    """The dataset folder to offer: the last one used here if it still exists, else
+    ``$GENRE_DATA``, else the last one used (so the sidebar says it is missing), else ``""``."""
+    saved = (read_json(Path(models_dir) / JOBS_DIR / SETTINGS, {}) or {}).get("data_dir") or ""
+    if saved and Path(saved).expanduser().is_dir():
+        return saved
+    return os.environ.get(DATA_ENV) or saved
+
+
+def default_download_dir() -> Path:
+    """Where the GTZAN download goes by default (as for ``python -m genre download gtzan``)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genre")) / "gtzan"
+
+
+def dataset_folder(download_to: Path) -> Path:
+    """The dataset folder a download into ``download_to`` produces."""
+    from .download import DATASET_DIRNAME
+
+    return download_to / DATASET_DIRNAME
+
+
+# Internals ----------------------------------------------------------------------------------
+
+# absl's C++ log lines (I/W/E + date) and its preamble: TensorFlow start-up noise, not news.
+_NOISE = re.compile(r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl|To enable the following instructions)")
+
+
+def _check_int(name: str, value, bounds: tuple[int, int], optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    low, high = bounds
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SettingsError(f"the {name} must be a whole number from {low} to {high}, not {value!r}")
+
+
+def _check_resumable(models_dir: Path, run_dir: Path) -> None:
+    run = load_run(run_dir)
+    if not run.config:
+        raise SettingsError(f"{run_dir} is not a run folder that can be resumed (no config.json)")
+    if run_dir.resolve().parent != models_dir.resolve():
+        raise SettingsError(f"{run_dir} is not a run of {models_dir}")
+    if run.state == "finished":
+        raise SettingsError(f"run {run.run_id} has already finished; start a new run instead")
+    pointer = models_dir / ACTIVE_FILE
+    if pointer.is_file() and pointer.read_text().strip() == run.run_id:
+        raise SettingsError(f"run {run.run_id} is the active run; make another run active before resuming it")
+
+
+def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str:
+    if run_id:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+            raise SettingsError(f"a run id may hold letters, digits, '.', '_' and '-' only, not {run_id!r}")
+        if (models_dir / run_id).exists():
+            raise SettingsError(f"run {run_id} exists already; choose another name")
+        return run_id
+    stem = f"{settings.model}-{settings.protocol}-{datetime.now():%Y%m%d-%H%M%S}"
+    candidate, n = stem, 1
+    while (models_dir / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
+def _pin_served_run(models_dir: Path) -> None:
+    """Without ``models/ACTIVE`` the app serves the newest finished run, so a finishing job
+    would silently replace the served model; pin today's choice, so only *Make active* changes it."""
+    if not (models_dir / ACTIVE_FILE).exists():
+        served = active_run_id(models_dir)
+        if served:
+            set_active(served, models_dir)
+
+
+def _start(models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[Path] = (), **record) -> Job:
+    """Take the lock, start ``python -m genre *argv`` detached, record it."""
+    lock = models_dir / LOCK_NAME
+    with _guard(models_dir):
+        running = _look(models_dir)
+        if running is not None:
+            raise JobRunning(running)
+        # The lock first holds this process (alive, so nobody clears it) until the child's
+        # pid is known; an exclusive create so that only one starter can win.
+        stamp = time.time()
+        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=_proc_start(os.getpid()), **record)
+        if not _create_exclusive(lock, job.record()):
+            raise JobRunning(_look(models_dir) or job)
+        try:
+            for path in fresh:
+                path.unlink(missing_ok=True)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                out.write(f"=== {datetime.now():%Y-%m-%d %H:%M:%S} python -m genre {' '.join(argv)}\n".encode())
+                out.flush()
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "genre", *argv],
+                    cwd=REPO,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: no terminal signals, killpg reaches its workers
+                    close_fds=True,
+                )
+        except BaseException as error:
+            lock.unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise JobError(f"cannot start the job: {error}") from error
+            raise
+        _CHILDREN[child.pid] = child
+        job.pid, job.proc_start = child.pid, _proc_start(child.pid)
+        write_json(lock, job.record())
+        write_json(models_dir / JOBS_DIR / LAST_JOB, job.record())
+    job.alive = True
+    _fill(job)
+    return job
+
+
+def _look(models_dir: Path) -> Job | None:
+    """Read the lock (under the guard); clear it and finish the record if its job is gone."""
+    lock = models_dir / LOCK_NAME
+    try:
+        data = json.loads(lock.read_text())
+        job = Job.from_record(data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError):
+        lock.unlink(missing_ok=True)  # unreadable: no job can be proven to hold it
+        return None
+    job.alive, returncode = _alive(job)
+    if job.alive:
+        _fill(job)
+        return job
+    job.ended, job.returncode = time.time(), returncode
+    last = models_dir / JOBS_DIR / LAST_JOB
+    if (read_json(last) or {}).get("job_id") in (job.job_id, None):
+        write_json(last, job.record())
+    lock.unlink(missing_ok=True)
+    _fill(job)
+    if job.kind == "download" and job.state == "finished":
+        # Select the new dataset for the next training job.
+        saved = read_json(models_dir / JOBS_DIR / SETTINGS, {}) or {}
+        write_json(models_dir / JOBS_DIR / SETTINGS, {**saved, "data_dir": str(job.result)})
+    return None
+
+
+def _fill(job: Job) -> None:
+    """Attach the live files: a training run's status and history, a download's progress."""
+    job.status = (_read_json_quietly(Path(job.progress)) or {}) if job.progress else {}
+    if job.kind == "train" and job.run_dir:
+        folder = Path(job.run_dir)
+        if job.status.get("fold") and not (folder / "history.json").exists():
+            # Cross-validation: each fold keeps its own history; the run's comes at the end.
+            folder = folder / f"fold-{job.status['fold']}"
+        job.history = _read_json_quietly(folder / "history.json") or []
+
+
+def _read_json_quietly(path: Path):
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(job: Job) -> tuple[bool, int | None]:
+    """Whether the job's process still runs, and its exit code when this process knows it."""
+    child = _CHILDREN.get(job.pid)
+    if child is not None:
+        code = child.poll()  # reaps our own finished child
+        if code is None:
+            return True, None
+        _CHILDREN.pop(job.pid, None)
+        return False, code
+    try:
+        os.kill(job.pid, 0)
+    except ProcessLookupError:
+        return False, None
+    except PermissionError:
+        return False, None  # another user's process: the pid was reused
+    stat = _proc_stat(job.pid)
+    if stat is None:
+        return (sys.platform != "linux"), None  # no /proc: trust the pid
+    state, started = stat
+    if state in ("Z", "X"):
+        try:  # a zombie of ours that this module lost track of (say, after a module reload)
+            pid, wait_status = os.waitpid(job.pid, os.WNOHANG)
+            return False, (os.waitstatus_to_exitcode(wait_status) if pid == job.pid else None)
+        except OSError:  # another process's child: its parent reaps it
+            return False, None
+    if job.proc_start is not None and started != job.proc_start:
+        return False, None  # the pid now belongs to another process
+    try:
+        cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False, None
+    # The placeholder lock names the starting server itself; otherwise it must be our command.
+    return (job.pid == os.getpid() or b"genre" in cmdline), None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks)`` from ``/proc/<pid>/stat``, or ``None``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return fields[0], int(fields[19])
+
+
+def _proc_start(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _signal(job: Job, signum: int) -> None:
+    # The job leads its own process group: signal the group, so that decoding workers of a
+    # dataset still being cached stop too.
+    try:
+        if os.getpgid(job.pid) == job.pid:
+            os.killpg(job.pid, signum)
+        else:
+            os.kill(job.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _create_exclusive(path: Path, data: dict) -> bool:
+    """Create ``path`` holding ``data`` whole, or return ``False`` if it exists: the content is
+    written to a temporary file first and linked into place (an atomic, exclusive create)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=2) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            # No hard links here (some network or FUSE file systems): O_EXCL still makes it exclusive.
+            try:
+                out = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(out, "w") as f:
+                f.write(json.dumps(data, indent=2) + "\n")
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _guard(models_dir: Path) -> Iterator[None]:
+    """Serialise look-clear-create across processes with ``flock`` on the folder itself, so
+    two app instances cannot both judge a lock stale and both start a job."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: the exclusive create alone guards
+        yield
+        return
+    fd = os.open(models_dir, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # file systems without flock: the exclusive create alone guards
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _download_complete(to: Path) -> bool:
+    from .download import MARKER_NAME
+
+    return (dataset_folder(to) / MARKER_NAME).is_file()
+
+
+def _error_line(log: str) -> str | None:
+    """The CLI's one-line error (``genre: error: ...``) from the end of a log."""
+    for line in reversed(log_tail(log, 200).splitlines()):
+        if line.startswith("genre: "):
+            return line.removeprefix("genre: error: ").removeprefix("genre: ")
+    return None

@@ -1,0 +1,230 @@
+"""The sidebar's Retrain panel (dashboard/retrain.py) in Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from synth import make_dataset
+from test_jobs import tiny_gtzan
+
+from genre import jobs
+from genre.runs import active_run_id
+
+SUBMIT = "retrain_submit"
+
+
+def _script(models_dir: str) -> None:
+    from pathlib import Path
+
+    from dashboard.retrain import render_retrain_panel
+
+    render_retrain_panel(Path(models_dir))
+
+
+def panel(models: Path) -> AppTest:
+    """A fresh browser session on the panel (a new tab, a reload or a restarted app)."""
+    at = AppTest.from_function(_script, args=(str(models),), default_timeout=30)
+    return at.run()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_jobs(monkeypatch):
+    monkeypatch.delenv("GENRE_DATA", raising=False)
+    yield
+    for pid, child in list(jobs._CHILDREN.items()):
+        if child.poll() is None:
+            os.killpg(pid, signal.SIGKILL)
+            child.wait()
+        jobs._CHILDREN.pop(pid, None)
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    return tmp_path / "models"
+
+
+def fill(at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, model="fast", protocol="stratified") -> AppTest:
+    at.sidebar.text_input(key="retrain_data").set_value(str(data))
+    at.sidebar.selectbox(key="retrain_model").set_value(model)
+    at.sidebar.selectbox(key="retrain_protocol").set_value(protocol)
+    at.sidebar.number_input(key="retrain_epochs").set_value(epochs)
+    at.sidebar.number_input(key="retrain_batch").set_value(batch)
+    at.sidebar.number_input(key="retrain_test").set_value(test)
+    at.sidebar.number_input(key="retrain_val").set_value(val)
+    return at
+
+
+def submit(at: AppTest) -> AppTest:
+    return at.sidebar.button(key=SUBMIT).click().run()
+
+
+def keys(at: AppTest) -> set[str]:
+    return {b.key for b in at.sidebar.button}
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def until_idle(at: AppTest, timeout: float = 240.0) -> AppTest:
+    """Rerun (as the progress fragment does) until the job has ended."""
+    deadline = time.monotonic() + timeout
+    while SUBMIT not in keys(at):  # the form is back once no job runs
+        assert time.monotonic() < deadline, "the job did not end in time"
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_without_a_dataset_the_sidebar_says_how_to_get_one_and_downloads_it(models, tmp_path, monkeypatch):
+    url, md5 = tiny_gtzan(tmp_path)
+    monkeypatch.setenv("GENRE_GTZAN_URL", url)
+    monkeypatch.setenv("GENRE_GTZAN_MD5", md5)
+    at = panel(models)
+    assert not at.exception
+    help_text = texts(at.sidebar.info)
+    for words in ("No dataset folder", "GTZAN", "<folder>/<genre>/<audio files>", "python -m genre download gtzan", "python -m genre scan"):
+        assert words in help_text
+
+    at.sidebar.text_input(key="retrain_download_to").set_value(str(tmp_path / "data"))
+    at.sidebar.button(key="retrain_download").click().run()
+    assert "Downloading GTZAN" in texts(at.sidebar.markdown) or "GTZAN is ready" in texts(at.sidebar.success)
+    until_idle(at)
+    assert "GTZAN is ready" in texts(at.sidebar.success)
+    assert at.sidebar.text_input(key="retrain_data").value == str(tmp_path / "data" / "genres")
+    assert "No dataset folder" not in texts(at.sidebar.info)
+    # A fresh session offers the downloaded folder too.
+    assert panel(models).sidebar.text_input(key="retrain_data").value == str(tmp_path / "data" / "genres")
+
+
+def test_a_failed_download_shows_why(models, tmp_path, monkeypatch):
+    url, _ = tiny_gtzan(tmp_path)
+    monkeypatch.setenv("GENRE_GTZAN_URL", url)
+    monkeypatch.setenv("GENRE_GTZAN_MD5", "0" * 32)
+    at = panel(models)
+    at.sidebar.text_input(key="retrain_download_to").set_value(str(tmp_path / "data"))
+    until_idle(at.sidebar.button(key="retrain_download").click().run())
+    assert "checksum mismatch" in texts(at.sidebar.error)
+    assert "checksum mismatch" in texts(at.sidebar.code)  # the log's last lines
+    assert "retrain_redownload" in keys(at)
+
+
+@pytest.fixture(scope="module")
+def bad_roots(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("panel-bad")
+    (base / "empty").mkdir()
+    return {
+        "empty": base / "empty",
+        "one-genre": make_dataset(base / "one", genres=("noise",), songs=3),
+        "few": make_dataset(base / "few", songs=2),
+    }
+
+
+@pytest.mark.parametrize(
+    "folder, changes, message",
+    [
+        ("missing", {}, "dataset folder not found"),
+        ("empty", {}, "no genre subfolders"),
+        ("one-genre", {}, "only one genre"),
+        ("few", {}, "too few songs for the stratified split"),
+        ("synth", {"protocol": "fault-filtered"}, "too few songs for the fault-filtered split"),
+        ("synth", {"epochs": 0}, "epochs must be a whole number from 1 to 1000"),
+        ("synth", {"batch": 100000}, "batch size must be a whole number from 1 to 1024"),
+    ],
+)
+def test_bad_settings_show_their_message_and_start_nothing(folder, changes, message, bad_roots, synth_root, models, tmp_path):
+    root = {"missing": tmp_path / "nowhere", "synth": synth_root}.get(folder) or bad_roots[folder]
+    at = submit(fill(panel(models), root, **changes))
+    assert not at.exception
+    assert message in texts(at.sidebar.error).lower()
+    assert SUBMIT in keys(at) and "retrain_cancel" not in keys(at)
+    assert not models.exists() and not jobs._CHILDREN
+
+
+@pytest.mark.slow
+def test_retrain_from_the_sidebar_runs_refuses_a_second_job_and_promotes(models, synth_root, tiny_run):
+    shutil.copytree(tiny_run, models / "served")  # what the app serves until a promotion
+    other_tab = panel(models)  # opened before the job starts: its form is still there
+    at = submit(fill(panel(models), synth_root))
+    assert not at.exception, at.exception
+    assert "Training" in texts(at.sidebar.markdown) and "retrain_cancel" in keys(at)
+    assert not at.sidebar.warning  # this tab started it
+    lock = json.loads((models / jobs.LOCK_NAME).read_text())
+    run_id = lock["run_id"]
+
+    # A second start from another tab is refused, and that tab shows the running job.
+    submit(fill(other_tab, synth_root))
+    assert "already running" in texts(other_tab.sidebar.warning)
+    assert "retrain_cancel" in keys(other_tab)
+    assert json.loads((models / jobs.LOCK_NAME).read_text())["pid"] == lock["pid"]
+    # A reload (or a restarted app) re-attaches to it.
+    reloaded = panel(models)
+    assert f"`{run_id}`" in texts(reloaded.sidebar.markdown) and "retrain_cancel" in keys(reloaded)
+
+    until_idle(at)
+    assert sorted(p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted([run_id, "served"])
+    assert active_run_id(models) == "served"  # a finished job is not served until promoted
+    assert f"Run `{run_id}` finished: song accuracy" in texts(at.sidebar.success)
+    at.sidebar.button(key="retrain_activate").click().run()
+    assert (models / "ACTIVE").read_text().strip() == run_id
+    assert "is now the active run" in texts(at.sidebar.success)
+    assert "retrain_activate" not in keys(at)
+    # The settings are remembered for the next time.
+    assert panel(models).sidebar.number_input(key="retrain_epochs").value == 2
+
+
+@pytest.mark.slow
+def test_cancel_from_the_sidebar_then_resume(models, synth_root):
+    at = submit(fill(panel(models), synth_root, epochs=200))
+    run_dir = models / json.loads((models / jobs.LOCK_NAME).read_text())["run_id"]
+    deadline = time.monotonic() + 240
+    while not (run_dir / "history.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    at.run()
+    assert "epoch" in texts(at.sidebar.caption)  # live numbers from status.json
+    at.sidebar.button(key="retrain_cancel").click().run()
+    until_idle(at)
+    assert "was cancelled after" in texts(at.sidebar.info)
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "cancelled"
+    at.sidebar.button(key="retrain_resume").click().run()
+    assert "resumed" in texts(at.sidebar.markdown) and "retrain_cancel" in keys(at)
+    # (The resumed job is stopped by the fixture; test_jobs covers a resume to the end.)
+
+
+def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):
+    run = models / "broken"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"train": {}, "model": "fast"}))
+    (run / "status.json").write_text(json.dumps({"state": "failed", "pid": 4242, "message": "MemoryError: out of memory"}))
+    (run / "train.log").write_text("epoch 3\nTraceback (most recent call last):\nMemoryError: out of memory\ngenre: error: out of memory\n")
+    record = {
+        "kind": "train",
+        "job_id": "j",
+        "pid": 4242,
+        "started": 0,
+        "log": str(run / "train.log"),
+        "argv": [],
+        "run_id": "broken",
+        "run_dir": str(run),
+        "progress": str(run / "status.json"),
+        "returncode": 2,
+    }
+    (models / jobs.JOBS_DIR).mkdir()
+    (models / jobs.JOBS_DIR / jobs.LAST_JOB).write_text(json.dumps(record))
+    at = panel(models)
+    assert "Run `broken` failed: MemoryError: out of memory" in texts(at.sidebar.error)
+    assert "genre: error: out of memory" in texts(at.sidebar.code)
+    assert "retrain_resume" in keys(at)
+    at.sidebar.button(key="retrain_dismiss").click().run()
+    assert not texts(at.sidebar.error)
+    # Still listed for a resume among the interrupted runs.
+    assert "retrain_resume_other" in keys(at)
