@@ -109,19 +109,20 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         write_json(run_dir / "genres.json", cache.genres)
         write_json(run_dir / "split.json", manifest)
         write_json(run_dir / "config.json", _describe(config, cache, manifest))
+    created = read_json(run_dir / "config.json")["created"]
     status = StatusFile(run_dir / "status.json", config)
     stop = _install_stop_handler()
     try:
         parts = fold_parts(manifest)
         if "folds" not in manifest:
-            _train_part(config, cache, parts[0], run_dir, status, stop)
+            _train_part(config, cache, parts[0], run_dir, backup_dir(run_dir, created), status, stop)
         else:
             fold_metrics = []
             for number, part in enumerate(parts, 1):
                 status.fold = (number, len(parts))
                 fold_dir = run_dir / f"fold-{number}"
                 if read_json(fold_dir / "metrics.json") is None:
-                    _train_part(config, cache, part, fold_dir, status, stop, fold_status=False)
+                    _train_part(config, cache, part, fold_dir, backup_dir(fold_dir, created), status, stop)
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
             _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
         status.write("finished")
@@ -141,9 +142,9 @@ def _train_part(
     cache: SongCache,
     part: dict,
     out_dir: Path,
+    backup: Path,
     status: "StatusFile",
     stop: "_StopFlag",
-    fold_status: bool = True,
 ) -> None:
     import keras
     from sklearn.utils.class_weight import compute_class_weight
@@ -175,7 +176,7 @@ def _train_part(
         # History first: a kill between the two then leaves the checkpoint behind the history,
         # and the resume rewrites the epoch, rather than a checkpoint ahead of a gap.
         HistoryFile(out_dir / "history.json"),
-        keras.callbacks.BackupAndRestore(str(backup_dir(out_dir)), double_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
         ProgressCallback(status, stop),
     ]
@@ -194,12 +195,15 @@ def _train_part(
     write_json(out_dir / "metrics.json", evaluate(best, test_windows, cache.genres, part["test"]))
 
 
-def backup_dir(out_dir: Path) -> Path:
+def backup_dir(out_dir: Path, created: str) -> Path:
     """Where a run's resume checkpoint lives: in the cache folder, not in ``models/``, so that
-    the repository never holds checkpoints and a resume survives a fresh checkout of it."""
+    the repository never holds checkpoints and a resume survives a fresh checkout of it.
+
+    The key includes the run's creation time: a new run in a reused folder must never resume
+    from an old run's checkpoint (which may have trained on this run's test songs)."""
     from .dataset import default_cache_root
 
-    key = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{out_dir.resolve()}|{created}".encode()).hexdigest()[:12]
     return default_cache_root() / "backups" / f"{out_dir.name}-{key}"
 
 

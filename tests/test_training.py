@@ -106,6 +106,20 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path):
     assert read_json(run / "status.json")["state"] == "finished"
     assert (run / "metrics.json").is_file()
 
+    # A new run in the same folder starts afresh: it must not pick up an old run's checkpoint.
+    import shutil
+
+    shutil.rmtree(run)
+    training.ProgressCallback = lambda status, stop: StopAfterTwoEpochs()
+    try:
+        with pytest.raises(TrainingCancelled):
+            train(config, progress=False)
+    finally:
+        training.ProgressCallback = original
+    shutil.rmtree(run)
+    train(config, progress=False)
+    assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2, 3, 4]
+
 
 def test_cross_validation_run_pools_every_song(synth_root, tmp_path):
     from genre.training import TrainConfig, train
