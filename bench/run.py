@@ -8,6 +8,7 @@ the founding report's) are measured side by side in this one process.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -100,36 +101,48 @@ def cache_times(data_root: Path, repeats: int) -> dict:
     return out
 
 
+# VmHWM, not getrusage: Linux carries ru_maxrss across fork+exec, so a child would report the
+# benchmark process's own peak.
+PEAK_FN = """
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+"""
 PEAK_TRAIN = """
-import sys, resource, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {repo!r})
+{peak}
 from genre.training import TrainConfig, train
 run = train(TrainConfig(data_root={data!r}, model="fast", epochs=4, models_dir={models!r}, run_id="peak"), progress=False)
 from genre.files import read_json
 print(sorted(e["seconds"] for e in read_json(run / "history.json")[1:])[1])  # median epoch after the first (tracing)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_kib())
 """
 PEAK_SEED_STEP = """
-import sys, resource, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {repo!r})
+{peak}
 from genre.models import build_model
 m = build_model("seed", 10); m.compile(optimizer="adam", loss="categorical_crossentropy")
 x = np.random.default_rng(0).normal(0, .1, (32, 66150, 1)).astype("float32"); y = np.eye(10, dtype="float32")[np.arange(32) % 10]
 for _ in range(2): m.train_on_batch(x, y)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_kib())
 """
 PEAK_CLASSIFY = """
-import sys, resource
+import sys
 sys.path.insert(0, {repo!r})
+{peak}
 from genre.prediction import Classifier
 c = Classifier.load({run!r}); c.warm_up(); c.classify({audio!r})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_kib())
 """
 
 
 def run_script(script: str, **values) -> list[str]:
     """Run ``script`` in a fresh process; its printed lines (the last is its peak RSS in KiB)."""
-    out = subprocess.run([sys.executable, "-c", script.format(repo=str(REPO), **values)], capture_output=True, text=True, check=True)
+    code = script.format(repo=str(REPO), peak=PEAK_FN, **values)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()
 
 
@@ -152,12 +165,16 @@ def machine() -> dict:
     }
 
 
+SECTIONS = ("throughput", "classify", "cache", "epoch-memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "gtzan"), help="GTZAN-280 folder")
     parser.add_argument("--models-dir", default=str(REPO / "models"))
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (the median is reported)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections (others keep their figures in --out)")
     args = parser.parse_args()
     data = Path(args.data)
     models = Path(args.models_dir)
@@ -167,11 +184,18 @@ def main() -> None:
     runs = {name: models / f"{name}-stratified" for name in ("fast", "seed") if (models / f"{name}-stratified" / "model.keras").is_file()}
 
     print(f"benchmarks on {machine()['cpu']} ({os.cpu_count()} cores); {args.repeats} runs per figure, medians")
-    results = {"machine": machine(), "repeats": args.repeats}
-    results["training_throughput_batch32"] = training_throughput(32, max(3, args.repeats // 2))
-    results["classify_30s"] = classify_latency(audio, runs, args.repeats)
-    results["cache_gtzan280"] = cache_times(data, max(3, args.repeats // 2))
+    results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    results.update({"machine": machine(), "repeats": args.repeats})
+    if "throughput" in args.only:
+        results["training_throughput_batch32"] = training_throughput(32, max(3, args.repeats // 2))
+    if "classify" in args.only:
+        results["classify_30s"] = classify_latency(audio, runs, args.repeats)
+    if "cache" in args.only:
+        results["cache_gtzan280"] = cache_times(data, max(3, args.repeats // 2))
     with tempfile.TemporaryDirectory() as tmp:
+        if "epoch-memory" not in args.only:
+            write_json(args.out, results)
+            return
         os.environ["GENRE_CACHE_DIR"] = tmp
         epoch_s, train_kib = run_script(PEAK_TRAIN, data=str(data), models=tmp)[-2:]
         results["fast_epoch_gtzan280_s"] = float(epoch_s)
