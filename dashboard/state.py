@@ -1,0 +1,204 @@
+"""Session state shared by the pages (the selected run, the live take) and cached loaders.
+
+Runs are re-read only when one of their files changes: the cache keys carry the files'
+modification times, so a run that finishes training, or a retrained ``model.keras``, shows up
+without restarting the app.
+"""
+
+from __future__ import annotations
+
+import io
+import runpy
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from genre.audio import AUDIO_SUFFIXES
+from genre.runs import Run, active_run_id, default_models_dir, list_runs, load_run
+
+SELECTED_KEY = "selected_run"
+LIVE_KEY = "live_audio"
+LIVE_RESULTS_KEY = "live_results"
+MIC_ACTIVE_KEY = "mic_active"
+ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+RUN_FILES = ("config.json", "status.json", "metrics.json", "history.json", "genres.json", "model.keras")
+
+
+def require_entrypoint() -> None:
+    """Run the page through ``streamlit_app.py``.
+
+    With a ``pages/`` folder beside the entrypoint, Streamlit starts in its classic multipage
+    mode and runs a deep-linked page (``/classify``) on its own, without the navigation and the
+    sidebar, until some session has called ``st.navigation``. Leave that mode and run the
+    entrypoint in place (it runs this page again, properly); a rerun instead would lose the
+    click that started this run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(ENTRYPOINT), run_name="__main__")
+        st.stop()
+
+
+def models_dir() -> Path:
+    """The folder of runs the app shows (``$GENRE_MODELS_DIR`` or ``models/``)."""
+    return default_models_dir()
+
+
+def _stamp(run_dir: Path) -> tuple:
+    stamps = []
+    for name in RUN_FILES:
+        try:
+            stamps.append((name, (run_dir / name).stat().st_mtime_ns))
+        except FileNotFoundError:
+            pass
+    return tuple(stamps)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _load_run(run_dir: str, stamp: tuple) -> Run:
+    return load_run(run_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _history(run_dir: str, stamp: tuple) -> list[dict]:
+    return load_run(run_dir).history()
+
+
+def runs() -> list[Run]:
+    """Every run under the models folder, newest first (each read once per change)."""
+    return [_load_run(str(r.path), _stamp(r.path)) for r in list_runs(models_dir())]
+
+
+def history(run: Run) -> list[dict]:
+    return _history(str(run.path), _stamp(run.path))
+
+
+def active_id() -> str | None:
+    return active_run_id(models_dir())
+
+
+def selected_run() -> Run | None:
+    """The run chosen in the sidebar; by default the active one, else the newest."""
+    available = runs()
+    by_id = {r.run_id: r for r in available}
+    chosen = st.session_state.get(SELECTED_KEY)
+    if chosen in by_id:
+        return by_id[chosen]
+    default = active_id()
+    if default in by_id:
+        return by_id[default]
+    return available[0] if available else None
+
+
+def select(run_id: str) -> None:
+    st.session_state[SELECTED_KEY] = run_id
+
+
+# ----------------------------------------------------------------------------- model and audio
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _classifier(run_dir: str, model_mtime_ns: int):
+    from genre.prediction import Classifier
+
+    classifier = Classifier.load(run_dir)
+    classifier.warm_up()
+    return classifier
+
+
+def classifier(run: Run):
+    """The run's model, loaded once per ``model.keras`` version and warmed up."""
+    return _classifier(str(run.path), (run.path / "model.keras").stat().st_mtime_ns)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_audio() -> None:
+    """Decode a short 44.1 kHz wav and mp3 once: the first resample loads librosa's lazy
+    modules and soxr (seconds on a small machine), which the first real upload should not pay."""
+    import soundfile as sf
+
+    from genre.audio import decode
+
+    t = np.arange(int(1.5 * 44_100)) / 44_100
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for fmt in ("WAV", "MP3"):
+        buffer = io.BytesIO()
+        try:
+            sf.write(buffer, tone, 44_100, format=fmt)
+        except (sf.LibsndfileError, ValueError):  # a libsndfile built without mp3
+            continue
+        decode(buffer.getvalue(), name=f"warm-up.{fmt.lower()}")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _classify_bytes(run_dir: str, model_mtime_ns: int, data: bytes, name: str):
+    return _classifier(run_dir, model_mtime_ns).classify(data, name=name)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _classify_samples(run_dir: str, model_mtime_ns: int, samples: np.ndarray):
+    return _classifier(run_dir, model_mtime_ns).classify(samples)
+
+
+def classify_bytes(run: Run, data: bytes, name: str):
+    """Classify encoded audio (an upload, a recording); cached per run and content."""
+    return _classify_bytes(str(run.path), (run.path / "model.keras").stat().st_mtime_ns, data, name)
+
+
+def classify_samples(run: Run, samples: np.ndarray):
+    """Classify mono float32 audio at 22,050 Hz (the microphone take); cached per content."""
+    return _classify_samples(str(run.path), (run.path / "model.keras").stat().st_mtime_ns, samples)
+
+
+def song_file(run: Run, track_id: str) -> Path | None:
+    """The audio file of a test song in the run's dataset, if that is on this machine (the
+    layout ``<root>/<genre>/<stem>.<ext>`` of ``genre.dataset``)."""
+    root = run.config.get("data_root")
+    if not root or "/" not in track_id or ".." in track_id:
+        return None
+    genre, stem = track_id.split("/", 1)
+    for suffix in AUDIO_SUFFIXES:
+        path = Path(root) / genre / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+# ----------------------------------------------------------------------------- live microphone
+
+
+def live_audio():
+    """This session's microphone buffer (the WebRTC callback appends to it)."""
+    from genre.live import LiveAudio
+
+    if LIVE_KEY not in st.session_state:
+        st.session_state[LIVE_KEY] = LiveAudio()
+    return st.session_state[LIVE_KEY]
+
+
+def live_results() -> dict:
+    """Window probabilities of the take so far: ``probabilities``, ``starts``, ``lags``."""
+    if LIVE_RESULTS_KEY not in st.session_state:
+        st.session_state[LIVE_RESULTS_KEY] = {"probabilities": [], "starts": [], "lags": []}
+    return st.session_state[LIVE_RESULTS_KEY]
+
+
+def new_take() -> None:
+    """Start a fresh take: empty buffer, no windows."""
+    live_audio().reset()
+    st.session_state[LIVE_RESULTS_KEY] = {"probabilities": [], "starts": [], "lags": []}
+    st.session_state.pop("take_classified", None)
+
+
+def on_mic_change(key: str) -> None:
+    """WebRTC state callback: a new take begins when the stream starts (before its first frame
+    arrives, so nothing of it is lost)."""
+    context = st.session_state.get(key)
+    active = bool(context and (context.state.playing or context.state.signalling))
+    if active and not st.session_state.get(MIC_ACTIVE_KEY):
+        new_take()
+    st.session_state[MIC_ACTIVE_KEY] = active
+

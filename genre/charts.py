@@ -1,0 +1,326 @@
+"""Plotly figures and tables of a run's results and of a classification.
+
+Pure functions of run data (``history.json``, ``metrics.json``) and of
+:class:`genre.prediction.Classification`; no Streamlit, so every figure can be tested on its own.
+A genre has the same colour in every figure: see :func:`genre_colors`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import WINDOW_SECONDS
+
+# GTZAN's genres keep fixed colours (Tableau 10), so a run trained on a subset of them still
+# paints e.g. "rock" red. Other genre names draw from EXTRA_COLORS in the order they appear.
+GENRE_COLORS = {
+    "blues": "#4E79A7",
+    "classical": "#B07AA1",
+    "country": "#9C755F",
+    "disco": "#FF9DA7",
+    "hiphop": "#F28E2B",
+    "jazz": "#76B7B2",
+    "metal": "#5B5553",
+    "pop": "#EDC948",
+    "reggae": "#59A14F",
+    "rock": "#E15759",
+}
+EXTRA_COLORS = (
+    "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#17BECF",
+    "#BCBD22", "#7F7F7F", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896", "#C5B0D5", "#C49C94",
+)  # fmt: skip
+RUN_COLORS = ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#17BECF", "#8C564B", "#E377C2")
+
+
+def genre_colors(genres: Sequence[str]) -> dict[str, str]:
+    """A colour for each genre: fixed for GTZAN's genres, else the next free palette colour.
+
+    Depends only on ``genres`` (a run's genre list), so all pages showing one run agree.
+    """
+    colors = {g: GENRE_COLORS[g] for g in genres if g in GENRE_COLORS}
+    free = [c for c in EXTRA_COLORS if c not in colors.values()]
+    for k, genre in enumerate(g for g in genres if g not in colors):
+        colors[genre] = free[k % len(free)]
+    return colors
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` for a time in seconds."""
+    whole = int(round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+# ----------------------------------------------------------------------------- training history
+
+
+def monitored(history: Sequence[Mapping]) -> str:
+    """The quantity the best model was chosen by: ``val_loss``, or ``loss`` for a run without
+    a validation part (as ``genre.training.BestModel`` does)."""
+    return "val_loss" if history and all("val_loss" in e for e in history) else "loss"
+
+
+def best_epoch(history: Sequence[Mapping]) -> int | None:
+    """The epoch (1-based) whose weights ``model.keras`` holds; ``None`` for an empty history."""
+    if not history:
+        return None
+    key = monitored(history)
+    best = min(history, key=lambda e: (e[key], e["epoch"]))
+    return int(best["epoch"])
+
+
+def history_table(histories: Mapping[str, Sequence[Mapping]]) -> list[dict]:
+    """One row per run: epochs, best epoch and its losses and accuracies, training time."""
+    rows = []
+    for run_id, history in histories.items():
+        best = best_epoch(history)
+        if best is None:
+            continue
+        entry = next(e for e in history if e["epoch"] == best)
+        rows.append(
+            {
+                "run": run_id,
+                "epochs": len(history),
+                "best epoch": best,
+                "loss": entry.get("loss"),
+                "accuracy": entry.get("accuracy"),
+                "validation loss": entry.get("val_loss"),
+                "validation accuracy": entry.get("val_accuracy"),
+                "minutes": round(sum(e.get("seconds", 0.0) for e in history) / 60, 1),
+            }
+        )
+    return rows
+
+
+def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Loss and accuracy per epoch, side by side; training solid, validation dashed, one colour
+    per run, and a star on the best epoch (the epoch ``model.keras`` was saved at)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.09)
+    for k, (run_id, history) in enumerate(histories.items()):
+        if not history:
+            continue
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        epochs = [e["epoch"] for e in history]
+        best = best_epoch(history)
+        for col, metric in ((1, "loss"), (2, "accuracy")):
+            for part, key, dash in (("training", metric, "solid"), ("validation", f"val_{metric}", "dash")):
+                if not all(key in e for e in history):
+                    continue
+                fig.add_trace(
+                    go.Scatter(
+                        x=epochs,
+                        y=[e[key] for e in history],
+                        mode="lines+markers" if len(history) < 40 else "lines",
+                        name=f"{run_id} · {part}",
+                        legendgroup=f"{run_id} · {part}",
+                        showlegend=col == 1,
+                        line={"color": color, "dash": dash, "width": 2},
+                        marker={"size": 5},
+                        hovertemplate=f"{run_id} {part}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+            # The star sits on the curve the best model was chosen by (validation if any).
+            key = f"val_{metric}" if monitored(history) == "val_loss" else metric
+            value = next(e[key] for e in history if e["epoch"] == best)
+            fig.add_trace(
+                go.Scatter(
+                    x=[best],
+                    y=[value],
+                    mode="markers",
+                    name=f"{run_id} · best epoch ({best})",
+                    legendgroup=f"{run_id} · best",
+                    showlegend=col == 1,
+                    marker={"symbol": "star", "size": 16, "color": color, "line": {"color": "white", "width": 1}},
+                    hovertemplate=f"{run_id}: best epoch {best}<br>{key} %{{y:.4f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    fig.update_layout(
+        height=430,
+        margin={"t": 40, "b": 40, "l": 50, "r": 20},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+        hovermode="closest",
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- held-out songs
+
+
+def normalise_rows(matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    """Each row divided by its sum (a row of zeros stays zero): the share of a true genre's
+    songs given each predicted genre; the diagonal is that genre's recall."""
+    m = np.asarray(matrix, dtype=np.float64)
+    sums = m.sum(axis=1, keepdims=True)
+    return np.divide(m, sums, out=np.zeros_like(m), where=sums > 0)
+
+
+def confusion_figure(metrics: Mapping, normalised: bool = False) -> go.Figure:
+    """The song-level confusion matrix (rows: true genre, columns: the vote), as counts or
+    row-normalised shares. Each cell shows its value; hover shows both."""
+    genres = list(metrics["genres"])
+    counts = np.asarray(metrics["confusion_matrix"], dtype=np.int64).reshape(len(genres), len(genres))
+    shares = normalise_rows(counts)
+    z = shares if normalised else counts
+    text = [[f"{v:.0%}" if normalised else str(int(v)) for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=genres,
+            y=genres,
+            text=text,
+            texttemplate="%{text}",
+            customdata=np.dstack([counts, shares]),
+            colorscale="Blues",
+            zmin=0,
+            zmax=1 if normalised else max(int(counts.max()), 1),
+            xgap=1,
+            ygap=1,
+            colorbar={
+                "title": {"text": "share" if normalised else "songs"},
+                "tickformat": ".0%" if normalised else "d",
+                # Whole songs only: small counts would otherwise repeat rounded ticks.
+                "dtick": 0.25 if normalised else max(1, int(np.ceil(counts.max() / 6))),
+            },
+            hovertemplate="true %{y}, voted %{x}<br>%{customdata[0]} songs (%{customdata[1]:.0%} of %{y})<extra></extra>",
+        )
+    )
+    side = max(360, 42 * len(genres) + 140)
+    fig.update_layout(
+        height=side,
+        margin={"t": 30, "b": 40, "l": 40, "r": 20},
+        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0, "constrain": "domain"},
+        yaxis={"title": "true genre", "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+    )
+    return fig
+
+
+def per_genre_rows(metrics: Mapping) -> list[dict]:
+    """Per-genre precision, recall, F1 and support of the song vote, in the run's genre order."""
+    return [
+        {"genre": g, **{k: metrics["per_genre"][g][k] for k in ("precision", "recall", "f1", "support")}}
+        for g in metrics["genres"]
+        if g in metrics.get("per_genre", {})
+    ]
+
+
+def vote_text(genres: Sequence[str], votes: Iterable[int]) -> str:
+    """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``."""
+    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1]))
+    return " · ".join(f"{g} {v}" for v, g in pairs)
+
+
+def misclassified_rows(metrics: Mapping) -> list[dict]:
+    """The test songs whose vote is wrong, with their vote counts and the mean probability the
+    model gave to the true and to the voted genre."""
+    genres = list(metrics["genres"])
+    rows = []
+    for song in metrics.get("songs", []):
+        if song["vote"] == song["true"]:
+            continue
+        p = song.get("mean_probability") or [float("nan")] * len(genres)
+        rows.append(
+            {
+                "track": song["track_id"],
+                "true": song["true"],
+                "voted": song["vote"],
+                "windows": int(sum(song["votes"])),
+                "votes": vote_text(genres, song["votes"]),
+                "p(true)": float(p[genres.index(song["true"])]),
+                "p(voted)": float(p[genres.index(song["vote"])]),
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def window_figure(
+    genres: Sequence[str],
+    probabilities: np.ndarray,
+    starts: Sequence[float],
+    window_seconds: float = WINDOW_SECONDS,
+    height: int = 340,
+    min_seconds: float = 0.0,
+) -> go.Figure:
+    """One stacked bar per window: the genre probabilities of the 3 s window starting at each
+    start time (seconds), genres in their fixed colours. The time axis is in ``m:ss`` and spans
+    at least ``min_seconds`` (so that live bars fill it from the left instead of rescaling it)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(genres))
+    starts = np.asarray(starts, dtype=np.float64)
+    colors = genre_colors(genres)
+    centres = starts + window_seconds / 2
+    labels = [f"{clock(s)}–{clock(s + window_seconds)}" for s in starts]
+    fig = go.Figure()
+    for g, genre in enumerate(genres):
+        fig.add_trace(
+            go.Bar(
+                x=centres,
+                y=probabilities[:, g],
+                width=window_seconds * 0.92,
+                name=genre,
+                marker={"color": colors[genre], "line": {"width": 0}},
+                customdata=labels,
+                hovertemplate=f"%{{customdata}}<br>{genre} %{{y:.0%}}<extra></extra>",
+            )
+        )
+    end = max(float(starts[-1] + window_seconds) if len(starts) else window_seconds, min_seconds)
+    # Ticks on the window boundaries; thinned so that long songs stay legible.
+    step = window_seconds * max(1, int(np.ceil(len(starts) / 20)))
+    ticks = np.arange(0.0, end + 1e-6, step)
+    fig.update_layout(
+        barmode="stack",
+        bargap=0,
+        height=height,
+        margin={"t": 10, "b": 40, "l": 50, "r": 10},
+        xaxis={
+            "title": "window start (m:ss)",
+            "range": [0, max(end, window_seconds)],
+            "tickvals": ticks,
+            "ticktext": [clock(t) for t in ticks],
+        },
+        yaxis={"title": "probability", "range": [0, 1], "tickformat": ".0%"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0, "traceorder": "normal"},
+        hovermode="x unified" if len(genres) <= 12 else "closest",
+    )
+    return fig
+
+
+def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], votes: Sequence[int] | None = None) -> go.Figure:
+    """Genres by mean window probability, highest on top, each in its colour; the bar text
+    gives the probability and, with ``votes``, the windows the genre won."""
+    p = np.asarray(mean_probability, dtype=np.float64)
+    order = np.argsort(-p, kind="stable")[::-1]  # plotly draws the first bar at the bottom
+    colors = genre_colors(genres)
+    names = [genres[i] for i in order]
+    text = [f"{p[i]:.0%}" + (f" · {int(votes[i])} won" if votes is not None else "") for i in order]
+    fig = go.Figure(
+        go.Bar(
+            x=p[order],
+            y=names,
+            orientation="h",
+            marker={"color": [colors[n] for n in names]},
+            text=text,
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: mean probability %{x:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(200, 26 * len(genres) + 60),
+        margin={"t": 10, "b": 30, "l": 10, "r": 70},
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "mean probability over windows"},
+        yaxis={"automargin": True},
+        showlegend=False,
+    )
+    return fig

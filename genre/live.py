@@ -1,0 +1,207 @@
+"""Live microphone audio: from WebRTC frames to the model's 3-second windows. No Streamlit.
+
+The WebRTC frame callback runs on aiortc's event loop and only calls :meth:`LiveAudio.append`;
+the page polls :meth:`LiveAudio.pop_windows` about twice a second from its own thread. Frames
+from aiortc are 48 kHz stereo s16 (interleaved ``s16`` or planar ``s16p``): they are downmixed
+by averaging and resampled to 22,050 Hz with a streaming soxr resampler, so frame boundaries
+leave no clicks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import SAMPLE_RATE, WINDOW
+from .audio import MIN_SECONDS, SILENCE_PEAK, AudioError
+
+WEBRTC_RATE = 48_000
+MAX_TAKE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class LiveWindow:
+    """A completed window of the take: its number (0, 1, ...), start time in the take
+    (seconds), samples, and the wall-clock time its last sample arrived."""
+
+    index: int
+    start: float
+    samples: np.ndarray
+    completed_at: float
+
+
+def to_mono(data: np.ndarray, channels: int, planar: bool | None = None) -> np.ndarray:
+    """Average the channels of one frame's samples into mono float32 in [-1, 1].
+
+    ``data`` is what ``av.AudioFrame.to_ndarray()`` returns: ``(1, n * channels)`` interleaved
+    for packed formats, ``(channels, n)`` for planar ones; a 1-D array is read as interleaved.
+    Integer samples are scaled by their type's range.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind in "iu":
+        info = np.iinfo(data.dtype)
+        scale = float(-info.min) if data.dtype.kind == "i" else (info.max + 1) / 2
+        offset = 0.0 if data.dtype.kind == "i" else scale
+        samples = (data.astype(np.float32) - offset) / scale
+    else:
+        samples = data.astype(np.float32, copy=False)
+    if planar is None:
+        planar = samples.ndim == 2 and samples.shape[0] == channels and channels > 1
+    if planar:
+        return samples.reshape(channels, -1).mean(axis=0, dtype=np.float32)
+    flat = samples.reshape(-1)
+    if channels > 1:
+        if flat.size % channels:
+            raise ValueError(f"{flat.size} interleaved samples do not divide into {channels} channels")
+        return flat.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+    return flat
+
+
+class LiveAudio:
+    """A thread-safe ring buffer of the take being recorded, at the model's sample rate.
+
+    :meth:`append` takes WebRTC frames (``av.AudioFrame``, or the array ``frame.to_ndarray()``
+    gives with its rate and channel count); :meth:`pop_windows` hands out every completed
+    66,150-sample window exactly once; :meth:`take` returns the whole take, bounded to its last
+    ``max_seconds`` (older audio is overwritten, and windows not popped in time are counted in
+    ``dropped_windows``).
+    """
+
+    def __init__(self, max_seconds: float = MAX_TAKE_SECONDS, sample_rate: int = SAMPLE_RATE, window: int = WINDOW):
+        self.sample_rate, self.window = sample_rate, window
+        self.capacity = max(int(max_seconds * sample_rate), window)
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the take: the next frame starts a new one."""
+        with self._lock:
+            # Grown on demand up to `capacity`, so a short take does not hold 50 MB.
+            self._ring = np.zeros(min(self.capacity, self.window * 4), dtype=np.float32)
+            self._written = 0  # samples written since the take began
+            self._next_window = 0  # number of the next window to hand out
+            self._completed_at: list[float] = []  # per window, when its last sample came
+            self._resampler = None
+            self._input: tuple[int, int] | None = None  # (rate, channels) of the frames
+            self.frames = 0
+            self.dropped_windows = 0
+            self.started_at: float | None = None
+            self.last_frame_at: float | None = None
+
+    # ------------------------------------------------------------------ writer (frame callback)
+
+    def append(self, frame, sample_rate: int | None = None, channels: int | None = None) -> None:
+        """Add one frame. ``frame`` is an ``av.AudioFrame`` or an array of its samples; for an
+        array, ``sample_rate`` (default 48 kHz) and ``channels`` (default 2) describe it."""
+        planar = None
+        if hasattr(frame, "to_ndarray"):
+            with open("/tmp/dash-dev/frames.log", "a") as _f:
+                _f.write(f"{time.time():.3f} {frame.time} {frame.samples}\n")
+            sample_rate = frame.sample_rate
+            channels = len(frame.layout.channels)
+            planar = bool(frame.format.is_planar)
+            frame = frame.to_ndarray()
+        rate = int(sample_rate or WEBRTC_RATE)
+        channels = int(channels or 2)
+        mono = to_mono(frame, channels, planar)
+        now = time.time()
+        with self._lock:
+            if self._input != (rate, channels):
+                self._input = (rate, channels)
+                self._resampler = self._new_resampler(rate)
+            out = mono if self._resampler is None else self._resampler.resample_chunk(mono)
+            self._write(np.asarray(out, dtype=np.float32))
+            self.frames += 1
+            self.last_frame_at = now
+            if self.started_at is None:
+                self.started_at = now
+            for _ in range(len(self._completed_at), self._written // self.window):
+                self._completed_at.append(now)
+
+    def __call__(self, frame) -> None:
+        """The object itself can be handed to WebRTC as the frame callback."""
+        self.append(frame)
+
+    def _new_resampler(self, rate: int):
+        if rate == self.sample_rate:
+            return None
+        import soxr
+
+        return soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+
+    def _write(self, samples: np.ndarray) -> None:
+        n = samples.size
+        if n == 0:
+            return
+        if len(self._ring) < self.capacity and self._written + n > len(self._ring):
+            size = min(self.capacity, max(2 * len(self._ring), self._written + n))
+            grown = np.zeros(size, dtype=np.float32)
+            grown[: self._written] = self._ring[: self._written]  # not wrapped yet: positions equal
+            self._ring = grown
+        if n > self.capacity:
+            self._written += n - self.capacity
+            samples, n = samples[-self.capacity :], self.capacity
+        pos = self._written % len(self._ring)
+        first = min(n, len(self._ring) - pos)
+        self._ring[pos : pos + first] = samples[:first]
+        self._ring[: n - first] = samples[first:]
+        self._written += n
+
+    def _read(self, start: int, length: int) -> np.ndarray:
+        size = len(self._ring)
+        pos = start % size
+        first = min(length, size - pos)
+        return np.concatenate([self._ring[pos : pos + first], self._ring[: length - first]])
+
+    # ------------------------------------------------------------------ reader (the page)
+
+    def pop_windows(self) -> list[LiveWindow]:
+        """The windows completed since the last call, oldest first, each handed out once."""
+        out = []
+        with self._lock:
+            complete = self._written // self.window
+            oldest = max(0, self._written - len(self._ring))
+            while self._next_window < complete:
+                k = self._next_window
+                self._next_window += 1
+                start = k * self.window
+                if start < oldest:
+                    self.dropped_windows += 1
+                    continue
+                samples = self._read(start, self.window)
+                out.append(LiveWindow(k, start / self.sample_rate, samples, self._completed_at[k]))
+        return out
+
+    def take(self) -> np.ndarray:
+        """The take so far (its last ``capacity`` samples), mono float32 at ``sample_rate``."""
+        with self._lock:
+            length = min(self._written, len(self._ring))
+            return self._read(self._written - length, length) if length else np.zeros(0, np.float32)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio received in this take."""
+        return self._written / self.sample_rate
+
+    @property
+    def windows_completed(self) -> int:
+        return self._written // self.window
+
+    @property
+    def input_format(self) -> tuple[int, int] | None:
+        """``(sample rate, channels)`` of the frames received, once one has come."""
+        return self._input
+
+
+def check_take(samples: np.ndarray, label: str = "the recording") -> np.ndarray:
+    """Raise :class:`AudioError` for a take that is too short or silent, as ``decode`` does for
+    files; return the samples otherwise."""
+    seconds = samples.size / SAMPLE_RATE
+    if seconds < MIN_SECONDS:
+        raise AudioError(label, f"too short ({seconds:.2f} s); at least {MIN_SECONDS:g} s is needed")
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise AudioError(label, "the audio is silent")
+    return samples

@@ -1,0 +1,195 @@
+"""Classify: an uploaded file, the live microphone, or a recorded clip."""
+
+import logging
+import time
+from functools import partial
+
+import numpy as np
+import streamlit as st
+import streamlit_webrtc as webrtc
+
+from dashboard import state
+from genre import SAMPLE_RATE, WINDOW_SECONDS
+from genre.audio import AUDIO_SUFFIXES, AudioError
+from genre.charts import clock, ranking_figure, vote_text, window_figure
+from genre.live import check_take
+
+log = logging.getLogger(__name__)
+MIC_KEY = "mic"
+# Browsers clean up speech by default; all three would mangle music.
+MIC_CONSTRAINTS = {
+    "audio": {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False},
+    "video": False,
+}
+# No STUN/TURN: browser and server are on the same machine (or LAN), and it works offline.
+RTC_CONFIGURATION = {"iceServers": []}
+REFRESH_SECONDS = 0.5
+
+state.require_entrypoint()
+st.title("Classify")
+run = state.selected_run()
+if run is None:
+    st.info("No trained model yet: the Overview page says how to train one.")
+    st.stop()
+if not run.servable:
+    st.warning(f"Run `{run.run_id}` has no trained model to classify with ({run.state}). Pick another run in the sidebar.")
+    st.stop()
+
+with st.spinner(f"Loading model `{run.run_id}`…"):
+    try:
+        classifier = state.classifier(run)
+        state.warm_up_audio()
+    except Exception as error:  # noqa: BLE001 - one message, never a traceback
+        log.exception("loading %s", run.path)
+        st.error(f"The model of run `{run.run_id}` could not be loaded: {error}")
+        st.stop()
+st.caption(
+    f"Model `{run.run_id}` ({len(classifier.genres)} genres: {', '.join(classifier.genres)}). "
+    f"Audio is cut into {WINDOW_SECONDS} s windows; each window gets a probability per genre, and the "
+    "song's genre is the one most windows vote for."
+)
+
+
+def show_result(result, key: str) -> None:
+    """The song-level genre, the mean-probability ranking and the per-window bars."""
+    windows = len(result.probabilities)
+    won = int(result.votes[result.genres.index(result.vote_genre)])
+    mean = result.mean_probability
+    cols = st.columns(3)
+    cols[0].metric("Genre (majority vote)", result.vote_genre, border=True)
+    cols[0].caption(f"{won} of {windows} windows: {vote_text(result.genres, result.votes)}")
+    cols[1].metric("Highest mean probability", result.mean_genre, border=True)
+    cols[1].caption(f"{mean.max():.0%} averaged over the windows")
+    cols[2].metric("Length", clock(result.seconds), border=True)
+    cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.markdown("##### Mean probability")
+        st.plotly_chart(ranking_figure(result.genres, mean, result.votes), key=f"{key}_ranking")
+    with right:
+        st.markdown("##### Each 3 s window")
+        st.plotly_chart(window_figure(result.genres, result.probabilities, result.starts), key=f"{key}_windows")
+
+
+def classify_encoded(data: bytes, name: str, key: str) -> None:
+    try:
+        started = time.perf_counter()
+        result = state.classify_bytes(run, data, name)
+    except AudioError as error:
+        st.error(f"Cannot classify {error.source}: {error.reason}.")
+        return
+    except Exception as error:  # noqa: BLE001
+        log.exception("classifying %s", name)
+        st.error(f"Classifying {name} failed: {error}")
+        return
+    log.info("classified %s in %.2f s", name, time.perf_counter() - started)
+    show_result(result, key)
+
+
+tabs = st.tabs(["Upload a file", "Microphone (live)", "Record a clip"], key="classify_mode", on_change="rerun")
+
+# ----------------------------------------------------------------------------- upload
+if tabs[0].open is not False:
+    with tabs[0]:
+        upload = st.file_uploader(
+            "Audio file (wav, mp3, ogg, flac, au)",
+            type=[s.lstrip(".") for s in AUDIO_SUFFIXES],
+            key="upload",
+        )
+        if upload is not None:
+            data = upload.getvalue()
+            st.audio(data, format=upload.type or "audio/wav")
+            if st.button("Classify", type="primary", key="classify_upload"):
+                st.session_state["classified_upload"] = upload.file_id
+            # The result stays on the page across reruns (cached) until another file comes.
+            if st.session_state.get("classified_upload") == upload.file_id:
+                classify_encoded(data, upload.name, "upload")
+
+# ----------------------------------------------------------------------------- microphone
+if tabs[1].open is not False:
+    with tabs[1]:
+        st.caption(
+            "Press **Start** and play music to the microphone. A bar appears for every 3 s of "
+            "audio, and the running vote updates while you record. Echo cancellation, noise "
+            "suppression and automatic gain are switched off so the music reaches the model as is."
+        )
+        live = state.live_audio()
+        # The sink's callback runs on aiortc's thread and only appends to the buffer; every
+        # frame reaches it (the frame-callback path would drop frames when several queue up).
+        sink = webrtc.create_audio_sink_track(callback=live.append, key=f"{MIC_KEY}-sink")
+        context = webrtc.webrtc_streamer(
+            key=MIC_KEY,
+            mode=webrtc.WebRtcMode.SENDONLY,
+            rtc_configuration=RTC_CONFIGURATION,
+            media_stream_constraints=MIC_CONSTRAINTS,
+            sink_audio_track=sink,
+            on_change=partial(state.on_mic_change, MIC_KEY),
+        )
+        playing = bool(context.state.playing)
+
+        @st.fragment(run_every=REFRESH_SECONDS if playing else None)
+        def live_panel() -> None:
+            results = state.live_results()
+            new = live.pop_windows()
+            if new:
+                probabilities = classifier.predict_windows(np.stack([w.samples for w in new]))
+                now = time.time()
+                results["probabilities"].extend(probabilities)
+                results["starts"].extend(w.start for w in new)
+                results["lags"].extend(now - w.completed_at for w in new)
+            count = len(results["probabilities"])
+            if playing:
+                due = WINDOW_SECONDS - (live.seconds % WINDOW_SECONDS)
+                st.markdown(
+                    f":red[●] **Listening**: {live.seconds:.1f} s received, {count} window{'s' if count != 1 else ''} "
+                    f"classified; the next bar in {due:.1f} s."
+                    if live.frames
+                    else ":orange[●] Connected; waiting for audio…"
+                )
+            if count:
+                summary = classifier.summarise(np.asarray(results["probabilities"]), results["starts"], live.seconds)
+                won = int(summary.votes[summary.genres.index(summary.vote_genre)])
+                st.markdown(
+                    f"Running vote: **{summary.vote_genre}** ({won} of {count} windows: "
+                    f"{vote_text(summary.genres, summary.votes)})"
+                )
+                st.plotly_chart(
+                    window_figure(summary.genres, summary.probabilities, summary.starts, min_seconds=30),
+                    key="live_windows",
+                )
+                st.caption(
+                    f"{count} windows · each bar appeared about {np.median(results['lags']):.1f} s after "
+                    "its last sound reached the server (classifying it and refreshing the page)."
+                )
+            elif playing:
+                st.info("The first bar appears once 3 s of audio have arrived.")
+
+        live_panel()
+
+        take_seconds = live.seconds
+        if not playing and take_seconds > 0:
+            st.markdown(f"##### The whole take: {clock(take_seconds)}")
+            take = live.take()
+            st.audio(take, sample_rate=SAMPLE_RATE)
+            if live.dropped_windows:
+                st.caption(f"{live.dropped_windows} windows were recorded faster than they could be shown and were skipped live.")
+            if st.button("Classify the whole take", key="classify_take"):
+                st.session_state["take_classified"] = True
+            if st.session_state.get("take_classified"):
+                try:
+                    result = state.classify_samples(run, check_take(take))
+                except AudioError as error:
+                    st.error(f"Cannot classify {error.source}: {error.reason}.")
+                else:
+                    show_result(result, "take")
+
+# ----------------------------------------------------------------------------- recorded clip
+if tabs[2].open is not False:
+    with tabs[2]:
+        clip = st.audio_input(
+            "Record a clip, then stop to classify it",
+            sample_rate=SAMPLE_RATE,  # the model's rate; the default 16 kHz drops the top half of the music
+            key="clip",
+        )
+        if clip is not None:
+            classify_encoded(clip.getvalue(), "the recording", "clip")

@@ -1,0 +1,141 @@
+"""Overview: what the selected model is and how well it classifies held-out songs."""
+
+from datetime import datetime
+
+import streamlit as st
+
+from dashboard import state
+from genre.charts import best_epoch
+from genre.runs import set_active
+
+state.require_entrypoint()
+st.title("Music genre classifier")
+run = state.selected_run()
+
+if run is None:
+    st.info(
+        f"There is no trained model in `{state.models_dir()}` yet. Train one on a dataset "
+        "folder laid out as `<root>/<genre>/<audio files>` (GTZAN's layout), then reload this page:"
+    )
+    st.code(
+        "python -m genre download gtzan            # or use a copy you already have\n"
+        "python -m genre train --data <dataset folder>   # writes models/<run-id>/",
+        language="bash",
+    )
+    st.stop()
+
+active = state.active_id()
+config, metrics, status = run.config, run.metrics, run.status
+header, action = st.columns([4, 1], vertical_alignment="bottom")
+header.subheader(f"Run `{run.run_id}`")
+if run.run_id == active:
+    header.caption("The active run: the one the app serves by default.")
+elif run.servable and metrics:
+    if action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default"):
+        set_active(run.run_id, state.models_dir())
+        st.rerun()
+
+if run.state in ("running", "evaluating"):
+    epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or 0)
+    fold = f"fold {status['fold']} of {status['folds']}, " if status.get("folds") else ""
+    eta = status.get("eta_seconds")
+    st.progress(
+        min(epoch / epochs, 1.0) if epochs else 0.0,
+        text=f"Training: {fold}epoch {epoch} of {epochs}" + (f", about {eta / 60:.0f} min left" if eta else "")
+        if run.state == "running"
+        else "Evaluating the best epoch on the test songs",
+    )
+elif run.state in ("failed", "cancelled"):
+    st.warning(f"This run's training {run.state}: {status.get('message') or 'no message'}")
+
+if metrics:
+    pooled = " (pooled over the folds)" if metrics.get("pooled") else ""
+    cols = st.columns(3)
+    cols[0].metric(
+        "Song accuracy (vote)",
+        f"{metrics['song_accuracy_vote']:.1%}",
+        border=True,
+        help="Share of the held-out test songs whose majority vote over their 3 s windows is the true genre" + pooled,
+    )
+    cols[1].metric(
+        "Window accuracy",
+        f"{metrics['window_accuracy']:.1%}",
+        border=True,
+        help="Share of the test songs' 3 s windows classified correctly on their own",
+    )
+    cols[2].metric(
+        "Test songs",
+        f"{metrics['test_songs']}",
+        border=True,
+        help=f"Songs never seen in training ({metrics['test_windows']} windows)" + pooled,
+    )
+    st.caption(
+        f"By mean probability instead of vote: {metrics['song_accuracy_mean']:.1%} · "
+        f"balanced song accuracy {metrics['song_balanced_accuracy']:.1%} · "
+        f"song macro F1 {metrics['song_macro_f1']:.3f} · window macro F1 {metrics['window_macro_f1']:.3f}"
+    )
+elif run.state == "finished":
+    st.info("This run has no test results (metrics.json).")
+
+
+def _date(iso: str | None) -> str:
+    if not iso:
+        return "unknown"
+    try:
+        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M %Z").strip(", ")
+    except ValueError:
+        return iso
+
+
+train = config.get("train", {})
+songs = config.get("songs", {})
+history = state.history(run)
+best = best_epoch(history)
+protocol = config.get("protocol", "unknown")
+if "folds" in songs:
+    split = f"{protocol}: {songs['folds']}-fold cross-validation over {songs['total']} songs, each tested once"
+    training_songs = f"about {songs['total'] * (songs['folds'] - 1) // songs['folds']} per fold"
+else:
+    split = f"{protocol}: {train.get('test_fraction', 0):.0%} of the songs held out for test"
+    if songs.get("valid"):
+        split += f", {train.get('val_fraction', 0):.0%} of the rest for validation"
+    training_songs = f"{songs.get('train', '?')}" + (f" (+ {songs['valid']} for validation)" if songs.get("valid") else "")
+split += f"; split by song, seed {config.get('seed', train.get('seed', '?'))}"
+genres = config.get("genres", [])
+root = config.get("data_root")
+dataset = f"`{root}`, {config.get('dataset_tracks', '?')} tracks" if root else "unknown"
+if root:
+    from pathlib import Path
+
+    dataset += " (on this machine)" if Path(root).is_dir() else " (not on this machine)"
+trained = _date(config.get("created"))
+if history:
+    trained += f" · {len(history)} epochs, best {best}"
+if train.get("batch_size"):
+    trained += f" · batch {train['batch_size']}, learning rate {train.get('learning_rate')}"
+
+rows = [
+    ("Architecture", f"**{config.get('model', '?')}**: {config.get('description', '')}"),
+    ("Parameters", f"{config['parameters']:,}" if config.get("parameters") else "?"),
+    ("Split protocol", split),
+    ("Training songs", training_songs),
+    ("Genres", f"{len(genres)}: " + ", ".join(genres)),
+    ("Trained", trained),
+    ("Dataset", dataset),
+    ("Keras", config.get("keras_version", "?")),
+]
+if config.get("served_fold"):
+    rows.insert(2, ("Served model", f"fold {config['served_fold']} (lowest validation loss)"))
+st.markdown("#### The model")
+st.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows))
+
+if metrics and metrics.get("folds"):
+    st.markdown("#### Folds")
+    st.dataframe(
+        [{"fold": k + 1, **f} for k, f in enumerate(metrics["folds"])],
+        hide_index=True,
+        column_config={
+            key: st.column_config.NumberColumn(key.replace("_", " "), format="percent")
+            for key in ("song_accuracy_vote", "song_accuracy_mean", "window_accuracy", "song_balanced_accuracy")
+        },
+    )

@@ -1,0 +1,23 @@
+"""The dashboard: ``streamlit run streamlit_app.py``.
+
+Four pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
+well it does, how it trained, which held-out songs it gets wrong, and classifying new audio
+from a file or the microphone. The sidebar's run choice holds across pages.
+"""
+
+import streamlit as st
+
+from dashboard.sidebar import render_sidebar
+
+st.set_page_config(page_title="Genre classifier", page_icon=":material/graphic_eq:", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
+        st.Page("pages/held_out.py", title="Held-out songs", icon=":material/grid_on:"),
+        st.Page("pages/classify.py", title="Classify", icon=":material/graphic_eq:"),
+    ]
+)
+render_sidebar()
+page.run()

@@ -1,0 +1,332 @@
+"""Every dashboard page, driven in-process by Streamlit's AppTest against tiny trained runs.
+
+The microphone component (streamlit-webrtc) needs a browser, so it is replaced by a fake that
+hands the page's frame callback to the test; tests/test_browser.py drives the real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import streamlit_webrtc
+from streamlit.testing.v1 import AppTest
+
+from genre.charts import normalise_rows
+from genre.files import read_json, write_json
+from genre.prediction import Classifier
+from synth import song
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+TIMEOUT = 180  # the first run on a page imports TensorFlow and loads the model
+
+
+@pytest.fixture(scope="module")
+def models(tiny_run, tmp_path_factory) -> Path:
+    """A models folder with the tiny run (active) and a variant of it: no validation part, a
+    later date and one more misclassified song, so that runs can be told apart."""
+    folder = tmp_path_factory.mktemp("app-models")
+    shutil.copytree(tiny_run, folder / "tiny-fast")
+    variant = folder / "tiny-variant"
+    shutil.copytree(tiny_run, variant)
+    config = read_json(variant / "config.json")
+    config["created"] = "2099-01-01T00:00:00+00:00"
+    write_json(variant / "config.json", config)
+    write_json(variant / "history.json", [{k: v for k, v in e.items() if not k.startswith("val_")} for e in read_json(tiny_run / "history.json")])
+    metrics = read_json(variant / "metrics.json")
+    genres = metrics["genres"]
+    right = next(s for s in metrics["songs"] if s["vote"] == s["true"])
+    right["vote"] = genres[(genres.index(right["true"]) + 1) % len(genres)]
+    matrix = np.zeros((len(genres), len(genres)), dtype=int)
+    for s in metrics["songs"]:
+        matrix[genres.index(s["true"]), genres.index(s["vote"])] += 1
+    metrics["confusion_matrix"] = matrix.tolist()
+    metrics["song_accuracy_vote"] = float(np.trace(matrix) / matrix.sum())
+    write_json(variant / "metrics.json", metrics)
+    (folder / "ACTIVE").write_text("tiny-fast\n")
+    return folder
+
+
+@pytest.fixture
+def app(models, monkeypatch) -> AppTest:
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(models))
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+class FakeWebrtc:
+    """Stands in for streamlit-webrtc: records how the page configures it and keeps the frame
+    callback so the test can play the part of aiortc."""
+
+    def __init__(self):
+        self.playing = False
+        self.callback = None
+        self.kwargs: dict = {}
+
+    def create_audio_sink_track(self, callback, key, **kwargs):
+        self.callback = callback
+        return SimpleNamespace(key=key)
+
+    def webrtc_streamer(self, key, **kwargs):
+        self.kwargs = kwargs
+        return SimpleNamespace(state=SimpleNamespace(playing=self.playing, signalling=False))
+
+
+@pytest.fixture
+def fake_webrtc(monkeypatch) -> FakeWebrtc:
+    fake = FakeWebrtc()
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", fake.webrtc_streamer)
+    monkeypatch.setattr(streamlit_webrtc, "create_audio_sink_track", fake.create_audio_sink_track)
+    return fake
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by key, as the JSON the browser gets, with plotly's typed
+    arrays (``{"dtype", "bdata", "shape"}``) decoded into lists."""
+    return {element.key: json.loads(element.proto.spec, object_hook=_typed_array) for element in at.get("plotly_chart")}
+
+
+def _typed_array(obj: dict):
+    if set(obj) >= {"dtype", "bdata"}:
+        array = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+        if "shape" in obj:
+            array = array.reshape([int(n) for n in str(obj["shape"]).split(",")])
+        return array.tolist()
+    return obj
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def encoded(audio: np.ndarray, fmt: str, rate: int = 22_050) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format=fmt)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- overview
+
+
+def test_overview_shows_the_active_run_and_its_numbers(app, models):
+    at = app.run()
+    no_errors(at)
+    metrics = read_json(models / "tiny-fast" / "metrics.json")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {
+        "Song accuracy (vote)": f"{metrics['song_accuracy_vote']:.1%}",
+        "Window accuracy": f"{metrics['window_accuracy']:.1%}",
+        "Test songs": str(metrics["test_songs"]),
+    }
+    selector = at.sidebar.selectbox(key="run_choice")
+    assert selector.value == "tiny-fast"  # ACTIVE wins over the newer variant
+    assert selector.options == ["tiny-variant · fast · " + f"{read_json(models / 'tiny-variant' / 'metrics.json')['song_accuracy_vote']:.0%}",
+                                f"tiny-fast · fast · {metrics['song_accuracy_vote']:.0%} · active"]
+    config = read_json(models / "tiny-fast" / "config.json")
+    facts = " ".join(m.value for m in at.markdown)
+    assert f"{config['parameters']:,}" in facts
+    assert f"{config['songs']['train']} (+ {config['songs']['valid']} for validation)" in facts
+    assert "stratified" in facts and "clicks, drones, noise" in facts
+
+
+def test_run_choice_holds_across_pages(app, models):
+    at = app.run()
+    at.sidebar.selectbox(key="run_choice").set_value("tiny-variant").run()
+    no_errors(at)
+    variant = read_json(models / "tiny-variant" / "metrics.json")
+    assert {m.label: m.value for m in at.metric}["Song accuracy (vote)"] == f"{variant['song_accuracy_vote']:.1%}"
+    at.switch_page("pages/held_out.py").run()
+    no_errors(at)
+    assert at.sidebar.selectbox(key="run_choice").value == "tiny-variant"
+    z = charts(at)["confusion_chart"]["data"][0]["z"]
+    assert z == variant["confusion_matrix"]
+    at.switch_page("pages/history.py").run()
+    assert at.multiselect(key="history_runs").value == ["tiny-variant"]
+
+
+def test_pages_explain_how_to_train_when_there_is_no_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert "python -m genre train" in at.code[0].value
+    for page in ("pages/history.py", "pages/held_out.py", "pages/classify.py"):
+        at.switch_page(page).run()
+        no_errors(at)
+        assert "Overview page says how to train" in at.info[0].value
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def test_history_chart_holds_each_runs_epochs(app, models):
+    at = app.run()
+    at.switch_page("pages/history.py").run()
+    no_errors(at)
+    history = read_json(models / "tiny-fast" / "history.json")
+    figure = charts(at)["history_chart"]
+    by_name = {}
+    for trace in figure["data"]:
+        by_name.setdefault(trace["name"], []).append(trace)
+    assert [t["y"] for t in by_name["tiny-fast · training"]] == [[e["loss"] for e in history], [e["accuracy"] for e in history]]
+    assert [t["y"] for t in by_name["tiny-fast · validation"]] == [[e["val_loss"] for e in history], [e["val_accuracy"] for e in history]]
+    best = min(history, key=lambda e: e["val_loss"])["epoch"]
+    assert [t["x"] for t in by_name[f"tiny-fast · best epoch ({best})"]] == [[best], [best]]
+
+    at.multiselect(key="history_runs").set_value(["tiny-fast", "tiny-variant"]).run()
+    no_errors(at)
+    names = {t["name"] for t in charts(at)["history_chart"]["data"]}
+    assert {"tiny-fast · training", "tiny-variant · training", "tiny-fast · validation"} <= names
+    assert "tiny-variant · validation" not in names  # the variant had no validation part
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["tiny-fast", "tiny-variant"]
+
+
+# ----------------------------------------------------------------------------- held-out songs
+
+
+def test_held_out_confusion_matrix_table_and_misclassified_songs(app, models):
+    at = app.run()
+    at.sidebar.selectbox(key="run_choice").set_value("tiny-variant").run()
+    at.switch_page("pages/held_out.py").run()
+    no_errors(at)
+    metrics = read_json(models / "tiny-variant" / "metrics.json")
+    assert charts(at)["confusion_chart"]["data"][0]["z"] == metrics["confusion_matrix"]
+    at.toggle(key="confusion_normalised").set_value(True).run()
+    shares = np.asarray(charts(at)["confusion_chart"]["data"][0]["z"])
+    assert np.allclose(shares, normalise_rows(metrics["confusion_matrix"]))
+
+    per_genre, wrong = at.dataframe[0].value, at.dataframe[1].value
+    assert list(per_genre["genre"]) == metrics["genres"]
+    assert np.allclose(per_genre["recall"], [metrics["per_genre"][g]["recall"] for g in metrics["genres"]])
+    expected = [s for s in metrics["songs"] if s["vote"] != s["true"]]
+    assert list(wrong["track"]) == [s["track_id"] for s in expected]
+    assert list(wrong["windows"]) == [sum(s["votes"]) for s in expected]
+    # The synthetic dataset is on this machine, so a misclassified song can be played.
+    assert at.selectbox(key="held_out_track").options == [s["track_id"] for s in expected]
+    assert len(at.get("audio")) == 1
+
+
+# ----------------------------------------------------------------------------- classify
+
+
+@pytest.fixture
+def classify_page(app, fake_webrtc) -> AppTest:
+    at = app.run()
+    at.switch_page("pages/classify.py").run()
+    no_errors(at)
+    return at
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "MP3"])
+def test_upload_shows_the_vote_and_one_bar_per_window(classify_page, models, fmt):
+    at = classify_page
+    data = encoded(song("clicks", 9.2, seed=42, sr=44_100), fmt, rate=44_100)
+    at.file_uploader(key="upload").upload(f"clicks.{fmt.lower()}", data, "audio/mpeg" if fmt == "MP3" else "audio/wav").run()
+    no_errors(at)
+    assert len(at.get("audio")) == 1  # the upload can be played
+    assert "upload_windows" not in charts(at)  # nothing is classified before the click
+    at.button(key="classify_upload").click().run()
+    no_errors(at)
+
+    expected = Classifier.load(models / "tiny-fast").classify(data, name="clicks")
+    assert len(expected.starts) == 3
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Genre (majority vote)"] == expected.vote_genre
+    assert shown["Highest mean probability"] == expected.mean_genre
+    figure = charts(at)["upload_windows"]
+    assert [t["name"] for t in figure["data"]] == expected.genres
+    for g, trace in enumerate(figure["data"]):
+        assert len(trace["x"]) == 3  # one column per 3 s window
+        assert np.allclose(trace["x"], expected.starts + 1.5)
+        assert np.allclose(trace["y"], expected.probabilities[:, g], atol=1e-5)
+    ranking = charts(at)["upload_ranking"]["data"][0]
+    assert ranking["y"][-1] == expected.ranking()[0][0]  # the top genre is drawn on top
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("notes.wav", b"this is not audio at all", "not a readable audio file"),
+        ("quiet.wav", encoded(np.zeros(22_050 * 4, dtype=np.float32), "WAV"), "silent"),
+        ("blip.wav", encoded(np.full(5_000, 0.2, dtype=np.float32), "WAV"), "too short"),
+    ],
+)
+def test_bad_uploads_get_one_clear_message(classify_page, name, data, message):
+    at = classify_page
+    at.file_uploader(key="upload").upload(name, data, "audio/wav").run()
+    at.button(key="classify_upload").click().run()
+    no_errors(at)
+    assert len(at.error) == 1 and message in at.error[0].value and name in at.error[0].value
+    assert "upload_windows" not in charts(at)
+
+
+def stereo_frames(seconds: float):
+    """aiortc's frames: 20 ms of 48 kHz stereo s16, interleaved."""
+    mono = song("clicks", seconds, seed=7, sr=48_000)
+    pcm = (np.stack([mono, mono * 0.8], axis=1) * 32767).astype(np.int16)
+    for start in range(0, len(pcm), 960):
+        frame = av.AudioFrame.from_ndarray(pcm[start : start + 960].reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = 48_000
+        yield frame
+
+
+def test_microphone_windows_appear_while_recording_and_the_take_is_classified_after(classify_page, fake_webrtc, models):
+    at = classify_page
+    fake_webrtc.playing = True
+    at.session_state["classify_mode"] = "Microphone (live)"
+    at.run()
+    no_errors(at)
+    mode = fake_webrtc.kwargs
+    assert mode["mode"] == streamlit_webrtc.WebRtcMode.SENDONLY
+    assert mode["rtc_configuration"] == {"iceServers": []}
+    assert mode["media_stream_constraints"] == {
+        "audio": {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False},
+        "video": False,
+    }
+    assert "live_windows" not in charts(at)
+
+    for frame in stereo_frames(7.0):  # what aiortc's thread does while the page refreshes
+        fake_webrtc.callback(frame)
+    at.run()
+    no_errors(at)
+    bars = charts(at)["live_windows"]["data"]
+    assert [len(t["x"]) for t in bars] == [2, 2, 2]  # two completed windows so far
+    assert np.allclose(bars[0]["x"], [1.5, 4.5])
+    vote = next(m.value for m in at.markdown if m.value.startswith("Running vote"))
+    classifier = Classifier.load(models / "tiny-fast")
+    live = at.session_state["live_audio"]
+    take = live.take()
+    probabilities = classifier.predict_windows(np.stack([take[:66_150], take[66_150:132_300]]))
+    expected = classifier.summarise(probabilities, [0.0, 3.0], live.seconds)
+    assert f"**{expected.vote_genre}**" in vote
+
+    fake_webrtc.playing = False  # Stop pressed
+    at.run()
+    no_errors(at)
+    assert len(at.get("audio")) == 1  # the take plays back
+    at.button(key="classify_take").click().run()
+    no_errors(at)
+    whole = classifier.classify(take)
+    assert {m.label: m.value for m in at.metric}["Genre (majority vote)"] == whole.vote_genre
+    assert [len(t["x"]) for t in charts(at)["take_windows"]["data"]] == [len(whole.starts)] * 3
+
+
+def test_recorded_clip_is_classified(classify_page, models):
+    at = classify_page
+    at.session_state["classify_mode"] = "Record a clip"
+    at.run()
+    clip = at.audio_input(key="clip")
+    assert clip.sample_rate == 22_050
+    data = encoded(song("drones", 6.5, seed=3), "WAV")
+    clip.set_value(("recording.wav", data, "audio/wav")).run()
+    no_errors(at)
+    expected = Classifier.load(models / "tiny-fast").classify(data)
+    assert {m.label: m.value for m in at.metric}["Genre (majority vote)"] == expected.vote_genre
+    assert [len(t["x"]) for t in charts(at)["clip_windows"]["data"]] == [2, 2, 2]

@@ -1,0 +1,146 @@
+"""The dashboard's figures and tables, built from run data without Streamlit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genre import charts
+
+GTZAN = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+
+HISTORY = [
+    {"epoch": 1, "loss": 2.0, "accuracy": 0.3, "val_loss": 2.2, "val_accuracy": 0.25, "seconds": 30.0},
+    {"epoch": 2, "loss": 1.5, "accuracy": 0.5, "val_loss": 1.4, "val_accuracy": 0.55, "seconds": 30.0},
+    {"epoch": 3, "loss": 1.1, "accuracy": 0.6, "val_loss": 1.6, "val_accuracy": 0.52, "seconds": 30.0},
+]
+NO_VALIDATION = [
+    {"epoch": 1, "loss": 1.8, "accuracy": 0.4, "seconds": 10.0},
+    {"epoch": 2, "loss": 1.2, "accuracy": 0.6, "seconds": 10.0},
+]
+
+
+def make_metrics() -> dict:
+    genres = ["clicks", "drones", "noise"]
+    return {
+        "genres": genres,
+        "test_songs": 6,
+        "confusion_matrix": [[2, 0, 0], [1, 1, 0], [0, 0, 0]],
+        "per_genre": {
+            "clicks": {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2},
+            "drones": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2},
+            "noise": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+        },
+        "songs": [
+            {"track_id": "clicks/a", "true": "clicks", "vote": "clicks", "mean": "clicks", "votes": [3, 0, 0], "mean_probability": [0.9, 0.05, 0.05]},
+            {"track_id": "drones/b", "true": "drones", "vote": "clicks", "mean": "clicks", "votes": [2, 1, 0], "mean_probability": [0.6, 0.3, 0.1]},
+        ],
+    }
+
+
+def test_genre_colours_are_fixed_for_gtzan_and_distinct_for_others():
+    full = charts.genre_colors(GTZAN)
+    subset = charts.genre_colors(["rock", "jazz", "metal"])
+    assert all(subset[g] == full[g] for g in subset)  # a 3-genre run paints rock like a 10-genre one
+    mixed = charts.genre_colors(GTZAN + ["drones", "noise", "clicks", "ambient"])
+    assert len(set(mixed.values())) == len(mixed)
+    assert charts.genre_colors(["drones", "noise", "clicks"]) == charts.genre_colors(["drones", "noise", "clicks"])
+
+
+def test_best_epoch_follows_validation_loss_else_training_loss():
+    assert charts.best_epoch(HISTORY) == 2
+    assert charts.monitored(HISTORY) == "val_loss"
+    assert charts.best_epoch(NO_VALIDATION) == 2
+    assert charts.monitored(NO_VALIDATION) == "loss"
+    assert charts.best_epoch([]) is None
+
+
+def test_history_figure_holds_every_curve_and_marks_the_best_epoch():
+    fig = charts.history_figure({"seed": HISTORY, "fast": NO_VALIDATION})
+    by_name = {}
+    for trace in fig.data:
+        by_name.setdefault(trace.name, []).append(trace)
+    # seed: training and validation in both panels; fast: training only.
+    assert [list(t.y) for t in by_name["seed · training"]] == [[e["loss"] for e in HISTORY], [e["accuracy"] for e in HISTORY]]
+    assert [list(t.y) for t in by_name["seed · validation"]] == [[e["val_loss"] for e in HISTORY], [e["val_accuracy"] for e in HISTORY]]
+    assert "fast · validation" not in by_name
+    stars = by_name["seed · best epoch (2)"]
+    assert [(list(t.x), list(t.y)) for t in stars] == [([2], [1.4]), ([2], [0.55])]
+    assert [list(t.y) for t in by_name["fast · best epoch (2)"]] == [[1.2], [0.6]]
+    # One colour per run, one legend entry per curve.
+    assert by_name["seed · training"][0].line.color != by_name["fast · training"][0].line.color
+    assert sum(1 for t in fig.data if t.showlegend) == len(by_name)
+
+
+def test_history_table_summarises_each_run():
+    rows = charts.history_table({"seed": HISTORY, "fast": NO_VALIDATION, "empty": []})
+    assert [r["run"] for r in rows] == ["seed", "fast"]
+    assert rows[0]["best epoch"] == 2 and rows[0]["validation loss"] == 1.4 and rows[0]["minutes"] == 1.5
+    assert rows[1]["validation loss"] is None
+
+
+def test_confusion_figure_counts_and_row_normalised():
+    metrics = make_metrics()
+    counts = charts.confusion_figure(metrics).data[0]
+    assert np.array_equal(np.asarray(counts.z), metrics["confusion_matrix"])
+    assert list(counts.x) == list(counts.y) == metrics["genres"]
+    assert list(counts.text[1]) == ["1", "1", "0"]
+    shares = np.asarray(charts.confusion_figure(metrics, normalised=True).data[0].z)
+    assert np.allclose(shares[:2].sum(axis=1), 1.0)
+    assert np.allclose(shares[1], [0.5, 0.5, 0.0])
+    assert np.all(shares[2] == 0)  # a genre with no test songs stays an empty row
+
+
+def test_per_genre_and_misclassified_rows():
+    metrics = make_metrics()
+    rows = charts.per_genre_rows(metrics)
+    assert [r["genre"] for r in rows] == metrics["genres"]
+    assert rows[1] == {"genre": "drones", "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    wrong = charts.misclassified_rows(metrics)
+    assert wrong == [
+        {"track": "drones/b", "true": "drones", "voted": "clicks", "windows": 3, "votes": "clicks 2 · drones 1", "p(true)": 0.3, "p(voted)": 0.6}
+    ]
+
+
+def test_window_figure_has_one_stacked_column_per_window():
+    genres = ["clicks", "drones", "noise"]
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=5)
+    starts = np.arange(5) * 3.0
+    fig = charts.window_figure(genres, p, starts)
+    assert fig.layout.barmode == "stack"
+    assert [t.name for t in fig.data] == genres
+    colors = charts.genre_colors(genres)
+    for g, trace in enumerate(fig.data):
+        assert trace.marker.color == colors[trace.name]
+        assert np.allclose(trace.x, starts + 1.5)  # the bar covers its window
+        assert np.allclose(trace.y, p[:, g])
+    assert np.allclose(sum(np.asarray(t.y) for t in fig.data), 1.0)
+    assert list(fig.layout.xaxis.ticktext[:3]) == ["0:00", "0:03", "0:06"]
+    assert fig.data[0].customdata[1] == "0:03–0:06"
+
+
+def test_window_figure_thins_ticks_for_long_songs():
+    p = np.full((100, 2), 0.5)
+    fig = charts.window_figure(["a", "b"], p, np.arange(100) * 3.0)
+    assert len(fig.data[0].x) == 100
+    assert len(fig.layout.xaxis.tickvals) <= 21
+    assert fig.layout.xaxis.ticktext[-1] == "5:00"
+
+
+def test_window_figure_can_keep_a_fixed_time_span_for_live_bars():
+    fig = charts.window_figure(["a", "b"], np.full((2, 2), 0.5), [0.0, 3.0], min_seconds=30)
+    assert list(fig.layout.xaxis.range) == [0, 30]
+    assert fig.layout.xaxis.ticktext[-1] == "0:30"
+
+
+def test_ranking_figure_orders_genres_by_mean_probability():
+    fig = charts.ranking_figure(["a", "b", "c"], [0.2, 0.5, 0.3], votes=[1, 3, 2])
+    bar = fig.data[0]
+    assert list(bar.y) == ["a", "c", "b"]  # plotly draws the first bar at the bottom
+    assert list(bar.text) == ["20% · 1 won", "30% · 2 won", "50% · 3 won"]
+
+
+def test_clock_and_vote_text():
+    assert charts.clock(0) == "0:00" and charts.clock(63) == "1:03" and charts.clock(599.6) == "10:00"
+    assert charts.vote_text(["a", "b", "c"], [0, 2, 5]) == "c 5 · b 2"
