@@ -276,7 +276,7 @@ def test_microphone_bars_appear_live(page, server):
     server_lag = float(re.search(r"about ([\d.]+) s", caption).group(1))
 
     page.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="STOP").click()
-    page.get_by_text("The whole take").wait_for()
+    page.get_by_text(re.compile(r"^The whole take:")).wait_for()  # not the "Classify the whole take" button
     settle(page)
     page.get_by_role("button", name="Classify the whole take").click()
     page.wait_for_function(f"() => ({BAR_COUNT})('take_windows') >= 2")
