@@ -73,10 +73,13 @@ def test_evaluation_numbers_recomputed_by_hand():
     assert majority_vote(p[3:5]) == 1
 
 
-def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path):
+def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path, monkeypatch):
     """Stop a run after epoch 2 (as SIGTERM would), then resume it to the end."""
+    import shutil
+
     import keras
 
+    import genre.training as training
     from genre.training import TrainConfig, TrainingCancelled, train
 
     class StopAfterTwoEpochs(keras.callbacks.Callback):
@@ -86,36 +89,27 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path):
 
     config = TrainConfig(data_root=str(synth_root), epochs=4, batch_size=8, test_fraction=0.34,
                          val_fraction=0.25, models_dir=str(tmp_path), run_id="resumable")
-    import genre.training as training
-
-    original = training.ProgressCallback
-    training.ProgressCallback = lambda status, stop: StopAfterTwoEpochs()
-    try:
-        with pytest.raises(TrainingCancelled):
-            train(config, progress=False)
-    finally:
-        training.ProgressCallback = original
     run = tmp_path / "resumable"
+
+    def train_until_cancelled():
+        with monkeypatch.context() as patch:
+            patch.setattr(training, "ProgressCallback", lambda status, stop: StopAfterTwoEpochs())
+            with pytest.raises(TrainingCancelled):
+                train(config, progress=False)
+
+    train_until_cancelled()
     assert read_json(run / "status.json")["state"] == "cancelled"
     assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2]
     assert not (run / "metrics.json").exists()
 
     train(config, progress=False)
-    history = read_json(run / "history.json")
-    assert [e["epoch"] for e in history] == [1, 2, 3, 4]
+    assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2, 3, 4]
     assert read_json(run / "status.json")["state"] == "finished"
     assert (run / "metrics.json").is_file()
 
     # A new run in the same folder starts afresh: it must not pick up an old run's checkpoint.
-    import shutil
-
     shutil.rmtree(run)
-    training.ProgressCallback = lambda status, stop: StopAfterTwoEpochs()
-    try:
-        with pytest.raises(TrainingCancelled):
-            train(config, progress=False)
-    finally:
-        training.ProgressCallback = original
+    train_until_cancelled()
     shutil.rmtree(run)
     train(config, progress=False)
     assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2, 3, 4]
