@@ -176,7 +176,7 @@ def _train_part(
         # History first: a kill between the two then leaves the checkpoint behind the history,
         # and the resume rewrites the epoch, rather than a checkpoint ahead of a gap.
         HistoryFile(out_dir / "history.json"),
-        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),
+        AtomicBackupAndRestore(str(backup)),
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
         ProgressCallback(status, stop),
     ]
@@ -357,6 +357,24 @@ class ProgressCallback(_keras_callback()):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.time() - self.epoch_started)
         self.status.write("running", epoch=epoch + 1, batch=self.status.batches, **{k: float(v) for k, v in (logs or {}).items()})
+
+
+def _backup_and_restore():
+    import keras
+
+    return keras.callbacks.BackupAndRestore
+
+
+class AtomicBackupAndRestore(_backup_and_restore()):
+    """Keras's BackupAndRestore, with each checkpoint written to a temporary name and renamed:
+    a job killed while saving (even the first epoch's, which has no earlier copy to fall back
+    on) leaves the previous checkpoint whole instead of a truncated file that stops the resume."""
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class HistoryFile(_keras_callback()):
