@@ -98,8 +98,6 @@ class LiveAudio:
         array, ``sample_rate`` (default 48 kHz) and ``channels`` (default 2) describe it."""
         planar = None
         if hasattr(frame, "to_ndarray"):
-            with open("/tmp/dash-dev/frames.log", "a") as _f:
-                _f.write(f"{time.time():.3f} {frame.time} {frame.samples}\n")
             sample_rate = frame.sample_rate
             channels = len(frame.layout.channels)
             planar = bool(frame.format.is_planar)
