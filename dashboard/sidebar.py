@@ -80,7 +80,7 @@ def _run_facts(run: Run, active: str | None) -> None:
         epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
         st.info(f"Training: epoch {epoch} of {epochs}" if run.state == "running" else "Evaluating on the test songs")
     elif run.state in ("failed", "cancelled"):
-        st.warning(f"Training {run.state}: {run.status.get('message', '')}")
+        st.caption(f":orange[{state.stopped_text(run, detail=False)}]")
     if run.run_id != active and active:
         st.caption(f"The active run is **{active}**.")
 

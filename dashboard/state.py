@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from genre.audio import AUDIO_SUFFIXES
-from genre.runs import Run, active_run_id, default_models_dir, list_runs, load_run
+from genre.runs import Run, active_run_id, default_models_dir, load_run
 
 SELECTED_KEY = "selected_run"
 LIVE_KEY = "live_audio"
@@ -68,8 +68,13 @@ def _history(run_dir: str, stamp: tuple) -> list[dict]:
 
 
 def runs() -> list[Run]:
-    """Every run under the models folder, newest first (each read once per change)."""
-    return [_load_run(str(r.path), _stamp(r.path)) for r in list_runs(models_dir())]
+    """Every run under the models folder, newest first as ``genre.runs.list_runs`` orders
+    them; a run's files are read again only when one of them has changed."""
+    folder = models_dir()
+    if not folder.is_dir():
+        return []
+    loaded = [_load_run(str(p), _stamp(p)) for p in folder.iterdir() if (p / "config.json").is_file()]
+    return sorted(loaded, key=lambda r: (r.config.get("created", ""), r.run_id), reverse=True)
 
 
 def history(run: Run) -> list[dict]:
@@ -95,6 +100,19 @@ def selected_run() -> Run | None:
 
 def select(run_id: str) -> None:
     st.session_state[SELECTED_KEY] = run_id
+
+
+def stopped_text(run: Run, detail: bool = True) -> str:
+    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a failed or cancelled
+    run (``detail=False``: without the status message)."""
+    status = run.status
+    text = "Training was cancelled" if run.state == "cancelled" else "Training failed"
+    if status.get("epoch") and status.get("epochs"):
+        text += f" at epoch {status['epoch']} of {status['epochs']}"
+    message = (status.get("message") or "").strip()
+    if message.startswith("cancelled"):  # the state again
+        message = message[len("cancelled") :].lstrip("; ,")
+    return f"{text}; {message}" if detail and message else text + "."
 
 
 # ----------------------------------------------------------------------------- model and audio

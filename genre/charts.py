@@ -7,7 +7,7 @@ A genre has the same colour in every figure: see :func:`genre_colors`.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -50,7 +50,7 @@ def genre_colors(genres: Sequence[str]) -> dict[str, str]:
 
 def clock(seconds: float) -> str:
     """``m:ss`` for a time in seconds."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
 
 
@@ -198,8 +198,8 @@ def confusion_figure(metrics: Mapping, normalised: bool = False) -> go.Figure:
     fig.update_layout(
         height=side,
         margin={"t": 30, "b": 40, "l": 40, "r": 20},
-        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0, "constrain": "domain"},
-        yaxis={"title": "true genre", "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0},
+        yaxis={"title": "true genre", "autorange": "reversed"},
     )
     return fig
 
@@ -211,6 +211,33 @@ def per_genre_rows(metrics: Mapping) -> list[dict]:
         for g in metrics["genres"]
         if g in metrics.get("per_genre", {})
     ]
+
+
+def recall_figure(metrics: Mapping) -> go.Figure:
+    """Per genre, the share of its test songs the vote gets right (recall), in the genre's
+    colour, with the song count; genres without test songs are left out."""
+    rows = [r for r in per_genre_rows(metrics) if r["support"] > 0][::-1]  # first genre on top
+    colors = genre_colors(metrics["genres"])
+    fig = go.Figure(
+        go.Bar(
+            x=[r["recall"] for r in rows],
+            y=[r["genre"] for r in rows],
+            orientation="h",
+            marker={"color": [colors[r["genre"]] for r in rows]},
+            text=[f"{r['recall']:.0%} of {r['support']}" for r in rows],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.0%} of its test songs voted right<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(200, 26 * len(rows) + 70),
+        margin={"t": 10, "b": 30, "l": 10, "r": 10},
+        xaxis={"range": [0, 1.3], "tickvals": [0, 0.5, 1], "tickformat": ".0%", "title": "test songs voted right"},
+        yaxis={"automargin": True},
+        showlegend=False,
+    )
+    return fig
 
 
 def vote_text(genres: Sequence[str], votes: Iterable[int]) -> str:
@@ -285,7 +312,7 @@ def window_figure(
         margin={"t": 10, "b": 40, "l": 50, "r": 10},
         xaxis={
             "title": "window start (m:ss)",
-            "range": [0, max(end, window_seconds)],
+            "range": [0, end * 1.002],  # a hair past the end, so its tick is drawn
             "tickvals": ticks,
             "ticktext": [clock(t) for t in ticks],
         },
@@ -319,7 +346,8 @@ def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], vot
     fig.update_layout(
         height=max(200, 26 * len(genres) + 60),
         margin={"t": 10, "b": 30, "l": 10, "r": 70},
-        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "mean probability over windows"},
+        # Room right of a 100% bar for its label.
+        xaxis={"range": [0, 1.35], "tickvals": [0, 0.25, 0.5, 0.75, 1], "tickformat": ".0%", "title": "mean probability over windows"},
         yaxis={"automargin": True},
         showlegend=False,
     )

@@ -13,6 +13,7 @@ from genre import SAMPLE_RATE, WINDOW_SECONDS
 from genre.audio import AUDIO_SUFFIXES, AudioError
 from genre.charts import clock, ranking_figure, vote_text, window_figure
 from genre.live import check_take
+from genre.prediction import Classification
 
 log = logging.getLogger(__name__)
 MIC_KEY = "mic"
@@ -39,7 +40,7 @@ with st.spinner(f"Loading model `{run.run_id}`…"):
     try:
         classifier = state.classifier(run)
         state.warm_up_audio()
-    except Exception as error:  # noqa: BLE001 - one message, never a traceback
+    except Exception as error:
         log.exception("loading %s", run.path)
         st.error(f"The model of run `{run.run_id}` could not be loaded: {error}")
         st.stop()
@@ -50,7 +51,7 @@ st.caption(
 )
 
 
-def show_result(result, key: str) -> None:
+def show_result(result: Classification, key: str) -> None:
     """The song-level genre, the mean-probability ranking and the per-window bars."""
     windows = len(result.probabilities)
     won = int(result.votes[result.genres.index(result.vote_genre)])
@@ -73,16 +74,14 @@ def show_result(result, key: str) -> None:
 
 def classify_encoded(data: bytes, name: str, key: str) -> None:
     try:
-        started = time.perf_counter()
         result = state.classify_bytes(run, data, name)
     except AudioError as error:
         st.error(f"Cannot classify {error.source}: {error.reason}.")
         return
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         log.exception("classifying %s", name)
         st.error(f"Classifying {name} failed: {error}")
         return
-    log.info("classified %s in %.2f s", name, time.perf_counter() - started)
     show_result(result, key)
 
 
@@ -153,16 +152,22 @@ if tabs[1].open is not False:
                     f"Running vote: **{summary.vote_genre}** ({won} of {count} windows: "
                     f"{vote_text(summary.genres, summary.votes)})"
                 )
-                st.plotly_chart(
-                    window_figure(summary.genres, summary.probabilities, summary.starts, min_seconds=30),
-                    key="live_windows",
-                )
-                st.caption(
-                    f"{count} windows · each bar appeared about {np.median(results['lags']):.1f} s after "
-                    "its last sound reached the server (classifying it and refreshing the page)."
-                )
+                probabilities, starts = summary.probabilities, summary.starts
             elif playing:
-                st.info("The first bar appears once 3 s of audio have arrived.")
+                st.markdown("Running vote: the first bar appears once 3 s of audio have arrived.")
+                probabilities, starts = np.zeros((0, len(classifier.genres))), np.zeros(0)
+            else:
+                return
+            # Drawn empty from the start, so the chart library is loaded before the first bar.
+            st.plotly_chart(
+                window_figure(classifier.genres, probabilities, starts, min_seconds=30), key="live_windows"
+            )
+            if count:
+                st.caption(
+                    f"{count} window{'s' if count != 1 else ''} · each bar appeared about "
+                    f"{np.median(results['lags']):.1f} s after its last sound reached the server "
+                    "(classifying it and refreshing the page)."
+                )
 
         live_panel()
 
@@ -180,6 +185,9 @@ if tabs[1].open is not False:
                     result = state.classify_samples(run, check_take(take))
                 except AudioError as error:
                     st.error(f"Cannot classify {error.source}: {error.reason}.")
+                except Exception as error:
+                    log.exception("classifying the take")
+                    st.error(f"Classifying the recording failed: {error}")
                 else:
                     show_result(result, "take")
 

@@ -5,7 +5,7 @@ from datetime import datetime
 import streamlit as st
 
 from dashboard import state
-from genre.charts import best_epoch
+from genre.charts import best_epoch, recall_figure
 from genre.runs import set_active
 
 state.require_entrypoint()
@@ -30,10 +30,13 @@ header, action = st.columns([4, 1], vertical_alignment="bottom")
 header.subheader(f"Run `{run.run_id}`")
 if run.run_id == active:
     header.caption("The active run: the one the app serves by default.")
-elif run.servable and metrics:
-    if action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default"):
-        set_active(run.run_id, state.models_dir())
-        st.rerun()
+elif (
+    run.servable
+    and metrics
+    and action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default")
+):
+    set_active(run.run_id, state.models_dir())
+    st.rerun()
 
 if run.state in ("running", "evaluating"):
     epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or 0)
@@ -46,7 +49,10 @@ if run.state in ("running", "evaluating"):
         else "Evaluating the best epoch on the test songs",
     )
 elif run.state in ("failed", "cancelled"):
-    st.warning(f"This run's training {run.state}: {status.get('message') or 'no message'}")
+    st.warning(
+        state.stopped_text(run)
+        + (" The results below are those of the best epoch it reached." if metrics else "")
+    )
 
 if metrics:
     pooled = " (pooled over the folds)" if metrics.get("pooled") else ""
@@ -126,8 +132,13 @@ rows = [
 ]
 if config.get("served_fold"):
     rows.insert(2, ("Served model", f"fold {config['served_fold']} (lowest validation loss)"))
-st.markdown("#### The model")
-st.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows))
+facts, recall = st.columns([3, 2], gap="large") if metrics else (st.container(), None)
+facts.markdown("#### The model")
+facts.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows))
+
+if recall is not None:
+    recall.markdown("#### Per genre")
+    recall.plotly_chart(recall_figure(metrics), key="recall_chart")
 
 if metrics and metrics.get("folds"):
     st.markdown("#### Folds")

@@ -19,11 +19,11 @@ import pytest
 import soundfile as sf
 import streamlit_webrtc
 from streamlit.testing.v1 import AppTest
+from synth import song
 
 from genre.charts import normalise_rows
 from genre.files import read_json, write_json
 from genre.prediction import Classifier
-from synth import song
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180  # the first run on a page imports TensorFlow and loads the model
@@ -134,6 +134,10 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
     assert f"{config['parameters']:,}" in facts
     assert f"{config['songs']['train']} (+ {config['songs']['valid']} for validation)" in facts
     assert "stratified" in facts and "clicks, drones, noise" in facts
+    recall = charts(at)["recall_chart"]["data"][0]
+    tested = [g for g in metrics["genres"] if metrics["per_genre"][g]["support"]][::-1]
+    assert recall["y"] == tested
+    assert recall["x"] == [metrics["per_genre"][g]["recall"] for g in tested]
 
 
 def test_run_choice_holds_across_pages(app, models):
@@ -290,7 +294,8 @@ def test_microphone_windows_appear_while_recording_and_the_take_is_classified_af
         "audio": {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False},
         "video": False,
     }
-    assert "live_windows" not in charts(at)
+    # Listening, no window yet: an empty chart of the first 30 s waits for the bars.
+    assert [len(t["x"]) for t in charts(at)["live_windows"]["data"]] == [0, 0, 0]
 
     for frame in stereo_frames(7.0):  # what aiortc's thread does while the page refreshes
         fake_webrtc.callback(frame)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from synth import song
 
 from genre.files import read_json
-from synth import song
 
 pytestmark = pytest.mark.browser
 
@@ -41,10 +41,12 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Bars drawn in a window chart: plotly's calcdata has one entry per bar of the first trace.
+# Bars drawn in a window chart: plotly's calcdata holds one positioned entry per bar of the
+# first trace (an empty trace holds a single unpositioned one).
 BAR_COUNT = """key => {
     const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-    return plot && plot.calcdata && plot.calcdata[0] ? plot.calcdata[0].length : 0;
+    if (!plot || !plot.calcdata || !plot.calcdata[0]) return 0;
+    return plot.calcdata[0].filter(bar => typeof bar.p === 'number' && !isNaN(bar.p)).length;
 }"""
 TRACE_COUNT = """key => {
     const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
@@ -161,7 +163,7 @@ def browser(server, microphone_wav):
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
+    context = browser.new_context(viewport={"width": 1400, "height": 1500}, permissions=["microphone"])
     page = context.new_page()
     page.set_default_timeout(120_000)
     yield page

@@ -102,6 +102,15 @@ def test_per_genre_and_misclassified_rows():
     ]
 
 
+def test_recall_figure_shows_genres_with_test_songs_in_their_colours():
+    bar = charts.recall_figure(make_metrics()).data[0]
+    assert list(bar.y) == ["drones", "clicks"]  # noise has no test songs; the first genre on top
+    assert list(bar.x) == [0.5, 1.0]
+    assert list(bar.text) == ["50% of 2", "100% of 2"]
+    colors = charts.genre_colors(["clicks", "drones", "noise"])
+    assert list(bar.marker.color) == [colors["drones"], colors["clicks"]]
+
+
 def test_window_figure_has_one_stacked_column_per_window():
     genres = ["clicks", "drones", "noise"]
     rng = np.random.default_rng(0)
@@ -130,7 +139,7 @@ def test_window_figure_thins_ticks_for_long_songs():
 
 def test_window_figure_can_keep_a_fixed_time_span_for_live_bars():
     fig = charts.window_figure(["a", "b"], np.full((2, 2), 0.5), [0.0, 3.0], min_seconds=30)
-    assert list(fig.layout.xaxis.range) == [0, 30]
+    assert fig.layout.xaxis.range[1] == pytest.approx(30, abs=0.1)
     assert fig.layout.xaxis.ticktext[-1] == "0:30"
 
 
