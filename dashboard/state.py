@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from genre.audio import AUDIO_SUFFIXES
+from genre.dataset import track_path
 from genre.runs import Run, active_run_id, default_models_dir, load_run
 
 SELECTED_KEY = "selected_run"
@@ -172,17 +172,9 @@ def classify_samples(run: Run, samples: np.ndarray):
 
 
 def song_file(run: Run, track_id: str) -> Path | None:
-    """The audio file of a test song in the run's dataset, if that is on this machine (the
-    layout ``<root>/<genre>/<stem>.<ext>`` of ``genre.dataset``)."""
+    """The audio file of a test song in the run's dataset, if that is on this machine."""
     root = run.config.get("data_root")
-    if not root or "/" not in track_id or ".." in track_id:
-        return None
-    genre, stem = track_id.split("/", 1)
-    for suffix in AUDIO_SUFFIXES:
-        path = Path(root) / genre / f"{stem}{suffix}"
-        if path.is_file():
-            return path
-    return None
+    return track_path(root, track_id) if root else None
 
 
 # ----------------------------------------------------------------------------- live microphone

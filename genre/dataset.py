@@ -75,6 +75,18 @@ def scan(root: str | os.PathLike) -> list[Track]:
     return tracks
 
 
+def track_path(root: str | os.PathLike, track_id: str) -> Path | None:
+    """The audio file ``<root>/<genre>/<stem>.<ext>`` of a track id, if it exists."""
+    if "/" not in track_id or ".." in track_id:
+        return None
+    genre, stem = track_id.split("/", 1)
+    for suffix in AUDIO_SUFFIXES:
+        path = Path(root) / genre / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def default_cache_root() -> Path:
     """Where caches live: ``$GENRE_CACHE_DIR``, else the user cache folder (outside the repo)."""
     env = os.environ.get(CACHE_ENV)
@@ -131,12 +143,7 @@ class SongCache:
 
     def path_of(self, track_id: str) -> Path | None:
         """The audio file of a track, if it is still on this machine."""
-        genre, stem = track_id.split("/", 1)
-        for suffix in AUDIO_SUFFIXES:
-            path = self.root / genre / f"{stem}{suffix}"
-            if path.is_file():
-                return path
-        return None
+        return track_path(self.root, track_id)
 
 
 def load_dataset(

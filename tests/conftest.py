@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,26 @@ def tiny_run(synth_root, tmp_path_factory) -> Path:
         run_id="tiny-fast",
     )
     return train(config, progress=False)
+
+
+@pytest.fixture
+def models(tmp_path) -> Path:
+    """An empty models folder for one test."""
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def no_stray_jobs():
+    """Kill whatever job processes a test started: a failing test must not leave training
+    processes behind on a shared machine. Job tests use it module-wide (autouse there)."""
+    yield
+    from genre import jobs
+
+    for pid, child in list(jobs._CHILDREN.items()):
+        if child.poll() is None:
+            os.killpg(pid, signal.SIGKILL)
+            child.wait()
+        jobs._CHILDREN.pop(pid, None)
 
 
 @pytest.fixture

@@ -20,21 +20,8 @@ from synth import make_dataset
 from genre import jobs
 from genre.runs import active_run_id, list_runs, set_active
 
-
-@pytest.fixture(autouse=True)
-def _no_stray_jobs():
-    """A failing test must not leave training processes behind on a shared machine."""
-    yield
-    for pid, child in list(jobs._CHILDREN.items()):
-        if child.poll() is None:
-            os.killpg(pid, signal.SIGKILL)
-            child.wait()
-        jobs._CHILDREN.pop(pid, None)
-
-
-@pytest.fixture
-def models(tmp_path) -> Path:
-    return tmp_path / "models"
+# Every test here may start job processes; kill leftovers (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_stray_jobs")
 
 
 def tiny_settings(root: Path, **changes) -> jobs.Settings:

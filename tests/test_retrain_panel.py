@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -18,6 +16,9 @@ from genre import jobs
 from genre.runs import active_run_id
 
 SUBMIT = "retrain_submit"
+
+# Every test here may start job processes; kill leftovers (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_stray_jobs")
 
 
 def _script(models_dir: str) -> None:
@@ -35,19 +36,8 @@ def panel(models: Path) -> AppTest:
 
 
 @pytest.fixture(autouse=True)
-def _no_stray_jobs(monkeypatch):
+def _no_dataset_from_the_environment(monkeypatch):
     monkeypatch.delenv("GENRE_DATA", raising=False)
-    yield
-    for pid, child in list(jobs._CHILDREN.items()):
-        if child.poll() is None:
-            os.killpg(pid, signal.SIGKILL)
-            child.wait()
-        jobs._CHILDREN.pop(pid, None)
-
-
-@pytest.fixture
-def models(tmp_path) -> Path:
-    return tmp_path / "models"
 
 
 def fill(at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, model="fast", protocol="stratified") -> AppTest:
