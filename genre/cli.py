@@ -135,14 +135,12 @@ def cmd_scan(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .files import read_json
     from .training import TrainConfig, train
 
     if args.resume:
-        saved = read_json(Path(args.resume) / "config.json")
-        if saved is None:
-            raise FileNotFoundError(f"{args.resume} is not a run folder (no config.json)")
-        config = TrainConfig.from_dict(saved["train"])
+        from .runs import check_resumable
+
+        config = TrainConfig.from_dict(check_resumable(args.resume).config["train"])
         config.models_dir, config.run_id = str(Path(args.resume).parent), Path(args.resume).name
     else:
         from .runs import default_models_dir
@@ -172,28 +170,25 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    import keras
-
     from .dataset import load_dataset
     from .evaluation import evaluate
     from .files import read_json, write_json
     from .pipeline import WindowSet
     from .splits import audit
+    from .training import check_dataset
 
     run_dir = Path(args.run)
     config = read_json(run_dir / "config.json")
-    if config is None:
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     manifest = read_json(run_dir / "split.json")
+    if config is None or manifest is None or not (run_dir / "model.keras").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)")
     if "folds" in manifest:
         raise ValueError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
     cache = load_dataset(args.data or config["data_root"])
-    if cache.genres != read_json(run_dir / "genres.json"):
-        raise ValueError(f"the dataset's genres {cache.genres} differ from the run's")
-    missing = [t for t in manifest["test"] if t not in set(cache.track_ids)]
-    if missing:
-        raise ValueError(f"{len(missing)} test songs of the run are not in the dataset, e.g. {missing[0]}")
+    check_dataset(run_dir, cache, manifest, parts=("test",))
+    import keras
+
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     write_json(run_dir / "metrics.json", evaluate(model, WindowSet.for_tracks(cache, manifest["test"]), cache.genres, manifest["test"]))
     _print_metrics(run_dir)
@@ -264,9 +259,9 @@ def cmd_activate(args) -> None:
 
 
 def cmd_download(args) -> None:
-    from .download import download_gtzan
+    from .download import default_download_dir, download_gtzan
 
-    to = Path(args.to) if args.to else _default_data_home()
+    to = Path(args.to) if args.to else default_download_dir()
     on_progress = None
     if args.progress_file:
         from .files import write_json
@@ -276,9 +271,3 @@ def cmd_download(args) -> None:
 
     folder = download_gtzan(to=to, url=args.url, md5=args.md5, on_progress=on_progress)
     print(f"GTZAN is ready in {folder}\ntrain on it with: python -m genre train --data {folder}")
-
-
-def _default_data_home() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("genre")) / "gtzan"

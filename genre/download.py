@@ -39,6 +39,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import urlsplit
 
+from .files import write_json
+
 GTZAN_URL = "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz"
 GTZAN_MD5 = "5b3d6dddb579ab49814ab86dba69e7c7"
 GTZAN_SIZE = 1_226_192_050
@@ -79,6 +81,13 @@ class _RangeNotSatisfiable(Exception):
     def __init__(self, total: int | None) -> None:
         super().__init__(total)
         self.total = total
+
+
+def default_download_dir() -> Path:
+    """Where the GTZAN download goes unless told otherwise: the user data folder."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genre")) / "gtzan"
 
 
 def download_gtzan(
@@ -455,7 +464,7 @@ def _unpack(archive: Path, dest: Path, marker: dict[str, str], progress: bool) -
     try:
         files = _extract_safely(archive, tmp, progress)
         root = _dataset_root(tmp)
-        _write_marker(root / MARKER_NAME, {**marker, "files": files})
+        write_json(root / MARKER_NAME, {**marker, "files": files})
         os.rename(root, dest)
         return files
     except OSError as e:
@@ -506,13 +515,3 @@ def _dataset_root(tmp: Path) -> Path:
     if len(entries) == 1 and entries[0].is_dir() and any(p.is_dir() for p in entries[0].iterdir()):
         return entries[0]
     return tmp
-
-
-def _write_marker(path: Path, info: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(info, handle)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -46,11 +46,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
-    """Read JSON from ``path``; ``default`` when the file does not exist."""
+    """Read JSON from ``path``; ``default`` when the file does not exist. A file that is not
+    JSON raises ``ValueError`` naming it."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from error
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,8 +38,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .dataset import DATA_ENV, DatasetError, scan
+from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
 from .files import read_json, write_json
-from .runs import ACTIVE_FILE, active_run_id, load_run, set_active
+from .runs import ACTIVE_FILE, active_run_id, check_resumable, set_active
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -456,17 +457,8 @@ def default_data_dir(models_dir: str | os.PathLike) -> str:
     return os.environ.get(DATA_ENV) or saved
 
 
-def default_download_dir() -> Path:
-    """Where the GTZAN download goes by default (as for ``python -m genre download gtzan``)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("genre")) / "gtzan"
-
-
 def dataset_folder(download_to: Path) -> Path:
     """The dataset folder a download into ``download_to`` produces."""
-    from .download import DATASET_DIRNAME
-
     return download_to / DATASET_DIRNAME
 
 
@@ -485,16 +477,12 @@ def _check_int(name: str, value, bounds: tuple[int, int], optional: bool = True)
 
 
 def _check_resumable(models_dir: Path, run_dir: Path) -> None:
-    run = load_run(run_dir)
-    if not run.config:
-        raise SettingsError(f"{run_dir} is not a run folder that can be resumed (no config.json)")
     if run_dir.resolve().parent != models_dir.resolve():
         raise SettingsError(f"{run_dir} is not a run of {models_dir}")
-    if run.state == "finished":
-        raise SettingsError(f"run {run.run_id} has already finished; start a new run instead")
-    pointer = models_dir / ACTIVE_FILE
-    if pointer.is_file() and pointer.read_text().strip() == run.run_id:
-        raise SettingsError(f"run {run.run_id} is the active run; make another run active before resuming it")
+    try:
+        check_resumable(run_dir)
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
 
 
 def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str:
@@ -717,8 +705,6 @@ def _guard(models_dir: Path) -> Iterator[None]:
 
 
 def _download_complete(to: Path) -> bool:
-    from .download import MARKER_NAME
-
     return (dataset_folder(to) / MARKER_NAME).is_file()
 
 

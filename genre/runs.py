@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .files import read_json, write_text
 
 ACTIVE_FILE = "ACTIVE"
 MODELS_ENV = "GENRE_MODELS_DIR"
+TRAINING_STATES = ("running", "evaluating")
+
+log = logging.getLogger(__name__)
 
 
 def default_models_dir() -> Path:
@@ -33,11 +38,17 @@ class Run:
         return self.status.get("state", "finished" if self.metrics else "unknown")
 
     @property
+    def in_training(self) -> bool:
+        """Whether a process is training this run now: its status says so and its pid lives."""
+        return self.state in TRAINING_STATES and process_alive(self.status.get("pid"))
+
+    @property
     def servable(self) -> bool:
         return (self.path / "model.keras").is_file() and bool(read_json(self.path / "genres.json"))
 
-    def history(self) -> list[dict]:
-        return read_json(self.path / "history.json", [])
+    def history(self, fold: int | None = None) -> list[dict]:
+        """Per-epoch figures: of the run (for a CV run, the mean over its folds) or of ``fold``."""
+        return read_json(self.path / (f"fold-{fold}" if fold else "") / "history.json", [])
 
     def split(self) -> dict:
         return read_json(self.path / "split.json", {})
@@ -59,13 +70,30 @@ def load_run(path: str | os.PathLike) -> Run:
     )
 
 
-def list_runs(models_dir: str | os.PathLike | None = None) -> list[Run]:
-    """Every run folder (one with a ``config.json``) under ``models_dir``, newest first."""
+def read_runs(
+    models_dir: str | os.PathLike | None = None, load: Callable[[Path], Run] = load_run
+) -> tuple[list[Run], dict[str, str]]:
+    """Every run folder (one with a ``config.json``) under ``models_dir``, newest first, and
+    the folders whose files could not be read, each with the reason."""
     models_dir = Path(models_dir) if models_dir else default_models_dir()
     if not models_dir.is_dir():
-        return []
-    runs = [load_run(p) for p in models_dir.iterdir() if (p / "config.json").is_file()]
-    return sorted(runs, key=lambda r: (r.config.get("created", ""), r.run_id), reverse=True)
+        return [], {}
+    runs, unreadable = [], {}
+    for folder in sorted(models_dir.iterdir()):
+        if (folder / "config.json").is_file():
+            try:
+                runs.append(load(folder))
+            except (OSError, ValueError) as error:
+                unreadable[folder.name] = str(error)
+    return sorted(runs, key=lambda r: (r.config.get("created", ""), r.run_id), reverse=True), unreadable
+
+
+def list_runs(models_dir: str | os.PathLike | None = None) -> list[Run]:
+    """Every readable run under ``models_dir``, newest first; unreadable ones are logged."""
+    runs, unreadable = read_runs(models_dir)
+    for run_id, reason in unreadable.items():
+        log.warning("skipping run %s: %s", run_id, reason)
+    return runs
 
 
 def active_run_id(models_dir: str | os.PathLike | None = None) -> str | None:
@@ -75,8 +103,11 @@ def active_run_id(models_dir: str | os.PathLike | None = None) -> str | None:
     pointer = models_dir / ACTIVE_FILE
     if pointer.is_file():
         run_id = pointer.read_text().strip()
-        if run_id and load_run(models_dir / run_id).servable:
-            return run_id
+        try:
+            if run_id and load_run(models_dir / run_id).servable:
+                return run_id
+        except ValueError as error:
+            log.warning("the active run %s cannot be read: %s", run_id, error)
     servable = [r for r in list_runs(models_dir) if r.servable and r.metrics]
     return servable[0].run_id if servable else None
 
@@ -84,6 +115,41 @@ def active_run_id(models_dir: str | os.PathLike | None = None) -> str | None:
 def set_active(run_id: str, models_dir: str | os.PathLike | None = None) -> None:
     """Make ``run_id`` the served run, by atomically replacing ``models/ACTIVE``."""
     models_dir = Path(models_dir) if models_dir else default_models_dir()
-    if not load_run(models_dir / run_id).servable:
+    run = load_run(models_dir / run_id)
+    if not run.servable:
         raise ValueError(f"run {run_id} has no trained model to serve")
+    if run.in_training:
+        raise ValueError(f"run {run_id} is being trained (pid {run.status.get('pid')}); make it active once it has finished")
     write_text(models_dir / ACTIVE_FILE, run_id + "\n")
+
+
+def check_resumable(run_dir: str | os.PathLike) -> Run:
+    """The run in ``run_dir`` if it may be resumed; else ``ValueError`` saying why. A finished
+    run would be trained again from scratch over its kept model, a run being trained belongs
+    to another process, and the served run must not change under the app."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    if not run.config:
+        raise ValueError(f"{run_dir} is not a run folder that can be resumed (no config.json)")
+    if run.in_training:
+        raise ValueError(f"run {run.run_id} is being trained now (pid {run.status.get('pid')})")
+    if run.state == "finished":
+        raise ValueError(f"run {run.run_id} has already finished; start a new run instead")
+    if active_run_id(run_dir.parent) == run.run_id:
+        raise ValueError(f"run {run.run_id} is the active run; make another run active before resuming it")
+    return run
+
+
+def process_alive(pid: object) -> bool:
+    """Whether ``pid`` names a live process (not a zombie) on this machine."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or reused by another user
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust the pid
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")

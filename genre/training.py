@@ -94,7 +94,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         config = TrainConfig.from_dict(saved["train"])
         log.info("resuming run %s", run_dir)
     cache = load_dataset(config.data_root, progress=progress)
-    manifest = read_json(run_dir / "split.json") or make_split(
+    # A split.json without a config.json is left from a start that died before it was set up,
+    # perhaps with other settings: only a run that has its config reuses its split.
+    manifest = (read_json(run_dir / "split.json") if saved is not None else None) or make_split(
         config.protocol,
         cache.track_ids,
         cache.labels,
@@ -104,7 +106,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         folds=config.folds,
     )
     audit(manifest)
-    if saved is None:
+    if saved is not None:
+        check_dataset(run_dir, cache, manifest)
+    else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "genres.json", cache.genres)
         write_json(run_dir / "split.json", manifest)
@@ -135,6 +139,20 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     finally:
         _restore_stop_handler(stop)
     return run_dir
+
+
+def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[str, ...] = ("train", "valid", "test")) -> None:
+    """Refuse a dataset that is not the one the run was split from: other genres (the label
+    indices would shift) or songs of the split's ``parts`` missing."""
+    genres = read_json(Path(run_dir) / "genres.json")
+    if not genres:
+        raise ValueError(f"{run_dir} is not a complete run folder (no genres.json)")
+    if cache.genres != genres:
+        raise ValueError(f"the dataset's genres {cache.genres} differ from the run's {genres}")
+    wanted = {t for part in fold_parts(manifest) for name in parts for t in part.get(name, [])}
+    missing = sorted(wanted - set(cache.track_ids))
+    if missing:
+        raise ValueError(f"{len(missing)} songs of the run's split are not in the dataset, e.g. {missing[0]}")
 
 
 def _train_part(
