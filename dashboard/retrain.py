@@ -198,20 +198,24 @@ def _idle_panel(models_dir: Path) -> None:
             help=PROTOCOL_HELP,
         )
         left, right = st.columns(2)
-        recipe = REGISTRY.get(settings.model) or next(iter(REGISTRY.values()))
+        # Empty means the chosen model's recipe: the model is picked in the same form, so a
+        # number filled in from the last run's model would be wrong for another model.
+        recipes = "; ".join(f"{name} {spec.epochs}" for name, spec in REGISTRY.items())
         epochs = left.number_input(
             "Epochs",
-            value=int(settings.epochs or recipe.epochs),
+            value=settings.epochs,
             step=1,
+            placeholder="recipe",
             key=KEY + "epochs",
-            help=f"{jobs.EPOCHS_RANGE[0]} to {jobs.EPOCHS_RANGE[1]}",
+            help=f"{jobs.EPOCHS_RANGE[0]} to {jobs.EPOCHS_RANGE[1]}; empty takes the model's recipe ({recipes})",
         )
         batch = right.number_input(
             "Batch",
-            value=int(settings.batch_size or recipe.batch_size),
+            value=settings.batch_size,
             step=1,
+            placeholder="recipe",
             key=KEY + "batch",
-            help=f"{jobs.BATCH_RANGE[0]} to {jobs.BATCH_RANGE[1]} windows",
+            help=f"{jobs.BATCH_RANGE[0]} to {jobs.BATCH_RANGE[1]} windows; empty takes the model's recipe",
         )
         seed = left.number_input("Seed", value=int(settings.seed), step=1, key=KEY + "seed", help="Seeds the split and the training.")
         folds = right.number_input("Folds (cv)", value=int(settings.folds), step=1, key=KEY + "folds")
@@ -237,8 +241,8 @@ def _idle_panel(models_dir: Path) -> None:
             data_dir=str(st.session_state[data_key]).strip(),
             model=model,
             protocol=protocol,
-            epochs=int(epochs),
-            batch_size=int(batch),
+            epochs=None if epochs is None else int(epochs),
+            batch_size=None if batch is None else int(batch),
             seed=int(seed),
             test_fraction=float(test_share),
             val_fraction=float(val_share),
@@ -297,10 +301,13 @@ def _outcome(models_dir: Path, job: jobs.Job) -> None:
 
 
 def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
-    """Other runs that stopped early (cancelled, failed, killed with the app down): resumable."""
-    shown = last.run_id if last is not None and last.kind == "train" else None
+    """Other runs that stopped early (cancelled, failed, killed with the app down): resumable.
+    A run trained from a terminal right now is not offered, nor the active run."""
+    skip = {last.run_id if last is not None and last.kind == "train" else None, active_run_id(models_dir)}
     stopped = [
-        r for r in list_runs(models_dir) if r.state in ("cancelled", "failed", "running", "evaluating") and r.run_id != shown and not r.metrics
+        r
+        for r in list_runs(models_dir)
+        if r.state in ("cancelled", "failed", "running", "evaluating") and r.run_id not in skip and not r.in_training
     ]
     if not stopped:
         return
@@ -315,7 +322,7 @@ def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
 def _promote(models_dir: Path) -> None:
     """*Make active* for any other finished run."""
     active = active_run_id(models_dir)
-    finished = [r for r in list_runs(models_dir) if r.metrics and r.servable and r.run_id != active]
+    finished = [r for r in list_runs(models_dir) if r.metrics and r.servable and r.run_id != active and not r.in_training]
     if not finished:
         return
     with st.expander("Serve another run"):

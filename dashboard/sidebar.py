@@ -41,6 +41,8 @@ def render_sidebar() -> Run | None:
 def _run_selector() -> Run | None:
     runs = state.runs()
     with st.sidebar:
+        for run_id, reason in state.unreadable_runs().items():
+            st.warning(f"Run `{run_id}` is left out: {reason}")
         if not runs:
             st.caption(f"No trained runs in `{state.models_dir()}`.")
             return None
@@ -75,11 +77,11 @@ def _run_facts(run: Run, active: str | None) -> None:
     if config.get("created"):
         facts.append(config["created"][:10])
     st.caption(" · ".join(facts))
-    if run.state in ("running", "evaluating"):
+    if run.in_training:
         status = run.status
         epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
         st.info(f"Training: epoch {epoch} of {epochs}" if run.state == "running" else "Evaluating on the test songs")
-    elif run.state in ("failed", "cancelled"):
+    elif run.state in ("failed", "cancelled", "running", "evaluating"):
         st.caption(f":orange[{state.stopped_text(run, detail=False)}]")
     if run.run_id != active and active:
         st.caption(f"The active run is **{active}**.")

@@ -15,7 +15,8 @@ import numpy as np
 import streamlit as st
 
 from genre.dataset import track_path
-from genre.runs import Run, active_run_id, default_models_dir, load_run
+from genre.live import LiveAudio, LiveTally
+from genre.runs import Run, active_run_id, default_models_dir, load_run, read_runs
 
 SELECTED_KEY = "selected_run"
 LIVE_KEY = "live_audio"
@@ -68,13 +69,18 @@ def _history(run_dir: str, stamp: tuple) -> list[dict]:
 
 
 def runs() -> list[Run]:
-    """Every run under the models folder, newest first as ``genre.runs.list_runs`` orders
-    them; a run's files are read again only when one of them has changed."""
-    folder = models_dir()
-    if not folder.is_dir():
-        return []
-    loaded = [_load_run(str(p), _stamp(p)) for p in folder.iterdir() if (p / "config.json").is_file()]
-    return sorted(loaded, key=lambda r: (r.config.get("created", ""), r.run_id), reverse=True)
+    """Every readable run under the models folder, newest first (``genre.runs.read_runs``);
+    a run's files are read again only when one of them has changed."""
+    return _read_runs()[0]
+
+
+def unreadable_runs() -> dict[str, str]:
+    """Run folders whose files could not be read, each with the reason."""
+    return _read_runs()[1]
+
+
+def _read_runs() -> tuple[list[Run], dict[str, str]]:
+    return read_runs(models_dir(), load=lambda p: _load_run(str(p), _stamp(p)))
 
 
 def history(run: Run) -> list[dict]:
@@ -103,10 +109,15 @@ def select(run_id: str) -> None:
 
 
 def stopped_text(run: Run, detail: bool = True) -> str:
-    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a failed or cancelled
-    run (``detail=False``: without the status message)."""
+    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a failed, cancelled or
+    killed run (``detail=False``: without the status message)."""
     status = run.status
-    text = "Training was cancelled" if run.state == "cancelled" else "Training failed"
+    if run.state == "cancelled":
+        text = "Training was cancelled"
+    elif run.state == "failed":
+        text = "Training failed"
+    else:  # its status says running, but its process is gone
+        text = "Training stopped without a word (the process was killed)"
     if status.get("epoch") and status.get("epochs"):
         text += f" at epoch {status['epoch']} of {status['epochs']}"
     message = (status.get("message") or "").strip()
@@ -182,24 +193,22 @@ def song_file(run: Run, track_id: str) -> Path | None:
 
 def live_audio():
     """This session's microphone buffer (the WebRTC callback appends to it)."""
-    from genre.live import LiveAudio
-
     if LIVE_KEY not in st.session_state:
         st.session_state[LIVE_KEY] = LiveAudio()
     return st.session_state[LIVE_KEY]
 
 
-def live_results() -> dict:
-    """Window probabilities of the take so far: ``probabilities``, ``starts``, ``lags``."""
+def live_results() -> LiveTally:
+    """The windows of the take classified so far."""
     if LIVE_RESULTS_KEY not in st.session_state:
-        st.session_state[LIVE_RESULTS_KEY] = {"probabilities": [], "starts": [], "lags": []}
+        st.session_state[LIVE_RESULTS_KEY] = LiveTally()
     return st.session_state[LIVE_RESULTS_KEY]
 
 
 def new_take() -> None:
     """Start a fresh take: empty buffer, no windows."""
     live_audio().reset()
-    st.session_state[LIVE_RESULTS_KEY] = {"probabilities": [], "starts": [], "lags": []}
+    st.session_state[LIVE_RESULTS_KEY] = LiveTally()
     st.session_state.pop("take_classified", None)
 
 

@@ -68,7 +68,7 @@ def best_epoch(history: Sequence[Mapping]) -> int | None:
     if not history:
         return None
     key = monitored(history)
-    best = min(history, key=lambda e: (e[key], e["epoch"]))
+    best = min(history, key=lambda e: (e[key], -e["epoch"]))  # a tie goes to the later epoch, as in BestModel
     return int(best["epoch"])
 
 

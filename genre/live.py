@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW
 from .audio import MIN_SECONDS, SILENCE_PEAK, AudioError
+
+if TYPE_CHECKING:
+    from .prediction import Classification, Classifier
 
 WEBRTC_RATE = 48_000
 MAX_TAKE_SECONDS = 600.0
@@ -192,6 +196,38 @@ class LiveAudio:
     def input_format(self) -> tuple[int, int] | None:
         """``(sample rate, channels)`` of the frames received, once one has come."""
         return self._input
+
+
+@dataclass
+class LiveTally:
+    """The windows of a live take classified so far: their probabilities, start times, and
+    how long after its last sample arrived each was classified."""
+
+    probabilities: list[np.ndarray] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def update(self, classifier: "Classifier", audio: LiveAudio) -> int:
+        """Classify the windows ``audio`` has completed since the last call; return how many."""
+        new = audio.pop_windows()
+        if new:
+            probabilities = classifier.predict_windows(np.stack([w.samples for w in new]))
+            now = time.time()
+            self.probabilities.extend(probabilities)
+            self.starts.extend(w.start for w in new)
+            self.lags.extend(now - w.completed_at for w in new)
+        return len(new)
+
+    def summary(self, classifier: "Classifier", seconds: float) -> "Classification":
+        """The running vote over every window so far (``ValueError`` before the first)."""
+        return classifier.summarise(np.asarray(self.probabilities), np.asarray(self.starts), seconds)
+
+    @property
+    def median_lag(self) -> float:
+        return float(np.median(self.lags)) if self.lags else 0.0
 
 
 def check_take(samples: np.ndarray, label: str = "the recording") -> np.ndarray:

@@ -1,7 +1,6 @@
 """Classify: an uploaded file, the live microphone, or a recorded clip."""
 
 import logging
-import time
 from functools import partial
 
 import numpy as np
@@ -128,15 +127,9 @@ if tabs[1].open is not False:
 
         @st.fragment(run_every=REFRESH_SECONDS if playing else None)
         def live_panel() -> None:
-            results = state.live_results()
-            new = live.pop_windows()
-            if new:
-                probabilities = classifier.predict_windows(np.stack([w.samples for w in new]))
-                now = time.time()
-                results["probabilities"].extend(probabilities)
-                results["starts"].extend(w.start for w in new)
-                results["lags"].extend(now - w.completed_at for w in new)
-            count = len(results["probabilities"])
+            tally = state.live_results()
+            tally.update(classifier, live)
+            count = len(tally)
             if playing:
                 due = WINDOW_SECONDS - (live.seconds % WINDOW_SECONDS)
                 st.markdown(
@@ -146,7 +139,7 @@ if tabs[1].open is not False:
                     else ":orange[●] Connected; waiting for audio…"
                 )
             if count:
-                summary = classifier.summarise(np.asarray(results["probabilities"]), results["starts"], live.seconds)
+                summary = tally.summary(classifier, live.seconds)
                 won = int(summary.votes[summary.genres.index(summary.vote_genre)])
                 st.markdown(
                     f"Running vote: **{summary.vote_genre}** ({won} of {count} windows: "
@@ -165,7 +158,7 @@ if tabs[1].open is not False:
             if count:
                 st.caption(
                     f"{count} window{'s' if count != 1 else ''} · each bar appeared about "
-                    f"{np.median(results['lags']):.1f} s after its last sound reached the server "
+                    f"{tally.median_lag:.1f} s after its last sound reached the server "
                     "(classifying it and refreshing the page)."
                 )
 

@@ -36,7 +36,12 @@ st.caption(
     "Solid: training; dashed: validation (songs held out of training, not the test songs). "
     "The star marks the best epoch, the one whose weights the run keeps: lowest validation loss, "
     "or lowest training loss for a run without validation songs."
-    + (" Cross-validation runs show the mean over their folds." if any(runs[r].config.get("protocol") == "cv" for r in chosen) else "")
+    + (
+        " Cross-validation runs show the mean over their folds; each fold keeps its own best epoch, "
+        "and the star marks the mean curve's."
+        if any(runs[r].config.get("protocol") == "cv" for r in chosen)
+        else ""
+    )
 )
 st.dataframe(
     history_table(histories),

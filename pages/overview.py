@@ -33,12 +33,13 @@ if run.run_id == active:
 elif (
     run.servable
     and metrics
+    and not run.in_training
     and action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default")
 ):
     set_active(run.run_id, state.models_dir())
     st.rerun()
 
-if run.state in ("running", "evaluating"):
+if run.in_training:
     epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or 0)
     fold = f"fold {status['fold']} of {status['folds']}, " if status.get("folds") else ""
     eta = status.get("eta_seconds")
@@ -48,7 +49,7 @@ if run.state in ("running", "evaluating"):
         if run.state == "running"
         else "Evaluating the best epoch on the test songs",
     )
-elif run.state in ("failed", "cancelled"):
+elif run.state in ("failed", "cancelled", "running", "evaluating"):
     st.warning(
         state.stopped_text(run)
         + (" The results below are those of the best epoch it reached." if metrics else "")
@@ -115,7 +116,10 @@ if root:
 
     dataset += " (on this machine)" if Path(root).is_dir() else " (not on this machine)"
 trained = _date(config.get("created"))
-if history:
+if history and config.get("served_fold"):
+    fold = config["served_fold"]
+    trained += f" · {len(history)} epochs per fold; the served fold {fold}'s best was epoch {best_epoch(run.history(fold))}"
+elif history:
     trained += f" · {len(history)} epochs, best {best}"
 if train.get("batch_size"):
     trained += f" · batch {train['batch_size']}, learning rate {train.get('learning_rate')}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -164,6 +165,30 @@ def test_pages_explain_how_to_train_when_there_is_no_run(tmp_path, monkeypatch):
         at.switch_page(page).run()
         no_errors(at)
         assert "Overview page says how to train" in at.info[0].value
+
+
+def test_an_unreadable_run_is_named_and_a_run_in_training_is_not_offered_to_serve(tiny_run, tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "tiny-fast")
+    (folder / "ACTIVE").write_text("tiny-fast\n")
+    (Path(shutil.copytree(tiny_run, folder / "broken")) / "metrics.json").write_text('{"song_accuracy_vote": ')
+    busy = Path(shutil.copytree(tiny_run, folder / "busy"))
+    write_json(busy / "status.json", {"state": "running", "pid": os.getpid(), "epoch": 3, "epochs": 8, "batch": 1, "batches": 4})
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    warning = "\n".join(w.value for w in at.sidebar.warning)
+    assert "Run `broken` is left out" in warning and "metrics.json is not valid JSON" in warning
+    assert sorted(o.split(" · ")[0] for o in at.sidebar.selectbox(key="run_choice").options) == ["busy", "tiny-fast"]
+    at.sidebar.selectbox(key="run_choice").set_value("busy").run()
+    assert not at.exception
+    assert "Make this the active run" not in [b.label for b in at.button]
+    (progress,) = at.get("progress")
+    assert "Training: epoch 3 of 8" in progress.proto.text
+    write_json(busy / "status.json", {"state": "running", "pid": 2**22 + 12345, "epoch": 3, "epochs": 8})  # killed
+    at.run()
+    assert not at.get("progress")
+    assert "Training stopped without a word (the process was killed) at epoch 3 of 8" in " ".join(w.value for w in at.warning)
 
 
 # ----------------------------------------------------------------------------- history

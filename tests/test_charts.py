@@ -53,6 +53,9 @@ def test_best_epoch_follows_validation_loss_else_training_loss():
     assert charts.best_epoch(NO_VALIDATION) == 2
     assert charts.monitored(NO_VALIDATION) == "loss"
     assert charts.best_epoch([]) is None
+    # A tie goes to the later epoch: BestModel saves on "no worse than before".
+    tie = [dict(e, val_loss=1.4) if e["epoch"] == 3 else e for e in HISTORY]
+    assert charts.best_epoch(tie) == 3
 
 
 def test_history_figure_holds_every_curve_and_marks_the_best_epoch():

@@ -12,7 +12,7 @@ from synth import song
 
 from genre import SAMPLE_RATE, WINDOW
 from genre.audio import AudioError
-from genre.live import LiveAudio, check_take, to_mono
+from genre.live import LiveAudio, LiveTally, check_take, to_mono
 
 RATE = 48_000
 FRAME = 960  # 20 ms, what aiortc delivers
@@ -146,3 +146,34 @@ def test_check_take_rejects_short_and_silent_recordings():
         check_take(np.zeros(SAMPLE_RATE * 2, dtype=np.float32))
     ok = np.full(SAMPLE_RATE * 2, 0.1, dtype=np.float32)
     assert check_take(ok) is ok
+
+
+class CountingClassifier:
+    """Stands in for ``genre.prediction.Classifier``: a window's probability of genre 1 is its
+    mean absolute sample, so each window's row can be checked."""
+
+    genres = ["a", "b"]
+
+    def __init__(self):
+        self.calls = []
+
+    def predict_windows(self, windows: np.ndarray) -> np.ndarray:
+        self.calls.append(len(windows))
+        level = np.abs(windows).mean(axis=1)
+        return np.stack([1 - level, level], axis=1).astype(np.float32)
+
+
+def test_the_tally_classifies_each_window_once_in_order():
+    audio = stereo_s16(10, seed=3)
+    live, tally, classifier = LiveAudio(), LiveTally(), CountingClassifier()
+    added = 0
+    for frame in frames(audio):
+        live.append(frame)
+        added += tally.update(classifier, live)
+    assert added == len(tally) == 3 and sum(classifier.calls) == 3
+    assert tally.starts == [0.0, 3.0, 6.0]
+    take = live.take()
+    expected = [np.abs(take[k * WINDOW : (k + 1) * WINDOW]).mean() for k in range(3)]
+    np.testing.assert_allclose([p[1] for p in tally.probabilities], expected, rtol=1e-5)
+    assert all(0 <= lag < 5 for lag in tally.lags) and tally.median_lag == float(np.median(tally.lags))
+    assert tally.update(classifier, live) == 0 and len(classifier.calls) == len([c for c in classifier.calls if c])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -139,6 +140,22 @@ def test_bad_settings_show_their_message_and_start_nothing(folder, changes, mess
     assert not models.exists() and not jobs._CHILDREN
 
 
+def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root, monkeypatch):
+    asked = []
+
+    def start_training(models_dir, settings):
+        asked.append(settings)
+        raise jobs.SettingsError("stopped by the test")
+
+    monkeypatch.setattr(jobs, "start_training", start_training)
+    at = panel(models)
+    assert at.sidebar.number_input(key="retrain_epochs").value is None  # nothing remembered yet
+    submit(fill(panel(models), synth_root, epochs=None, batch=None, model="seed"))
+    (settings,) = asked
+    assert settings.model == "seed" and settings.epochs is None and settings.batch_size is None
+    assert "--epochs" not in settings.cli_args() and "--batch" not in settings.cli_args()
+
+
 @pytest.mark.slow
 def test_retrain_from_the_sidebar_runs_refuses_a_second_job_and_promotes(models, synth_root, tiny_run):
     shutil.copytree(tiny_run, models / "served")  # what the app serves until a promotion
@@ -218,3 +235,16 @@ def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):
     assert not texts(at.sidebar.error)
     # Still listed for a resume among the interrupted runs.
     assert "retrain_resume_other" in keys(at)
+
+
+def test_stopped_runs_are_offered_for_resume_but_not_one_trained_from_a_terminal(models, tiny_run):
+    for name, status in {"stopped": {"state": "cancelled", "epoch": 5, "epochs": 8}, "busy": {"state": "running", "pid": os.getpid()}}.items():
+        shutil.copytree(tiny_run, models / name)
+        (models / name / "status.json").write_text(json.dumps(status))
+    shutil.copytree(tiny_run, models / "served")
+    (models / "ACTIVE").write_text("served\n")
+    at = panel(models)
+    assert not at.exception
+    # The cancelled run was evaluated as it stood; it is still resumable. The busy one is not.
+    assert at.sidebar.selectbox(key="retrain_interrupted").options == ["stopped · cancelled · 8 epochs"]
+    assert [o.split(" · ")[0] for o in at.sidebar.selectbox(key="retrain_promote_choice").options] == ["stopped"]
