@@ -307,7 +307,7 @@ def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
     stopped = [
         r
         for r in list_runs(models_dir)
-        if r.state in ("cancelled", "failed", "running", "evaluating") and r.run_id not in skip and not r.in_training
+        if r.interrupted and r.run_id not in skip
     ]
     if not stopped:
         return

@@ -39,9 +39,9 @@ def render_sidebar() -> Run | None:
 
 
 def _run_selector() -> Run | None:
-    runs = state.runs()
+    runs, unreadable = state.runs_and_unreadable()
     with st.sidebar:
-        for run_id, reason in state.unreadable_runs().items():
+        for run_id, reason in unreadable.items():
             st.warning(f"Run `{run_id}` is left out: {reason}")
         if not runs:
             st.caption(f"No trained runs in `{state.models_dir()}`.")
@@ -81,7 +81,7 @@ def _run_facts(run: Run, active: str | None) -> None:
         status = run.status
         epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
         st.info(f"Training: epoch {epoch} of {epochs}" if run.state == "running" else "Evaluating on the test songs")
-    elif run.state in ("failed", "cancelled", "running", "evaluating"):
+    elif run.interrupted:
         st.caption(f":orange[{state.stopped_text(run, detail=False)}]")
     if run.run_id != active and active:
         st.caption(f"The active run is **{active}**.")

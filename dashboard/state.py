@@ -69,17 +69,14 @@ def _history(run_dir: str, stamp: tuple) -> list[dict]:
 
 
 def runs() -> list[Run]:
-    """Every readable run under the models folder, newest first (``genre.runs.read_runs``);
-    a run's files are read again only when one of them has changed."""
-    return _read_runs()[0]
+    """Every readable run under the models folder, newest first."""
+    return runs_and_unreadable()[0]
 
 
-def unreadable_runs() -> dict[str, str]:
-    """Run folders whose files could not be read, each with the reason."""
-    return _read_runs()[1]
-
-
-def _read_runs() -> tuple[list[Run], dict[str, str]]:
+def runs_and_unreadable() -> tuple[list[Run], dict[str, str]]:
+    """The readable runs, newest first, and the run folders that could not be read, each with
+    the reason (``genre.runs.read_runs``); a run's files are read again only when one of them
+    has changed."""
     return read_runs(models_dir(), load=lambda p: _load_run(str(p), _stamp(p)))
 
 

@@ -213,22 +213,34 @@ def per_genre_rows(metrics: Mapping) -> list[dict]:
     ]
 
 
+def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[float], text: Sequence[str], hover: str) -> go.Figure:
+    """Horizontal bars, one per genre in ``names`` (bottom up), each in its colour, labelled
+    outside the bar."""
+    colors = genre_colors(genres)
+    return go.Figure(
+        go.Bar(
+            x=values,
+            y=list(names),
+            orientation="h",
+            marker={"color": [colors[n] for n in names]},
+            text=list(text),
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate=hover,
+        )
+    )
+
+
 def recall_figure(metrics: Mapping) -> go.Figure:
     """Per genre, the share of its test songs the vote gets right (recall), in the genre's
     colour, with the song count; genres without test songs are left out."""
     rows = [r for r in per_genre_rows(metrics) if r["support"] > 0][::-1]  # first genre on top
-    colors = genre_colors(metrics["genres"])
-    fig = go.Figure(
-        go.Bar(
-            x=[r["recall"] for r in rows],
-            y=[r["genre"] for r in rows],
-            orientation="h",
-            marker={"color": [colors[r["genre"]] for r in rows]},
-            text=[f"{r['recall']:.0%} of {r['support']}" for r in rows],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{y}: %{x:.0%} of its test songs voted right<extra></extra>",
-        )
+    fig = _genre_bars(
+        metrics["genres"],
+        [r["genre"] for r in rows],
+        [r["recall"] for r in rows],
+        [f"{r['recall']:.0%} of {r['support']}" for r in rows],
+        "%{y}: %{x:.0%} of its test songs voted right<extra></extra>",
     )
     fig.update_layout(
         height=max(200, 26 * len(rows) + 70),
@@ -328,21 +340,8 @@ def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], vot
     gives the probability and, with ``votes``, the windows the genre won."""
     p = np.asarray(mean_probability, dtype=np.float64)
     order = np.argsort(-p, kind="stable")[::-1]  # plotly draws the first bar at the bottom
-    colors = genre_colors(genres)
-    names = [genres[i] for i in order]
     text = [f"{p[i]:.0%}" + (f" · {int(votes[i])} won" if votes is not None else "") for i in order]
-    fig = go.Figure(
-        go.Bar(
-            x=p[order],
-            y=names,
-            orientation="h",
-            marker={"color": [colors[n] for n in names]},
-            text=text,
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{y}: mean probability %{x:.1%}<extra></extra>",
-        )
-    )
+    fig = _genre_bars(genres, [genres[i] for i in order], p[order], text, "%{y}: mean probability %{x:.1%}<extra></extra>")
     fig.update_layout(
         height=max(200, 26 * len(genres) + 60),
         margin={"t": 10, "b": 30, "l": 10, "r": 70},

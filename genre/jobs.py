@@ -40,6 +40,7 @@ from pathlib import Path
 from .dataset import DATA_ENV, DatasetError, scan
 from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
 from .files import read_json, write_json
+from .processes import proc_stat
 from .runs import ACTIVE_FILE, active_run_id, check_resumable, set_active
 
 LOCK_NAME = ".lock"
@@ -614,7 +615,7 @@ def _alive(job: Job) -> tuple[bool, int | None]:
         return False, None
     except PermissionError:
         return False, None  # another user's process: the pid was reused
-    stat = _proc_stat(job.pid)
+    stat = proc_stat(job.pid)
     if stat is None:
         return (sys.platform != "linux"), None  # no /proc: trust the pid
     state, started = stat
@@ -634,18 +635,8 @@ def _alive(job: Job) -> tuple[bool, int | None]:
     return (job.pid == os.getpid() or b"genre" in cmdline), None
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start time in clock ticks)`` from ``/proc/<pid>/stat``, or ``None``."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
-    return fields[0], int(fields[19])
-
-
 def _proc_start(pid: int) -> int | None:
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     return stat[1] if stat else None
 
 

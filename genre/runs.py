@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .files import read_json, write_text
+from .processes import process_alive
 
 ACTIVE_FILE = "ACTIVE"
 MODELS_ENV = "GENRE_MODELS_DIR"
@@ -41,6 +42,12 @@ class Run:
     def in_training(self) -> bool:
         """Whether a process is training this run now: its status says so and its pid lives."""
         return self.state in TRAINING_STATES and process_alive(self.status.get("pid"))
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether training stopped before the end: cancelled, failed, or killed (its status
+        still says training but no process is doing it)."""
+        return self.state in ("cancelled", "failed") or (self.state in TRAINING_STATES and not self.in_training)
 
     @property
     def servable(self) -> bool:
@@ -138,18 +145,3 @@ def check_resumable(run_dir: str | os.PathLike) -> Run:
     if active_run_id(run_dir.parent) == run.run_id:
         raise ValueError(f"run {run.run_id} is the active run; make another run active before resuming it")
     return run
-
-
-def process_alive(pid: object) -> bool:
-    """Whether ``pid`` names a live process (not a zombie) on this machine."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone, or reused by another user
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust the pid
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")

@@ -49,7 +49,7 @@ if run.in_training:
         if run.state == "running"
         else "Evaluating the best epoch on the test songs",
     )
-elif run.state in ("failed", "cancelled", "running", "evaluating"):
+elif run.interrupted:
     st.warning(
         state.stopped_text(run)
         + (" The results below are those of the best epoch it reached." if metrics else "")

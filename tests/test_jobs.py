@@ -18,6 +18,7 @@ import pytest
 from synth import make_dataset
 
 from genre import jobs
+from genre.processes import proc_stat
 from genre.runs import active_run_id, list_runs, set_active
 
 # Every test here may start job processes; kill leftovers (tests/conftest.py).
@@ -145,7 +146,7 @@ def test_a_lock_whose_process_is_gone_is_cleared_on_the_next_look(models):
 def test_a_zombie_or_a_reused_pid_is_not_a_job(models):
     # A child that exited but was not reaped (the app that started it is busy or gone).
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    wait_for(lambda: (jobs._proc_stat(zombie.pid) or ("Z",))[0] == "Z", timeout=10)
+    wait_for(lambda: (proc_stat(zombie.pid) or ("Z",))[0] == "Z", timeout=10)
     lock = _write_lock(models, zombie.pid)
     assert jobs.current_job(models) is None and not lock.exists()
     # A live process that is not ours: the pid was reused after the job died.
@@ -242,7 +243,7 @@ def test_a_job_killed_mid_epoch_harms_nothing_and_resumes(models, tiny_run, slow
     os.kill(job.pid, signal.SIGKILL)
     # Look as a second app instance would: it did not start the job, so cannot reap it.
     child = jobs._CHILDREN.pop(job.pid)
-    wait_for(lambda: (jobs._proc_stat(job.pid) or ("Z",))[0] == "Z", timeout=10)
+    wait_for(lambda: (proc_stat(job.pid) or ("Z",))[0] == "Z", timeout=10)
     assert (models / jobs.LOCK_NAME).exists()
 
     # The served run is untouched and still serves.
