@@ -1,0 +1,205 @@
+"""musicnn (Pons & Serra, 2019) in Keras 3: its log-mel front end and its MSD-trained network.
+
+The weights come from the PyPI wheel ``musicnn==0.1.0`` (ISC license, Music Technology Group,
+Universitat Pompeu Fabra), converted by ``scripts/convert_musicnn.py`` into
+``genre/weights/musicnn_msd.weights.h5``. Every detail below follows musicnn's ``models.py``
+and ``extractor.py``, and the conversion checks the outputs against the original graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLE_RATE, WINDOW
+
+WEIGHTS = Path(__file__).parent / "weights" / "musicnn_msd.weights.h5"
+
+MUSICNN_RATE = 16_000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+FRAMES = 187  # musicnn's 3 s patch
+EMBEDDING = 753  # frame features: 561 front end + 3 x 64 mid end
+TAGS = 50
+EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+class MusicnnMel(_keras().layers.Layer):
+    """Raw 22,050 Hz windows ``(batch, 66150[, 1])`` -> musicnn's input ``(batch, 187, 96)``.
+
+    Resamples to 16 kHz in the frequency domain: the spectrum is cut at 8 kHz and shaped by
+    the magnitude response of librosa's default resampler (soxr "HQ"), so the top mel bands get
+    the same roll-off as musicnn's own ``librosa.load(sr=16000)`` path. Then a centred
+    512-point Hann STFT with reflect padding, hop 256, power, 96 Slaney mel bands up to
+    8 kHz, and ``log10(10000 * S + 1)``, all in float32 (musicnn's own float16 overflows).
+    Each window is computed on its own: nothing depends on the rest of the batch.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        import librosa
+
+        mel = librosa.filters.mel(sr=MUSICNN_RATE, n_fft=N_FFT, n_mels=N_MELS)  # (96, 257), Slaney
+        self._mel = np.ascontiguousarray(mel.T, dtype=np.float32)
+        self._resampled = WINDOW * MUSICNN_RATE // SAMPLE_RATE  # 48,000
+        self._response = resampler_response(self._resampled)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        x = tf.cast(tf.reshape(inputs, (-1, WINDOW)), tf.float32)
+        spectrum = tf.signal.rfft(x)[:, : self._resampled // 2 + 1] * tf.constant(self._response, dtype=tf.complex64)
+        # irfft of the truncated spectrum, rescaled so amplitudes survive the length change.
+        y = tf.signal.irfft(spectrum, fft_length=[self._resampled]) * (self._resampled / WINDOW)
+        y = tf.pad(y, [[0, 0], [N_FFT // 2, N_FFT // 2]], mode="REFLECT")
+        stft = tf.signal.stft(y, frame_length=N_FFT, frame_step=HOP, fft_length=N_FFT, window_fn=tf.signal.hann_window)
+        power = tf.math.square(tf.math.abs(stft))[:, :FRAMES, :]
+        mel = tf.linalg.matmul(power, tf.constant(self._mel))
+        return tf.math.log(10000.0 * mel + 1.0) / np.log(10.0).astype(np.float32)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], FRAMES, N_MELS)
+
+
+def resampler_response(n: int) -> np.ndarray:
+    """|H(f)| of librosa's default 22,050 -> 16,000 Hz resampler at the ``n // 2 + 1`` bins of
+    an ``n``-point 16 kHz spectrum, measured on an impulse and normalised to 1 at 0 Hz."""
+    import librosa
+
+    impulse = np.zeros(WINDOW, dtype=np.float64)
+    impulse[WINDOW // 2] = 1.0
+    response = np.abs(np.fft.rfft(librosa.resample(impulse, orig_sr=SAMPLE_RATE, target_sr=MUSICNN_RATE), n=n))
+    return (response / response[0]).astype(np.float32)
+
+
+def reference_features(song_16k: np.ndarray) -> np.ndarray:
+    """musicnn's features of an already 16 kHz signal with librosa, as its extractor computes
+    them (centred reflect-padded STFT) but with the log in float32: ``(frames, 96)``."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(song_16k, dtype=np.float32), sr=MUSICNN_RATE, hop_length=HOP, n_fft=N_FFT, n_mels=N_MELS, pad_mode="reflect"
+    ).T
+    return np.log10(10000.0 * mel.astype(np.float32) + 1.0)
+
+
+def build_network(name: str = "musicnn"):
+    """musicnn's MSD network from features ``(187, 96)`` to a model with three outputs:
+    frame features ``(187, 753)``, the penultimate embedding ``(200,)`` and the 50 tags."""
+    keras = _keras()
+    from keras import layers
+
+    def norm(x, label):
+        return layers.BatchNormalization(epsilon=EPSILON, name=label)(x)
+
+    def max_over_frequency(x, label):
+        # musicnn pools each convolution over its whole frequency axis.
+        width, channels = x.shape[2], x.shape[3]
+        x = layers.MaxPooling2D((1, width), name=f"{label}_pool")(x)
+        return layers.Reshape((FRAMES, channels), name=f"{label}_frames")(x)
+
+    inputs = keras.Input((FRAMES, N_MELS), name="log_mel")
+    x = layers.Reshape((FRAMES, N_MELS, 1), name="image")(inputs)
+    x = norm(x, "input_norm")
+    padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="time_pad")(x)
+    front = []
+    for label, width in (("timbral_38", int(0.4 * N_MELS)), ("timbral_67", int(0.7 * N_MELS))):
+        y = layers.Conv2D(204, (7, width), activation="relu", name=label)(padded)
+        front.append(max_over_frequency(norm(y, f"{label}_norm"), label))
+    for length in (128, 64, 32):
+        # "same" padding on TensorFlow pads an even kernel unevenly, as the original graph did.
+        y = layers.Conv2D(51, (length, 1), padding="same", activation="relu", name=f"temporal_{length}")(x)
+        front.append(max_over_frequency(norm(y, f"temporal_{length}_norm"), f"temporal_{length}"))
+    front = layers.Concatenate(name="front_end")(front)  # (187, 561)
+
+    mid1 = norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_1")(front), "mid_1_norm")
+    mid2 = layers.Add(name="mid_2_res")([norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_2")(mid1), "mid_2_norm"), mid1])
+    mid3 = layers.Add(name="mid_3_res")([norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_3")(mid2), "mid_3_norm"), mid2])
+    frames = layers.Concatenate(name="frames")([front, mid1, mid2, mid3])  # (187, 753)
+
+    # The original concatenates max and mean on a trailing axis and flattens: interleaved.
+    pooled_max = layers.Reshape((EMBEDDING, 1), name="max_col")(layers.GlobalMaxPooling1D(name="max_pool")(frames))
+    pooled_mean = layers.Reshape((EMBEDDING, 1), name="mean_col")(layers.GlobalAveragePooling1D(name="mean_pool")(frames))
+    pooled = layers.Flatten(name="pooled")(layers.Concatenate(name="max_mean")([pooled_max, pooled_mean]))
+    pooled = norm(pooled, "pooled_norm")
+    penultimate = norm(layers.Dense(200, activation="relu", name="dense")(pooled), "penultimate")
+    tags = layers.Dense(TAGS, activation="sigmoid", name="tags")(penultimate)
+    return keras.Model(inputs, [frames, penultimate, tags], name=name)
+
+
+# Checkpoint variable scopes of the original graph, in the order build_network creates layers.
+CHECKPOINT_NAMES = {
+    "input_norm": "batch_normalization",
+    "timbral_38": "conv2d",
+    "timbral_38_norm": "batch_normalization_1",
+    "timbral_67": "conv2d_1",
+    "timbral_67_norm": "batch_normalization_2",
+    "temporal_128": "conv2d_2",
+    "temporal_128_norm": "batch_normalization_3",
+    "temporal_64": "conv2d_3",
+    "temporal_64_norm": "batch_normalization_4",
+    "temporal_32": "conv2d_4",
+    "temporal_32_norm": "batch_normalization_5",
+    "mid_1": "conv2d_5",
+    "mid_1_norm": "batch_normalization_6",
+    "mid_2": "conv2d_6",
+    "mid_2_norm": "batch_normalization_7",
+    "mid_3": "conv2d_7",
+    "mid_3_norm": "batch_normalization_8",
+    "pooled_norm": "batch_normalization_9",
+    "dense": "dense",
+    "penultimate": "batch_normalization_10",
+    "tags": "dense_1",
+}
+
+
+def set_checkpoint_weights(model, read) -> int:
+    """Copy the original checkpoint's variables into ``build_network()``'s layers; ``read``
+    maps a variable name to its array. Returns the number of parameters copied."""
+    copied = 0
+    for label, scope in CHECKPOINT_NAMES.items():
+        layer = model.get_layer(label)
+        if scope.startswith("batch_normalization"):
+            values = [read(f"{scope}/{v}") for v in ("gamma", "beta", "moving_mean", "moving_variance")]
+        else:
+            kernel = read(f"{scope}/kernel")
+            if label.startswith("mid_"):
+                kernel = kernel[:, :, 0, :]  # a (7, width, 1, 64) conv over the full width is a Conv1D
+            values = [kernel, read(f"{scope}/bias")]
+        layer.set_weights(values)
+        copied += sum(int(np.prod(v.shape)) for v in values)
+    return copied
+
+
+def load_network(weights: str | Path = WEIGHTS):
+    """``build_network()`` with the converted MSD weights."""
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights} is missing: run python scripts/convert_musicnn.py to regenerate it")
+    model = build_network()
+    model.load_weights(weights)
+    return model
+
+
+def build_feature_extractor(weights: str | Path = WEIGHTS):
+    """The frozen, pretrained part of ``transfer``: raw windows ``(66150, 1)`` -> musicnn's
+    frame features ``(187, 753)``."""
+    keras = _keras()
+
+    network = load_network(weights)
+    inputs = keras.Input((WINDOW, 1), name="audio")
+    features = MusicnnMel(name="musicnn_mel")(inputs)
+    trunk = keras.Model(network.input, network.get_layer("frames").output, name="musicnn_trunk")
+    trunk.trainable = False
+    return keras.Model(inputs, trunk(features), name="musicnn_features")
+
+
+_keras().saving.register_keras_serializable(package="genre")(MusicnnMel)
