@@ -22,6 +22,12 @@ class ModelSpec:
     augment: bool = False
     label_smoothing: float = 0.0
     extra: dict = field(default_factory=dict)
+    # A model with a pretrained, frozen part: ``frozen()`` builds it (raw windows -> features)
+    # and ``head(feature_shape, n_genres, dtype)`` the part that trains. Training computes the
+    # frozen features once per window and "recording" (``feature_variants``; genre.features).
+    frozen: Callable[[], Any] | None = None
+    head: Callable[..., Any] | None = None
+    feature_variants: int = 1
 
 
 def build_seed(n_genres: int, dtype: str | None = None):
@@ -58,6 +64,8 @@ def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: i
     import keras
     from keras import layers
 
+    from .layers import PowerToDb
+
     inputs = keras.Input((WINDOW, 1), name="audio")
     x = layers.Reshape((WINDOW,), name="mono")(inputs)
     x = layers.MelSpectrogram(
@@ -68,10 +76,10 @@ def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: i
         sampling_rate=SAMPLE_RATE,
         min_freq=20.0,
         max_freq=SAMPLE_RATE / 2,
-        power_to_db=True,
-        top_db=80.0,
-        name="log_mel",
+        power_to_db=False,
+        name="mel",
     )(x)
+    x = PowerToDb(name="log_mel")(x)
     x = layers.Permute((2, 1), name="time_major")(x)  # (frames, mels)
     # Log-mel values span about -40..+50 dB; a fixed scale brings them near unit range so the
     # normalisation's moving statistics start close and settle within a few dozen steps
@@ -95,6 +103,68 @@ def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: i
     return keras.Model(inputs, outputs, name="fast")
 
 
+def build_transfer_head(feature_shape: tuple[int, int], n_genres: int, dtype: str | None = None, width: int = 128):
+    """The trained part of ``transfer``: a dilated Conv1D network over musicnn's frame features
+    ``(187, 753)``: normalisation, 1x1 projection, four residual dilated blocks (dilation 1,2,4,8), global
+    average and max pooling over time, softmax."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(feature_shape, name="frames")
+    # musicnn's frame features run from about 0 to 80: bring them to a common scale first.
+    x = layers.BatchNormalization(momentum=0.9, name="frame_norm")(inputs)
+    x = layers.Dropout(0.2, name="frame_drop")(x)
+    x = layers.Conv1D(width, 1, dtype=dtype, name="project")(x)
+    for dilation in (1, 2, 4, 8):
+        skip = x
+        x = layers.Conv1D(width, 3, dilation_rate=dilation, padding="same", dtype=dtype, name=f"dconv{dilation}")(x)
+        x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{dilation}")(x)
+        x = layers.Activation("relu", dtype=dtype, name=f"relu{dilation}")(x)
+        x = layers.Add(dtype=dtype, name=f"res{dilation}")([x, skip])
+    x = layers.Concatenate(dtype=dtype, name="pooled")(
+        [layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x), layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x)]
+    )
+    x = layers.Dropout(0.4, name="drop")(x)
+    outputs = layers.Dense(n_genres, activation="softmax", dtype="float32", name="genre")(x)
+    return keras.Model(inputs, outputs, name="transfer_head")
+
+
+def build_pooled_head(feature_shape: tuple[int, int], n_genres: int, dtype: str | None = None):
+    """The baseline head: musicnn's own temporal pooling (max and mean of the frame features)
+    into a normalised softmax regression, as a linear probe of the pretrained embedding."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(feature_shape, name="frames")
+    x = layers.Concatenate(name="pooled")([layers.GlobalMaxPooling1D(name="max")(inputs), layers.GlobalAveragePooling1D(name="avg")(inputs)])
+    x = layers.BatchNormalization(momentum=0.9, name="pooled_norm")(x)
+    x = layers.Dropout(0.5, name="drop")(x)
+    outputs = layers.Dense(n_genres, activation="softmax", dtype="float32", kernel_regularizer=keras.regularizers.l2(1e-3), name="genre")(x)
+    return keras.Model(inputs, outputs, name="pooled_head")
+
+
+def compose(frozen, head, name: str):
+    """One model from raw windows to probabilities: the frozen part, then the head."""
+    import keras
+
+    inputs = keras.Input((WINDOW, 1), name="audio")
+    return keras.Model(inputs, head(frozen(inputs)), name=name)
+
+
+def _frozen_musicnn():
+    from .musicnn import build_feature_extractor
+
+    return build_feature_extractor()
+
+
+def _transfer_builder(head_builder, name: str):
+    def build(n_genres: int, dtype: str | None = None):
+        frozen = _frozen_musicnn()
+        return compose(frozen, head_builder(tuple(frozen.output_shape[1:]), n_genres, dtype), name)
+
+    return build
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "seed": ModelSpec(
         name="seed",
@@ -113,6 +183,32 @@ REGISTRY: dict[str, ModelSpec] = {
         learning_rate=2e-3,
         augment=True,
         label_smoothing=0.1,
+    ),
+    "transfer": ModelSpec(
+        name="transfer",
+        description="Pretrained musicnn front end (Million Song Dataset, frozen) under a dilated Conv1D head",
+        build=_transfer_builder(build_transfer_head, "transfer"),
+        epochs=30,
+        batch_size=32,
+        learning_rate=1e-3,
+        augment=True,
+        label_smoothing=0.1,
+        frozen=_frozen_musicnn,
+        head=build_transfer_head,
+        feature_variants=3,
+    ),
+    "transfer-pooled": ModelSpec(
+        name="transfer-pooled",
+        description="Pretrained musicnn front end (frozen) under a pooled-embedding softmax regression (baseline head)",
+        build=_transfer_builder(build_pooled_head, "transfer_pooled"),
+        epochs=30,
+        batch_size=32,
+        learning_rate=1e-3,
+        augment=True,
+        label_smoothing=0.1,
+        frozen=_frozen_musicnn,
+        head=build_pooled_head,
+        feature_variants=3,
     ),
 }
 

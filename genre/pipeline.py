@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import WINDOW
+from .augment import colour
 from .dataset import SongCache
 from .windows import cut_window, window_starts
 
@@ -44,8 +45,9 @@ class WindowSet:
 
     def batch(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Gather windows ``rows`` as ``(len(rows), WINDOW, 1)``; with ``rng``, augment them:
-        shift each window by up to half a window inside its song and scale its gain by
-        -6..+6 dB, so each epoch sees different cuts of the same training songs."""
+        shift each window by up to half a window inside its song and colour it (gain, EQ tilt,
+        low-pass: ``genre.augment.colour``), so each epoch sees other cuts and other
+        "recordings" of the same training songs."""
         out = np.empty((len(rows), WINDOW), dtype=np.float32)
         for k, row in enumerate(rows):
             song = self.cache.song(int(self.song[row]))
@@ -55,7 +57,7 @@ class WindowSet:
                 start = int(np.clip(start + rng.integers(-WINDOW // 2, WINDOW // 2 + 1), 0, latest))
             out[k] = cut_window(song, start)
         if rng is not None:
-            out *= (10.0 ** (rng.uniform(-6, 6, size=(len(rows), 1)) / 20.0)).astype(np.float32)
+            out = colour(out, rng)
         return out[..., None]
 
     def dataset(

@@ -28,3 +28,17 @@ def test_every_model_maps_raw_windows_to_probabilities(name, mixed):
     out = np.asarray(model(np.random.default_rng(0).normal(0, 0.1, (2, WINDOW, 1)).astype(np.float32)))
     assert out.shape == (2, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(axis=1), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_windows_output_does_not_depend_on_its_batch(name):
+    """Classify (one song per call), evaluation and the live page (one window per call) batch
+    windows differently; each window's probabilities must not change with its company."""
+    rng = np.random.default_rng(3)
+    t = np.arange(WINDOW) / 22_050
+    quiet = (0.01 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    others = np.stack([rng.normal(0, 0.8, WINDOW), np.zeros(WINDOW), 0.9 * np.sign(np.sin(2 * np.pi * 3 * t))]).astype(np.float32)
+    model = build_model(name, 4)
+    alone = np.asarray(model(quiet[None, :, None], training=False))
+    together = np.asarray(model(np.concatenate([others, quiet[None]])[..., None], training=False))
+    np.testing.assert_allclose(together[-1], alone[0], atol=1e-5, rtol=0)
