@@ -126,7 +126,8 @@ class SongCache:
         self.offsets = np.asarray(index["offsets"], dtype=np.int64)
         self.lengths = np.asarray(index["lengths"], dtype=np.int64)
         self.failed: dict[str, str] = index["failed"]
-        total = int(self.offsets[-1] + self.lengths[-1]) if self.track_ids else 0
+        # Songs lie in the file in decoding-completion order, not in track-id order.
+        total = int((self.offsets + self.lengths).max()) if self.track_ids else 0
         self.audio = np.memmap(folder / "audio.f32", dtype=np.float32, mode="r", shape=(total,))
         self._position = {t: i for i, t in enumerate(self.track_ids)}
 

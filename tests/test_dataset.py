@@ -58,3 +58,18 @@ def test_bad_folders_are_refused_with_a_reason(tmp_path, layout, message):
         make_dataset(root, genres=layout, songs=1)
     with pytest.raises(DatasetError, match=message):
         scan(root)
+
+
+def test_songs_stored_out_of_track_order_read_back_whole(tmp_path):
+    """Songs are appended in decoding-completion order, so the last track id need not be the
+    last song in the file; every song must still read back at its full length."""
+    from genre.dataset import SongCache
+    from genre.files import write_json
+
+    b, a = np.arange(3, dtype=np.float32), np.arange(10, 12, dtype=np.float32)
+    (tmp_path / "audio.f32").write_bytes(b.tobytes() + a.tobytes())
+    write_json(tmp_path / "index.json", {"root": str(tmp_path), "sample_rate": 22050, "genres": ["a", "b"],
+                                         "track_ids": ["a/1", "b/1"], "offsets": [3, 0], "lengths": [2, 3], "failed": {}})
+    cache = SongCache(tmp_path)
+    np.testing.assert_array_equal(cache.song(cache.index_of("a/1")), a)
+    np.testing.assert_array_equal(cache.song(cache.index_of("b/1")), b)
