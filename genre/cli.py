@@ -173,7 +173,7 @@ def cmd_evaluate(args) -> None:
     from .dataset import load_dataset
     from .evaluation import evaluate
     from .files import read_json, write_json
-    from .pipeline import WindowSet
+    from .prediction import load_model
     from .splits import audit
     from .training import check_dataset
 
@@ -187,10 +187,7 @@ def cmd_evaluate(args) -> None:
     audit(manifest)
     cache = load_dataset(args.data or config["data_root"])
     check_dataset(run_dir, cache, manifest, parts=("test",))
-    import keras
-
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    write_json(run_dir / "metrics.json", evaluate(model, WindowSet.for_tracks(cache, manifest["test"]), cache.genres, manifest["test"]))
+    write_json(run_dir / "metrics.json", evaluate(load_model(run_dir / "model.keras"), cache, manifest["test"]))
     _print_metrics(run_dir)
 
 

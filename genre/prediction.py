@@ -37,6 +37,16 @@ class Classification:
         return [(self.genres[i], float(p[i])) for i in np.argsort(-p)]
 
 
+def load_model(path: str | os.PathLike):
+    """Load a ``model.keras`` in safe mode (no code is deserialised; the project's own layers
+    are registered first)."""
+    import keras
+
+    from . import layers, musicnn  # noqa: F401  registers the project's layers
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
 class Classifier:
     """A trained run, loaded for prediction."""
 
@@ -46,8 +56,6 @@ class Classifier:
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> "Classifier":
         """Load ``run_dir/model.keras`` (safe mode: no code is deserialised) and its genres."""
-        import keras
-
         run_dir = Path(run_dir)
         model_path = run_dir / "model.keras"
         if not model_path.is_file():
@@ -55,7 +63,7 @@ class Classifier:
         genres = read_json(run_dir / "genres.json")
         if not genres:
             raise FileNotFoundError(f"{run_dir} has no genres.json")
-        return cls(keras.saving.load_model(model_path, safe_mode=True), genres, run_dir)
+        return cls(load_model(model_path), genres, run_dir)
 
     def predict_windows(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities of ``(n, 66150)`` windows. Calls the model directly: ``predict`` costs

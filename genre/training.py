@@ -22,11 +22,13 @@ import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
 from .dataset import SongCache, load_dataset
-from .evaluation import evaluate, pool_metrics
+from .evaluation import evaluate, multi_artist_figures, pool_metrics
+from .features import FeatureStore
 from .files import atomic_path, read_json, write_json
 from .models import build_model, get_spec
 from .pipeline import WindowSet
-from .splits import audit, fold_parts, make_split
+from .prediction import load_model
+from .splits import artist_index, audit, fold_parts, make_split
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +182,31 @@ def _train_part(
         weights = compute_class_weight("balanced", classes=present, y=train_windows.labels)
         class_weight = {int(c): float(w) for c, w in zip(present, weights)}
 
+    spec = get_spec(config.model)
     model = build_model(config.model, n_genres, config.mixed_precision)
-    model.compile(
+    if spec.frozen is None:
+        trained = model
+        train_data = train_windows.dataset(n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
+        valid_data = valid_windows.dataset(n_genres, config.batch_size) if len(valid_windows) else None
+    else:
+        # Only the head trains: it learns from the frozen part's features, computed once.
+        frozen, trained = model.layers[1], model.layers[2]
+        store = FeatureStore(cache, frozen, tag=f"{frozen.name}-seed{config.seed}", variants=spec.feature_variants if config.augment else 1, seed=config.seed)
+
+        def feature_progress(done: int, total: int) -> None:
+            if stop.requested:
+                raise TrainingCancelled("training was cancelled")
+            status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing {frozen.name} features: {done}/{total}")
+
+        store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
+        status.fields.pop("message", None)
+        train_data = store.dataset(train_windows, n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
+        valid_data = store.dataset(valid_windows, n_genres, config.batch_size) if len(valid_windows) else None
+    trained.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    train_data = train_windows.dataset(n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
-    valid_data = valid_windows.dataset(n_genres, config.batch_size) if len(valid_windows) else None
     batches = -(-len(train_windows) // config.batch_size)
     status.begin_part(config.epochs, batches)
     callbacks = [
@@ -195,10 +214,11 @@ def _train_part(
         # and the resume rewrites the epoch, rather than a checkpoint ahead of a gap.
         HistoryFile(out_dir / "history.json"),
         AtomicBackupAndRestore(str(backup)),
-        BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss"),
+        # The whole model is saved (raw audio in), also when only its head trains.
+        BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss", whole=model),
         ProgressCallback(status, stop),
     ]
-    model.fit(
+    trained.fit(
         train_data,
         validation_data=valid_data,
         epochs=config.epochs,
@@ -207,10 +227,9 @@ def _train_part(
         callbacks=callbacks,
         verbose=0,
     )
-    best = keras.saving.load_model(out_dir / "model.keras", safe_mode=True)
-    test_windows = WindowSet.for_tracks(cache, part["test"])
+    best = load_model(out_dir / "model.keras")
     status.write("evaluating")
-    write_json(out_dir / "metrics.json", evaluate(best, test_windows, cache.genres, part["test"]))
+    write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
 
 
 def backup_dir(out_dir: Path, created: str) -> Path:
@@ -228,7 +247,9 @@ def backup_dir(out_dir: Path, created: str) -> Path:
 def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds: int) -> None:
     """Pool the folds' test songs; serve the fold model with the lowest validation loss; average
     the folds' curves epoch by epoch for the history page."""
-    write_json(run_dir / "metrics.json", pool_metrics(genres, fold_metrics))
+    pooled = pool_metrics(genres, fold_metrics)
+    pooled["multi_artist"] = multi_artist_figures(genres, pooled["songs"], artist_index())
+    write_json(run_dir / "metrics.json", pooled)
     histories = [read_json(run_dir / f"fold-{k}" / "history.json", []) for k in range(1, folds + 1)]
     best = min(range(folds), key=lambda k: min((e.get("val_loss", e["loss"]) for e in histories[k]), default=np.inf))
     with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
@@ -414,16 +435,17 @@ class HistoryFile(_keras_callback()):
 
 
 class BestModel(_keras_callback()):
-    """Saves ``model.keras`` whenever ``monitor`` reaches a new minimum, via a temporary file.
+    """Saves ``model.keras`` whenever ``monitor`` reaches a new minimum, via a temporary file:
+    the model being fitted, or ``whole``, a model it is part of.
     The best value so far is read back from ``history.json``, so a resumed run continues it."""
 
-    def __init__(self, path: Path, monitor: str = "val_loss"):
+    def __init__(self, path: Path, monitor: str = "val_loss", whole=None):
         super().__init__()
-        self.path, self.monitor = path, monitor
+        self.path, self.monitor, self.whole = path, monitor, whole
 
     def on_epoch_end(self, epoch, logs=None):
         earlier = [e[self.monitor] for e in read_json(self.path.parent / "history.json", []) if e["epoch"] <= epoch and self.monitor in e]
         value = float((logs or {})[self.monitor])
         if not earlier or not self.path.exists() or value <= min(earlier):
             with atomic_path(self.path, suffix=".keras") as tmp:
-                self.model.save(tmp)
+                (self.whole or self.model).save(tmp)
