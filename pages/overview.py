@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import state
 from genre.charts import best_epoch, recall_figure
+from genre.headline import headline
 from genre.runs import set_active
 
 state.require_entrypoint()
@@ -76,6 +77,37 @@ if metrics:
         border=True,
         help=f"Songs never seen in training ({metrics['test_windows']} windows)" + pooled,
     )
+    honest = headline(run, state.runs())
+    where = "artist-disjoint" if run.config.get("protocol") in ("cv", "fault-filtered") else "artists it also trained on"
+    st.markdown(
+        f"**What these figures mean.** {honest.test_set}"
+        + (f"; the test songs' artists are {where}." if metrics.get("songs") else ".")
+    )
+    cols = st.columns(3)
+    if honest.unseen_run is not None:
+        multi = honest.multi_artist
+        cols[0].metric(
+            "On artists it never heard",
+            f"{honest.unseen_accuracy:.1%}",
+            border=True,
+            help=f"Song accuracy of the `{config.get('model')}` model on test songs whose artists it never trained on "
+            f"(run `{honest.unseen_run.run_id}`, {honest.unseen_run.config.get('protocol')}"
+            f", {honest.unseen_run.metrics['test_songs']} songs)",
+        )
+        if multi:
+            cols[0].caption(f"{multi['song_accuracy_vote']:.1%} over the {len(multi['genres'])} genres with several artists")
+    else:
+        cols[0].metric("On artists it never heard", "not measured", border=True, help="No cross-validated run of this model yet")
+    for col, hz in zip(cols[1:], (8_000, 11_000)):
+        value = honest.band_limited.get(hz)
+        col.metric(
+            f"Audio cut at {hz / 1000:.0f} kHz",
+            f"{value:.1%}" if value is not None else "not measured",
+            delta=f"{value - metrics['song_accuracy_vote']:+.1%} vs full band" if value is not None else None,
+            delta_color="normal",
+            border=True,
+            help=f"Song accuracy of the same test songs low-passed at {hz} Hz, as a low-rate mp3 or a laptop microphone records them",
+        )
     st.caption(
         f"By mean probability instead of vote: {metrics['song_accuracy_mean']:.1%} · "
         f"balanced song accuracy {metrics['song_balanced_accuracy']:.1%} · "

@@ -121,10 +121,14 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
     no_errors(at)
     metrics = read_json(models / "tiny-fast" / "metrics.json")
     shown = {m.label: m.value for m in at.metric}
+    limited = metrics["band_limited"]
     assert shown == {
         "Song accuracy (vote)": f"{metrics['song_accuracy_vote']:.1%}",
         "Window accuracy": f"{metrics['window_accuracy']:.1%}",
         "Test songs": str(metrics["test_songs"]),
+        "On artists it never heard": "not measured",  # no cross-validated fast run here
+        "Audio cut at 8 kHz": f"{limited['8000']['song_accuracy_vote']:.1%}",
+        "Audio cut at 11 kHz": f"{limited['11000']['song_accuracy_vote']:.1%}",
     }
     selector = at.sidebar.selectbox(key="run_choice")
     assert selector.value == "tiny-fast"  # ACTIVE wins over the newer variant
@@ -139,6 +143,29 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
     tested = [g for g in metrics["genres"] if metrics["per_genre"][g]["support"]][::-1]
     assert recall["y"] == tested
     assert recall["x"] == [metrics["per_genre"][g]["recall"] for g in tested]
+
+
+def test_overview_names_the_unseen_artist_figure_of_the_models_cv_run(tiny_run, tmp_path, monkeypatch):
+    """A split run's headline sits beside how the same model does on artists it never heard
+    (its cross-validated run) and what the test set holds."""
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "tiny-fast")
+    shutil.copytree(tiny_run, folder / "tiny-cv")
+    config = read_json(folder / "tiny-cv" / "config.json")
+    write_json(folder / "tiny-cv" / "config.json", config | {"protocol": "cv"})
+    metrics = read_json(folder / "tiny-cv" / "metrics.json")
+    metrics |= {"song_accuracy_vote": 0.4321, "multi_artist": {"genres": ["clicks", "noise"], "songs": 9, "song_accuracy_vote": 0.556}}
+    write_json(folder / "tiny-cv" / "metrics.json", metrics)
+    (folder / "ACTIVE").write_text("tiny-fast\n")
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert {m.label: m.value for m in at.metric}["On artists it never heard"] == "43.2%"
+    captions = " ".join(c.value for c in at.caption)
+    assert "55.6% over the 2 genres with several artists" in captions
+    songs = read_json(tiny_run / "metrics.json")["songs"]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"of {len(songs)} test songs are" in text and "artists it also trained on" in text
 
 
 def test_run_choice_holds_across_pages(app, models):
