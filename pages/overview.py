@@ -78,10 +78,10 @@ if metrics:
         help=f"Songs never seen in training ({metrics['test_windows']} windows)" + pooled,
     )
     honest = headline(run, state.runs())
-    where = "artist-disjoint" if run.config.get("protocol") in ("cv", "fault-filtered") else "artists it also trained on"
+    disjoint = run.config.get("protocol") in ("cv", "fault-filtered")
     st.markdown(
-        f"**What these figures mean.** {honest.test_set}"
-        + (f"; the test songs' artists are {where}." if metrics.get("songs") else ".")
+        f"**What these figures mean.** {honest.test_set}; "
+        + ("no test song's artist was heard in training." if disjoint else "test songs may share artists with the training songs.")
     )
     cols = st.columns(3)
     if honest.unseen_run is not None:
