@@ -101,7 +101,9 @@ def _training_progress(job: jobs.Job) -> None:
         parts = []
         if status.get("folds"):
             parts.append(f"fold {status['fold']}/{status['folds']}")
-        if status.get("epoch"):
+        if status.get("message") and not status.get("epoch"):
+            parts.append(status["message"])  # work before the first epoch (transfer's features)
+        elif status.get("epoch"):
             parts.append(f"epoch {status['epoch']}/{status.get('epochs', '?')}")
             parts.append(f"batch {status.get('batch', 0)}/{status.get('batches', '?')}")
         else:

@@ -196,7 +196,7 @@ def _train_part(
         def feature_progress(done: int, total: int) -> None:
             if stop.requested:
                 raise TrainingCancelled("training was cancelled")
-            status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing {frozen.name} features: {done}/{total}")
+            status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing the pretrained part's features once: {done} of {total} songs x recordings")
 
         store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
         status.fields.pop("message", None)
