@@ -42,6 +42,23 @@ def main() -> None:
             f"{m['window_macro_f1']:.3f} | {run.config['parameters']:,} | {epochs if epochs == planned else f'{epochs} of {planned}'} | "
             f"{training_seconds(run.path) / 60:.1f} min |"
         )
+    honest()
+
+
+def honest() -> None:
+    """The figures a user can trust: band-limited test songs, artists never heard."""
+    print()
+    print("| run | song acc (vote), full band | low-passed at 11 kHz | low-passed at 8 kHz | multi-artist genres (song acc) |")
+    print("|---|---|---|---|---|")
+    for run in sorted(list_runs(REPO / "models"), key=lambda r: r.run_id):
+        m = run.metrics
+        if not m:
+            continue
+        limited = m.get("band_limited", {})
+        cells = [f"{limited[hz]['song_accuracy_vote']:.1%}" if hz in limited else "not measured" for hz in ("11000", "8000")]
+        multi = m.get("multi_artist")
+        multi_cell = f"{multi['song_accuracy_vote']:.1%} ({len(multi['genres'])} genres, {multi['songs']} songs)" if multi else "n/a"
+        print(f"| `{run.run_id}` | {m['song_accuracy_vote']:.1%} | {cells[0]} | {cells[1]} | {multi_cell} |")
 
 
 if __name__ == "__main__":

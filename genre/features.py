@@ -22,6 +22,10 @@ from .pipeline import WindowSet
 from .windows import cut_window, window_starts
 
 
+# Bump when the windows or their colouring (genre.augment.colour) change.
+RECIPE_VERSION = 1
+
+
 class FeatureStore:
     """Features of ``extractor`` (a Keras model, raw windows -> features) for one song cache.
 
@@ -29,8 +33,11 @@ class FeatureStore:
     one ``(windows, *feature_shape)`` array per song, written atomically.
     """
 
-    def __init__(self, cache: SongCache, extractor, tag: str, variants: int = 1, seed: int = 1):
+    def __init__(self, cache: SongCache, extractor, variants: int = 1, seed: int = 1):
         self.cache, self.extractor, self.variants, self.seed = cache, extractor, variants, seed
+        # Stored features belong to these weights, this seed and this recipe: any change, a new folder.
+        weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in extractor.get_weights())).hexdigest()[:12]
+        tag = f"{extractor.name}-{weights}-v{RECIPE_VERSION}-seed{seed}"
         self.folder = cache.folder.parent / "features" / f"{cache.folder.name}-{tag}"
         self._songs: dict[tuple[int, int], np.ndarray] = {}
 

@@ -191,7 +191,7 @@ def _train_part(
     else:
         # Only the head trains: it learns from the frozen part's features, computed once.
         frozen, trained = model.layers[1], model.layers[2]
-        store = FeatureStore(cache, frozen, tag=f"{frozen.name}-seed{config.seed}", variants=spec.feature_variants if config.augment else 1, seed=config.seed)
+        store = FeatureStore(cache, frozen, variants=spec.feature_variants if config.augment else 1, seed=config.seed)
 
         def feature_progress(done: int, total: int) -> None:
             if stop.requested:

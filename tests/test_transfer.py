@@ -66,3 +66,17 @@ def test_a_second_run_reuses_the_stored_features(transfer_run, synth_root, tmp_p
     )
     assert {p: p.stat().st_mtime_ns for p in feature_files(synth_root)} == before
     assert np.isfinite(read_json(tmp_path / "again" / "metrics.json")["window_accuracy"])
+
+
+def test_features_of_other_weights_are_stored_apart(synth_root):
+    """Stored features belong to the frozen part's weights: a changed part gets a new folder."""
+    from genre.features import FeatureStore
+    from genre.models import build_model
+
+    cache = load_dataset(synth_root, progress=False)
+    frozen = build_model("transfer", 3).layers[1]
+    first = FeatureStore(cache, frozen).folder
+    assert FeatureStore(cache, frozen).folder == first
+    frozen.set_weights([w * 1.01 for w in frozen.get_weights()])
+    assert FeatureStore(cache, frozen).folder != first
+    assert FeatureStore(cache, build_model("transfer", 3).layers[1], seed=2).folder != first
