@@ -7,7 +7,10 @@ from a file or the microphone. The sidebar's run choice holds across pages.
 
 import streamlit as st
 
+from dashboard.runtime import keep_keras_session
 from dashboard.sidebar import render_sidebar
+
+keep_keras_session()
 
 st.set_page_config(page_title="Genre classifier", page_icon=":material/graphic_eq:", layout="wide")
 
