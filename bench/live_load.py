@@ -352,6 +352,14 @@ def prepare_audio(data: Path, mic_track: str, count: int, tmp: Path) -> tuple[Pa
     return wav, [(p, len(window_starts(len(decode(p))))) for p in picked]
 
 
+def _starts(text: str, word: str) -> list[int]:
+    out, at = [], text.find(word)
+    while at >= 0:
+        out.append(at)
+        at = text.find(word, at + 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", default=str(REPO), help="the checkout whose streamlit_app.py is served")
@@ -404,6 +412,7 @@ def main() -> None:
         "loadavg_before": before,
         "loadavg_after": loadavg(),
         "server_tracebacks": log.count("Traceback"),
+        "server_traceback_excerpts": [log[i : i + 1500] for i in _starts(log, "Traceback")][:3],
         "detail": {"live": live, "uploads": uploads},
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "detail"}))
