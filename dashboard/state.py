@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import runpy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -18,6 +19,9 @@ from genre.dataset import track_path
 from genre.live import LiveAudio, LiveTally
 from genre.live_worker import LiveWorker
 from genre.runs import Run, active_run_id, default_models_dir, load_run, read_runs
+
+if TYPE_CHECKING:
+    from genre.prediction import Classifier
 
 SELECTED_KEY = "selected_run"
 LIVE_KEY = "live_audio"
@@ -209,7 +213,7 @@ def live_worker() -> LiveWorker:
     return LiveWorker()
 
 
-def follow_live(classifier) -> None:
+def follow_live(classifier: Classifier) -> None:
     """Have this session's live windows classified with ``classifier`` as soon as each
     completes, off the page's thread (the page only draws the tally)."""
     live_worker().follow(live_audio(), live_results(), classifier)

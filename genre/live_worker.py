@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from functools import partial
+import weakref
 from typing import TYPE_CHECKING
 
 from .live import LiveAudio, LiveTally
@@ -36,7 +36,15 @@ class LiveWorker:
     def follow(self, audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
         """Classify ``audio``'s windows into ``tally`` with ``classifier`` from now on, as each
         completes, and any already waiting. Calling it again rebinds (another model)."""
-        audio.listener = partial(self._submit, audio, tally, classifier)
+        # The listener lives on the buffer: a weak reference back to it makes no cycle, so a
+        # closed session's buffer (up to 50 MB) goes as soon as the session does.
+        follower = weakref.ref(audio)
+
+        def listener() -> None:
+            if (audio := follower()) is not None:
+                self._submit(audio, tally, classifier)
+
+        audio.listener = listener
         self._submit(audio, tally, classifier)
 
     def _submit(self, audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
@@ -54,14 +62,18 @@ class LiveWorker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            audio, tally, classifier = job
-            try:
-                # A job may find nothing new (an earlier one took its window): update pops
-                # each window exactly once.
-                tally.update(classifier, audio)
-            except Exception as error:
-                log.exception("classifying a live window")
-                tally.fail(f"{type(error).__name__}: {error}")
+            self._classify(*job)
+            del job  # hold no session's buffer while waiting for the next window
+
+    @staticmethod
+    def _classify(audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
+        try:
+            # A job may find nothing new (an earlier one took its window): update pops each
+            # window exactly once.
+            tally.update(classifier, audio)
+        except Exception as error:
+            log.exception("classifying a live window")
+            tally.fail(f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
         """Finish the queued windows and end the thread."""

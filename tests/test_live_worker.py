@@ -6,8 +6,10 @@ Every wait here is on a condition (a window count, an event), never on the clock
 
 from __future__ import annotations
 
+import gc
 import io
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -87,6 +89,22 @@ def test_a_failing_model_is_reported_not_swallowed(worker):
         live.append(frame)
     assert tally.wait_for(1)
     assert tally.error == "RuntimeError: no model" and len(tally) == 0
+
+
+def test_a_closed_session_is_not_kept_alive(worker):
+    live, tally = LiveAudio(), LiveTally()
+    worker.follow(live, tally, CountingClassifier())
+    for frame in frames(stereo_s16(3.5, seed=9)):
+        live.append(frame)
+    assert tally.wait_for(1)
+    worker.close()  # the thread has finished every job
+    gone = weakref.ref(live)
+    gc.disable()  # freed by reference counting alone: no cycle through the listener
+    try:
+        del live
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.slow
