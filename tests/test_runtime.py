@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
@@ -17,6 +16,8 @@ st.write("a script run")
 
 
 def test_script_runs_no_longer_clear_the_keras_session(monkeypatch):
+    import keras  # here, not at collection: aiortc's pylibsrtp segfaults if imported after it
+
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
     # Streamlit's clean-up as shipped (another test may have replaced it already).
