@@ -231,11 +231,11 @@ class LiveTally:
     def update(self, classifier: "Classifier", audio: LiveAudio) -> int:
         """Classify the windows ``audio`` has completed since the last call; return how many.
 
-        One window per model call. The ``fast`` model's log-mel front end (Keras'
-        ``MelSpectrogram``, ``top_db=80``) floors a call's spectrograms at the loudest bin of
-        the whole batch minus 80 dB, so in a quiet passage a window's probabilities depend on
-        the windows it shares a call with. Batched, they would depend on how many windows had
-        piled up, that is on the server's load; alone, they never do.
+        One window per model call, as the page's own polling did whenever it kept up: a
+        window's probabilities then cannot depend on which windows shared its call, that is on
+        how many had piled up while the server was busy. (They did: the first ``fast`` runs'
+        front end, Keras' ``MelSpectrogram`` with ``top_db=80``, floored a whole batch at its
+        loudest bin minus 80 dB.)
         """
         with self._updating:
             new = audio.pop_windows()
