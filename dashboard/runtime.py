@@ -31,6 +31,7 @@ def keep_keras_session() -> None:
     this twice a second for every session. Streamlit's other clean-up (closing matplotlib
     figures) is kept. Safe to call more than once.
     """
+    global streamlit_clean_up
     try:
         from streamlit.runtime.scriptrunner import script_runner
     except ImportError:  # pragma: no cover - a Streamlit without it has nothing to undo
@@ -40,6 +41,5 @@ def keep_keras_session() -> None:
         log.warning("Streamlit has no _clean_problem_modules any more; nothing to keep it from")
         return
     if current is not _close_matplotlib_figures:
-        global streamlit_clean_up
         streamlit_clean_up = current
         script_runner._clean_problem_modules = _close_matplotlib_figures

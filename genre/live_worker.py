@@ -41,8 +41,8 @@ class LiveWorker:
         follower = weakref.ref(audio)
 
         def listener() -> None:
-            if (audio := follower()) is not None:
-                self._submit(audio, tally, classifier)
+            if (buffer := follower()) is not None:
+                self._submit(buffer, tally, classifier)
 
         audio.listener = listener
         self._submit(audio, tally, classifier)
