@@ -7,7 +7,15 @@ from a file or the microphone. The sidebar's run choice holds across pages.
 
 import streamlit as st
 
+# Before any page can import TensorFlow: importing aiortc's pylibsrtp (through streamlit_webrtc)
+# after TensorFlow segfaults the process (TF 2.21, pylibsrtp 1.0), so a page that loaded a model
+# before anyone opened Classify would take the server down with it.
+import streamlit_webrtc  # noqa: F401
+
+from dashboard.runtime import keep_keras_session
 from dashboard.sidebar import render_sidebar
+
+keep_keras_session()
 
 st.set_page_config(page_title="Genre classifier", page_icon=":material/graphic_eq:", layout="wide")
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import io
 import runpy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from genre.dataset import track_path
 from genre.live import LiveAudio, LiveTally
+from genre.live_worker import LiveWorker
 from genre.runs import Run, active_run_id, default_models_dir, load_run, read_runs
+
+if TYPE_CHECKING:
+    from genre.prediction import Classifier
 
 SELECTED_KEY = "selected_run"
 LIVE_KEY = "live_audio"
@@ -202,10 +207,22 @@ def live_results() -> LiveTally:
     return st.session_state[LIVE_RESULTS_KEY]
 
 
+@st.cache_resource(show_spinner=False)
+def live_worker() -> LiveWorker:
+    """The server's one thread that classifies live windows as they complete."""
+    return LiveWorker()
+
+
+def follow_live(classifier: Classifier) -> None:
+    """Have this session's live windows classified with ``classifier`` as soon as each
+    completes, off the page's thread (the page only draws the tally)."""
+    live_worker().follow(live_audio(), live_results(), classifier)
+
+
 def new_take() -> None:
-    """Start a fresh take: empty buffer, no windows."""
-    live_audio().reset()
-    st.session_state[LIVE_RESULTS_KEY] = LiveTally()
+    """Start a fresh take: empty buffer, no windows (the same objects, so the live worker
+    keeps following them)."""
+    live_results().restart(live_audio())
     st.session_state.pop("take_classified", None)
 
 

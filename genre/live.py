@@ -1,18 +1,19 @@
 """Live microphone audio: from WebRTC frames to the model's 3-second windows. No Streamlit.
 
 The WebRTC frame callback runs on aiortc's event loop and only calls :meth:`LiveAudio.append`;
-the page polls :meth:`LiveAudio.pop_windows` about twice a second from its own thread. Frames
-from aiortc are 48 kHz stereo s16 (interleaved ``s16`` or planar ``s16p``): they are downmixed
-by averaging and resampled to 22,050 Hz with a streaming soxr resampler, so frame boundaries
-leave no clicks.
+when a frame completes a window, the buffer's ``listener`` is called, and
+:class:`genre.live_worker.LiveWorker` classifies the window into a :class:`LiveTally` on its own
+thread. The page only reads the tally. Frames from aiortc are 48 kHz stereo s16 (interleaved
+``s16`` or planar ``s16p``): they are downmixed by averaging and resampled to 22,050 Hz with a
+streaming soxr resampler, so frame boundaries leave no clicks.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -78,6 +79,9 @@ class LiveAudio:
         self.sample_rate, self.window = sample_rate, window
         self.capacity = max(int(max_seconds * sample_rate), window)
         self._lock = threading.Lock()
+        # Called (on the writer's thread, outside the lock) after a frame that completes a
+        # window; it outlives reset(), so a new take needs no new wiring.
+        self.listener: Callable[[], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -120,8 +124,12 @@ class LiveAudio:
             self.last_frame_at = now
             if self.started_at is None:
                 self.started_at = now
-            for _ in range(len(self._completed_at), self._written // self.window):
+            completed = self._written // self.window - len(self._completed_at)
+            for _ in range(completed):
                 self._completed_at.append(now)
+        listener = self.listener
+        if completed > 0 and listener is not None:
+            listener()
 
     def __call__(self, frame) -> None:
         """The object itself can be handed to WebRTC as the frame callback."""
@@ -198,36 +206,102 @@ class LiveAudio:
         return self._input
 
 
-@dataclass
 class LiveTally:
-    """The windows of a live take classified so far: their probabilities, start times, and
-    how long after its last sample arrived each was classified."""
+    """The windows of a live take classified so far: their probabilities, start times, when
+    their last sample arrived, and how long after that each was classified (``lags``) and first
+    drawn (``shown_lags``).
 
-    probabilities: list[np.ndarray] = field(default_factory=list)
-    starts: list[float] = field(default_factory=list)
-    lags: list[float] = field(default_factory=list)
+    Thread-safe: :meth:`update` runs on the live worker's thread while the page reads
+    :meth:`snapshot`. Updates are serialised, so windows are added in the order they completed.
+    """
+
+    def __init__(self):
+        self._updating = threading.Lock()  # one update at a time; a restart waits for it
+        self._changed = threading.Condition()
+        self.probabilities: list[np.ndarray] = []
+        self.starts: list[float] = []
+        self.completed_at: list[float] = []
+        self.lags: list[float] = []
+        self.shown_lags: list[float] = []
+        self.error: str | None = None
 
     def __len__(self) -> int:
         return len(self.probabilities)
 
     def update(self, classifier: "Classifier", audio: LiveAudio) -> int:
-        """Classify the windows ``audio`` has completed since the last call; return how many."""
-        new = audio.pop_windows()
-        if new:
-            probabilities = classifier.predict_windows(np.stack([w.samples for w in new]))
+        """Classify the windows ``audio`` has completed since the last call; return how many.
+
+        One window per model call, as the page's own polling did whenever it kept up: a
+        window's probabilities then cannot depend on which windows shared its call, that is on
+        how many had piled up while the server was busy. (They did: the first ``fast`` runs'
+        front end, Keras' ``MelSpectrogram`` with ``top_db=80``, floored a whole batch at its
+        loudest bin minus 80 dB.)
+        """
+        with self._updating:
+            new = audio.pop_windows()
+            if not new:
+                return 0
+            probabilities = np.concatenate([classifier.predict_windows(w.samples[None]) for w in new])
             now = time.time()
-            self.probabilities.extend(probabilities)
-            self.starts.extend(w.start for w in new)
-            self.lags.extend(now - w.completed_at for w in new)
-        return len(new)
+            with self._changed:
+                self.probabilities.extend(probabilities)
+                self.starts.extend(w.start for w in new)
+                self.completed_at.extend(w.completed_at for w in new)
+                self.lags.extend(now - w.completed_at for w in new)
+                self._changed.notify_all()
+            return len(new)
+
+    def fail(self, error: str) -> None:
+        """Record why classifying a window failed (the page shows it)."""
+        with self._changed:
+            self.error = error
+            self._changed.notify_all()
+
+    def restart(self, audio: LiveAudio) -> None:
+        """Start a new take: empty ``audio`` and forget every window. Waits for a classification
+        in progress, so no window of the old take lands in the new one."""
+        with self._updating:
+            audio.reset()
+            with self._changed:
+                for values in (self.probabilities, self.starts, self.completed_at, self.lags, self.shown_lags):
+                    values.clear()
+                self.error = None
+                self._changed.notify_all()
+
+    def snapshot(self, n_genres: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the probabilities ``(n, n_genres)`` and start times so far."""
+        with self._changed:
+            probabilities = np.asarray(self.probabilities, dtype=np.float32).reshape(-1, n_genres)
+            return probabilities, np.asarray(self.starts, dtype=np.float64)
+
+    def mark_shown(self, count: int) -> None:
+        """The first ``count`` windows are on the page now: note how long each waited for it."""
+        now = time.time()
+        with self._changed:
+            for k in range(len(self.shown_lags), min(count, len(self.completed_at))):
+                self.shown_lags.append(now - self.completed_at[k])
+
+    def wait_for(self, count: int, timeout: float | None = None) -> bool:
+        """Block until ``count`` windows are classified (or one failed); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.probabilities) >= count or self.error is not None, timeout)
 
     def summary(self, classifier: "Classifier", seconds: float) -> "Classification":
         """The running vote over every window so far (``ValueError`` before the first)."""
-        return classifier.summarise(np.asarray(self.probabilities), np.asarray(self.starts), seconds)
+        probabilities, starts = self.snapshot(len(classifier.genres))
+        return classifier.summarise(probabilities, starts, seconds)
 
     @property
     def median_lag(self) -> float:
-        return float(np.median(self.lags)) if self.lags else 0.0
+        """Median seconds from a window's last sample to its classification."""
+        with self._changed:
+            return float(np.median(self.lags)) if self.lags else 0.0
+
+    @property
+    def median_shown_lag(self) -> float:
+        """Median seconds from a window's last sample to the page run that first drew it."""
+        with self._changed:
+            return float(np.median(self.shown_lags)) if self.shown_lags else 0.0
 
 
 def check_take(samples: np.ndarray, label: str = "the recording") -> np.ndarray:

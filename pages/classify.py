@@ -3,7 +3,6 @@
 import logging
 from functools import partial
 
-import numpy as np
 import streamlit as st
 import streamlit_webrtc as webrtc
 
@@ -112,6 +111,9 @@ if tabs[1].open is not False:
             "suppression and automatic gain are switched off so the music reaches the model as is."
         )
         live = state.live_audio()
+        # Windows are classified on the live worker's thread as they complete; the panel below
+        # only draws the tally, so a slow page refresh never holds a window back.
+        state.follow_live(classifier)
         # The sink's callback runs on aiortc's thread and only appends to the buffer; every
         # frame reaches it (the frame-callback path would drop frames when several queue up).
         sink = webrtc.create_audio_sink_track(callback=live.append, key=f"{MIC_KEY}-sink")
@@ -128,8 +130,10 @@ if tabs[1].open is not False:
         @st.fragment(run_every=REFRESH_SECONDS if playing else None)
         def live_panel() -> None:
             tally = state.live_results()
-            tally.update(classifier, live)
-            count = len(tally)
+            probabilities, starts = tally.snapshot(len(classifier.genres))
+            count = len(starts)
+            if tally.error:
+                st.error(f"Classifying the live audio failed: {tally.error}")
             if playing:
                 due = WINDOW_SECONDS - (live.seconds % WINDOW_SECONDS)
                 st.markdown(
@@ -139,26 +143,29 @@ if tabs[1].open is not False:
                     else ":orange[●] Connected; waiting for audio…"
                 )
             if count:
-                summary = tally.summary(classifier, live.seconds)
+                summary = classifier.summarise(probabilities, starts, live.seconds)
                 won = int(summary.votes[summary.genres.index(summary.vote_genre)])
                 st.markdown(
                     f"Running vote: **{summary.vote_genre}** ({won} of {count} windows: "
                     f"{vote_text(summary.genres, summary.votes)})"
                 )
-                probabilities, starts = summary.probabilities, summary.starts
             elif playing:
                 st.markdown("Running vote: the first bar appears once 3 s of audio have arrived.")
-                probabilities, starts = np.zeros((0, len(classifier.genres))), np.zeros(0)
             else:
                 return
             # Drawn empty from the start, so the chart library is loaded before the first bar.
-            st.plotly_chart(
-                window_figure(classifier.genres, probabilities, starts, min_seconds=30), key="live_windows"
-            )
+            # Built again only when a bar comes: the panel refreshes twice a second.
+            drawn = (probabilities.tobytes(), starts.tobytes())
+            cached = st.session_state.get("live_figure")
+            if cached is None or cached[0] != drawn:
+                cached = (drawn, window_figure(classifier.genres, probabilities, starts, min_seconds=30))
+                st.session_state["live_figure"] = cached
+            st.plotly_chart(cached[1], key="live_windows")
+            tally.mark_shown(count)
             if count:
                 st.caption(
                     f"{count} window{'s' if count != 1 else ''} · each bar appeared about "
-                    f"{tally.median_lag:.1f} s after its last sound reached the server "
+                    f"{tally.median_shown_lag:.1f} s after its last sound reached the server "
                     "(classifying it and refreshing the page)."
                 )
 

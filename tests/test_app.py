@@ -351,6 +351,7 @@ def test_microphone_windows_appear_while_recording_and_the_take_is_classified_af
 
     for frame in stereo_frames(7.0):  # what aiortc's thread does while the page refreshes
         fake_webrtc.callback(frame)
+    assert at.session_state["live_results"].wait_for(2)  # the live worker's thread classifies them
     at.run()
     no_errors(at)
     bars = charts(at)["live_windows"]["data"]
@@ -360,7 +361,7 @@ def test_microphone_windows_appear_while_recording_and_the_take_is_classified_af
     classifier = Classifier.load(models / "tiny-fast")
     live = at.session_state["live_audio"]
     take = live.take()
-    probabilities = classifier.predict_windows(np.stack([take[:66_150], take[66_150:132_300]]))
+    probabilities = np.concatenate([classifier.predict_windows(take[None, :66_150]), classifier.predict_windows(take[None, 66_150:132_300])])
     expected = classifier.summarise(probabilities, [0.0, 3.0], live.seconds)
     assert f"**{expected.vote_genre}**" in vote
 
