@@ -153,6 +153,34 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     return fig
 
 
+def progress_figure(history: Sequence[Mapping]) -> go.Figure:
+    """A training job's accuracy per epoch so far (training solid, validation dashed), small
+    enough for the sidebar and tall enough to read."""
+    fig = go.Figure()
+    epochs = [e["epoch"] for e in history]
+    for key, name, dash in (("accuracy", "training", "solid"), ("val_accuracy", "validation", "dash")):
+        if all(key in e for e in history):
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[e[key] for e in history],
+                    mode="lines+markers" if len(history) < 40 else "lines",
+                    name=name,
+                    line={"color": RUN_COLORS[0], "dash": dash, "width": 2},
+                    marker={"size": 4},
+                    hovertemplate=f"epoch %{{x}}: {name} %{{y:.1%}}<extra></extra>",
+                )
+            )
+    fig.update_layout(
+        height=200,
+        margin={"t": 10, "b": 30, "l": 40, "r": 10},
+        xaxis={"title": {"text": "epoch", "standoff": 4}, "rangemode": "tozero"},
+        yaxis={"range": [0, 1.02], "tickformat": ".0%"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+    )
+    return fig
+
+
 # ----------------------------------------------------------------------------- held-out songs
 
 
