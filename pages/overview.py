@@ -43,7 +43,7 @@ elif (
     and metrics
     and not run.in_training
     and access.can_control()
-    and action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default")
+    and action.button("Make active", help="Serve this run by default (writes models/ACTIVE)")
 ):
     set_active(run.run_id, state.models_dir())
     st.rerun()

@@ -65,7 +65,7 @@ def test_a_remote_visitor_cannot_make_a_run_active_from_the_overview(remote, ser
     at = AppTest.from_file(APP, default_timeout=180).run()
     at.sidebar.selectbox(key="run_choice").set_value("other").run()
     assert not at.exception
-    assert "Make this the active run" not in [b.label for b in at.button]
+    assert "Make active" not in [b.label for b in at.button]
 
 
 def test_the_operators_password_unlocks_the_controls_for_a_remote_visitor(remote, served):
