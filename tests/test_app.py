@@ -360,3 +360,20 @@ def test_recorded_clip_is_classified(classify_page, models):
     expected = Classifier.load(models / "tiny-fast").classify(data)
     assert {m.label: m.value for m in at.metric}["Majority vote"] == expected.vote_genre
     assert [len(t["x"]) for t in charts(at)["clip_windows"]["data"]] == [2, 2, 2]
+
+
+def test_the_folds_table_of_a_cross_validation_run_has_readable_headers(tmp_path, monkeypatch):
+    """The shipped 5-fold run: every column of its Folds table is named in words, none by its
+    metrics.json key."""
+    shutil.copytree(Path(APP).parent / "models" / "fast-cv", tmp_path / "fast-cv")
+    (tmp_path / "ACTIVE").write_text("fast-cv\n")
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    folds = read_json(tmp_path / "fast-cv" / "metrics.json")["folds"]
+    table = at.dataframe[-1]
+    assert len(table.value) == len(folds) == 5
+    labels = {key: column.get("label") for key, column in json.loads(table.proto.columns).items() if key in table.value.columns}
+    assert set(labels) == {"fold", *folds[0]}
+    for key, label in labels.items():
+        assert label and "_" not in label and label != key, (key, label)
