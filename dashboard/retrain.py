@@ -80,9 +80,15 @@ def _live_panel(models_dir: Path) -> None:
         _training_progress(job)
     else:
         _download_progress(job)
-    if not access.can_control():
-        pass  # a remote visitor without the password watches, but cannot stop the job
-    elif job.state == "cancelling":
+    if access.can_control():  # a remote visitor without the password watches, but cannot stop it
+        _job_buttons(models_dir, job)
+        with st.expander("Log"):
+            st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
+
+
+def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
+    """*Cancel*, and *Stop now* for a job that does not stop."""
+    if job.state == "cancelling":
         st.caption("Cancelling: training stops after the current batch; the run can be resumed.")
         if time.time() - (job.cancel_requested or time.time()) > FORCE_AFTER_SECONDS:
             st.button(
@@ -94,8 +100,6 @@ def _live_panel(models_dir: Path) -> None:
             )
     else:
         st.button("Cancel", key=KEY + "cancel", on_click=_cancel, args=(models_dir, False), help="Stop the job; a training run stays resumable.")
-    with st.expander("Log"):
-        st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
 
 
 def _training_progress(job: jobs.Job) -> None:

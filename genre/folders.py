@@ -54,9 +54,8 @@ def check_inside(folder: str | os.PathLike, roots: Sequence[Path]) -> Path:
     """``folder`` resolved (symbolic links followed) if it lies inside one of ``roots``; else
     :class:`FolderRefused`, with a message that does not depend on whether it exists."""
     text = str(folder).strip()
-    path = Path(text).expanduser()
-    if text and path.is_absolute():
-        resolved = path.resolve()
+    if text:
+        resolved = Path(text).expanduser().resolve()  # a relative path: from the working folder
         if any(resolved == root or root in resolved.parents for root in roots):
             return resolved
     where = ", ".join(f"`{root}`" for root in roots) or "none are set"

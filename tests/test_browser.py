@@ -462,3 +462,23 @@ def test_the_sidebar_training_chart_is_readable(narrow, server, training_job):
     assert box["height"] >= 150 and box["width"] >= 200
     assert "epoch 6/8" in page.locator("[data-testid=stSidebar]").inner_text()
     page.locator("[data-testid=stSidebar]").screenshot(path=str(SHOTS / "1024-9-sidebar-training.png"))
+
+
+def test_job_controls_are_the_operators(browser, server):
+    """On loopback the sidebar offers Retrain; the same page reached through a proxy (a
+    visitor from elsewhere) shows the runs but no job controls."""
+    for headers, operator in (({}, True), ({"X-Forwarded-For": "203.0.113.9"}, False)):
+        context = browser.new_context(viewport={"width": 1400, "height": 1500}, extra_http_headers=headers)
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        try:
+            page.goto(f"{server}/")
+            settle(page)
+            sidebar = page.locator("[data-testid=stSidebar]")
+            assert sidebar.get_by_text("Retrain", exact=True).first.is_visible()  # the panel's title
+            assert sidebar.get_by_role("button", name="Retrain").count() == (1 if operator else 0)
+            assert sidebar.get_by_text("open only to the operator").count() == (0 if operator else 1)
+            if not operator:
+                shoot(page, "10-remote-visitor")
+        finally:
+            context.close()
