@@ -360,12 +360,16 @@ def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, arg
     run_dir = Path(run_dir).expanduser().absolute()
     lock = models_dir / LOCK_NAME
     with _guard(models_dir):
-        running = _look(models_dir)
-        if running is not None:
-            if running.job_id == os.environ.get(JOB_ENV) and running.run_dir == str(run_dir):
-                mine = None  # the dashboard's job for this very run: its lock covers us
-            else:
-                raise JobRunning(running)
+        held = _read_json_quietly(lock) or {}
+        # The dashboard's job for this very run: its lock covers us. Read it as it is: until the
+        # dashboard writes our pid into it, it names the (non-genre) server process, which a
+        # look would take for a stale lock.
+        ours = bool(os.environ.get(JOB_ENV)) and held.get("job_id") == os.environ.get(JOB_ENV) and held.get("run_dir") == str(run_dir)
+        running = None if ours else _look(models_dir)
+        if ours:
+            mine = None
+        elif running is not None:
+            raise JobRunning(running)
         else:
             stamp = time.time()
             mine = Job(

@@ -150,3 +150,24 @@ def test_a_named_run_folder_is_created_exclusively(synth_root, tmp_path, capsys)
 def test_the_dashboard_listens_on_loopback_only_by_default():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
+
+
+def test_a_dashboard_job_goes_on_under_the_lock_its_server_took(tmp_path, monkeypatch):
+    """Until the dashboard writes the job's pid into the lock, the lock names the server (a
+    process without 'genre' in its command): the job must still find it its own, not stale."""
+    models = tmp_path / "models"
+    models.mkdir()
+    server = subprocess.Popen(["sleep", "60"])
+    try:
+        record = {"kind": "train", "job_id": "train-1", "pid": server.pid, "started": 0, "log": "", "argv": [], "run_dir": str(models / "r")}
+        (models / jobs.LOCK_NAME).write_text(json.dumps(record))
+        monkeypatch.setenv(jobs.JOB_ENV, "train-1")
+        with jobs.training_lock(models, models / "r", ["train"]):
+            assert json.loads((models / jobs.LOCK_NAME).read_text())["job_id"] == "train-1"
+        assert (models / jobs.LOCK_NAME).exists()  # the dashboard's lock: the dashboard clears it
+        monkeypatch.setenv(jobs.JOB_ENV, "another")
+        with jobs.training_lock(models, models / "r", ["train"]):  # not ours: judged, stale, replaced
+            assert json.loads((models / jobs.LOCK_NAME).read_text())["pid"] == os.getpid()
+    finally:
+        server.kill()
+        server.wait()
