@@ -14,9 +14,14 @@ from pathlib import Path
 import streamlit as st
 
 from genre import jobs
+from genre.charts import progress_figure
+from genre.dataset import is_cached
+from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
 from genre.runs import active_run_id, list_runs, load_run, set_active
 from genre.splits import PROTOCOLS
+
+from . import access, state
 
 PROGRESS_SECONDS = 1.0
 # After this long a cancelled job that has not stopped gets a *Stop now* (SIGKILL) button.
@@ -33,12 +38,13 @@ PROTOCOL_HELP = (
     "fault-filtered: the artist-disjoint GTZAN split of Kereliuk, Sturm & Larsen (GTZAN track names only). "
     "cv: k-fold cross-validation grouped by artist."
 )
-NO_DATASET = """No dataset folder yet. Training needs songs in the layout
-`<folder>/<genre>/<audio files>` (wav, au, flac, ogg, mp3), one subfolder per genre, two genres at least.
+NO_DATASET = """Training needs songs in the layout `<folder>/<genre>/<audio files>` (wav, au,
+flac, ogg, mp3), one subfolder per genre, two genres at least.
 
 **GTZAN** (1,000 30-second clips, 10 genres; Tzanetakis & Cook, 2002) is the usual choice:
-download it below, or in a terminal with `python -m genre download gtzan`, and cache it
-once with `python -m genre scan <folder>`. Set `$GENRE_DATA` to offer a folder by default."""
+download it below, or in a terminal with `.venv/bin/python -m genre download gtzan`, and cache
+it once with `.venv/bin/python -m genre scan <folder>`. Set `$GENRE_DATA` to offer a folder by
+default."""
 
 
 def render_retrain_panel(models_dir: Path) -> None:
@@ -47,13 +53,16 @@ def render_retrain_panel(models_dir: Path) -> None:
     with st.sidebar:
         st.divider()
         st.subheader("Retrain")
-        if jobs.current_job(models_dir) is not None:
+        running = jobs.current_job(models_dir)
+        if running is not None:
             if st.session_state.get(SUBMIT):
                 # This page's form was out of date: a job started elsewhere meanwhile.
-                st.session_state[NOTICE] = ("warning", "A job is already running (below), so no new one was started.")
+                _keep_notice("warning", "A job is already running (below), so no new one was started.", running)
             _live_panel(models_dir)
-        else:
+        elif access.can_control():
             _idle_panel(models_dir)
+        else:
+            access.render_unlock()
 
 
 # While a job runs: a fragment that redraws itself every second --------------------------------
@@ -66,11 +75,19 @@ def _live_panel(models_dir: Path) -> None:
         # It ended: redraw the whole app, so the run selector lists the new run and the
         # panel shows how the job went.
         st.rerun()
-    _notice()
+    _notice(job)
     if job.kind == "train":
         _training_progress(job)
     else:
         _download_progress(job)
+    if access.can_control():  # a remote visitor without the password watches, but cannot stop it
+        _job_buttons(models_dir, job)
+        with st.expander("Log"):
+            st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
+
+
+def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
+    """*Cancel*, and *Stop now* for a job that does not stop."""
     if job.state == "cancelling":
         st.caption("Cancelling: training stops after the current batch; the run can be resumed.")
         if time.time() - (job.cancel_requested or time.time()) > FORCE_AFTER_SECONDS:
@@ -83,8 +100,6 @@ def _live_panel(models_dir: Path) -> None:
             )
     else:
         st.button("Cancel", key=KEY + "cancel", on_click=_cancel, args=(models_dir, False), help="Stop the job; a training run stays resumable.")
-    with st.expander("Log"):
-        st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
 
 
 def _training_progress(job: jobs.Job) -> None:
@@ -96,7 +111,7 @@ def _training_progress(job: jobs.Job) -> None:
     state = job.state
     st.progress(job.fraction)
     if state == "starting":
-        st.caption("Starting: loading TensorFlow and the dataset (decoding it the first time)…")
+        st.caption(f"Starting: loading TensorFlow and {_dataset_words(job)}…")
     elif state == "running":
         parts = []
         if status.get("folds"):
@@ -133,9 +148,18 @@ def _history_chart(history: list[dict]) -> None:
         numbers.append(f"validation {last['val_accuracy']:.0%}")
     st.caption(", ".join(numbers))
     if len(history) >= 2:
-        columns = [c for c in ("accuracy", "val_accuracy") if c in last]
-        data = {"epoch": [e["epoch"] for e in history]} | {c: [e.get(c) for e in history] for c in columns}
-        st.line_chart(data, x="epoch", height=140)
+        st.plotly_chart(progress_figure(history), key=KEY + "progress_chart", config={"displayModeBar": False})
+
+
+def _dataset_words(job: jobs.Job) -> str:
+    """What the starting job is loading: the cached songs, or the songs it decodes first."""
+    if "--resume" in job.argv:
+        return "the cached dataset"
+    data = _arg(job.argv, "--data")
+    cached = st.session_state.setdefault(KEY + "cached", {})
+    if job.job_id not in cached:  # one look per job: the scan stats every song file
+        cached[job.job_id] = bool(data) and is_cached(data)
+    return "the cached dataset" if cached[job.job_id] else "the dataset (decoding it the first time)"
 
 
 def _download_progress(job: jobs.Job) -> None:
@@ -151,6 +175,8 @@ def _download_progress(job: jobs.Job) -> None:
 
 
 def _cancel(models_dir: Path, force: bool) -> None:
+    if not access.can_control():
+        return
     job = jobs.cancel(models_dir, force=force)
     if job is None:
         st.session_state[NOTICE] = ("info", "The job had already ended.")
@@ -174,8 +200,8 @@ def _idle_panel(models_dir: Path) -> None:
         st.session_state[data_key] = str(last.result)
         st.session_state[APPLIED] = last.job_id
     data_now = st.session_state.get(data_key, settings.data_dir)
-    if not data_now or not Path(data_now).expanduser().is_dir():
-        _no_dataset(models_dir)
+    # Only folders inside the operator's roots are looked at, so this says nothing about others.
+    _no_dataset(models_dir, missing=not data_now or not is_usable(data_now, allowed_roots(models_dir)))
 
     # The folder is set through Session State (a finished download selects its folder), so
     # the widget takes no default of its own.
@@ -203,18 +229,18 @@ def _idle_panel(models_dir: Path) -> None:
         # Empty means the chosen model's recipe: the model is picked in the same form, so a
         # number filled in from the last run's model would be wrong for another model.
         recipes = "; ".join(f"{name} {spec.epochs}" for name, spec in REGISTRY.items())
-        epochs = left.number_input(
+        # Text, not number inputs: a browser's number field turns typed letters into "empty",
+        # which would silently mean the recipe; here they are refused with a message.
+        epochs = left.text_input(
             "Epochs",
-            value=settings.epochs,
-            step=1,
+            value="" if settings.epochs is None else str(settings.epochs),
             placeholder="recipe",
             key=KEY + "epochs",
             help=f"{jobs.EPOCHS_RANGE[0]} to {jobs.EPOCHS_RANGE[1]}; empty takes the model's recipe ({recipes})",
         )
-        batch = right.number_input(
+        batch = right.text_input(
             "Batch",
-            value=settings.batch_size,
-            step=1,
+            value="" if settings.batch_size is None else str(settings.batch_size),
             placeholder="recipe",
             key=KEY + "batch",
             help=f"{jobs.BATCH_RANGE[0]} to {jobs.BATCH_RANGE[1]} windows; empty takes the model's recipe",
@@ -239,12 +265,17 @@ def _idle_panel(models_dir: Path) -> None:
         )
         submitted = st.form_submit_button("Retrain", type="primary", width="stretch", key=SUBMIT)
     if submitted:
+        try:
+            epochs_value, batch_value = jobs.parse_count("epochs", epochs), jobs.parse_count("batch size", batch)
+        except jobs.SettingsError as error:
+            st.error(_sentence(str(error)))
+            return
         chosen = jobs.Settings(
             data_dir=str(st.session_state[data_key]).strip(),
             model=model,
             protocol=protocol,
-            epochs=None if epochs is None else int(epochs),
-            batch_size=None if batch is None else int(batch),
+            epochs=epochs_value,
+            batch_size=batch_value,
             seed=int(seed),
             test_fraction=float(test_share),
             val_fraction=float(val_share),
@@ -334,9 +365,12 @@ def _promote(models_dir: Path) -> None:
         st.button("Make active", key=KEY + "promote", on_click=_activate, args=(models_dir, choice))
 
 
-def _no_dataset(models_dir: Path) -> None:
-    st.info(NO_DATASET)
-    with st.expander("Download GTZAN", expanded=True):
+def _no_dataset(models_dir: Path, missing: bool) -> None:
+    """How to get a dataset: open when there is none yet, one folded line when there is."""
+    if missing:
+        st.info("No dataset folder yet: choose one below, or download GTZAN.")
+    with st.expander("Getting a dataset (GTZAN)", expanded=False):
+        st.info(NO_DATASET)
         to = st.text_input(
             "Download to",
             value=str(jobs.default_download_dir()),
@@ -345,6 +379,7 @@ def _no_dataset(models_dir: Path) -> None:
         )
         if st.button(f"Download GTZAN ({GTZAN_SIZE_TEXT})", key=KEY + "download"):
             _start(lambda: jobs.start_download(models_dir, to=to.strip() or None))
+        st.caption("Dataset and download folders must lie inside: " + ", ".join(f"`{r}`" for r in allowed_roots(models_dir)))
 
 
 # Actions ------------------------------------------------------------------------------------
@@ -352,10 +387,12 @@ def _no_dataset(models_dir: Path) -> None:
 
 def _start(start) -> None:
     """Start a job; a refusal shows its message and starts nothing."""
+    if not access.can_control():
+        return
     try:
         start()
     except jobs.JobRunning as error:
-        st.session_state[NOTICE] = ("warning", _sentence(str(error)))
+        _keep_notice("warning", _sentence(str(error)), error.job)
         st.rerun()  # show the job that is running instead
     except jobs.JobError as error:
         st.error(_sentence(str(error)))
@@ -364,6 +401,8 @@ def _start(start) -> None:
 
 
 def _resume(models_dir: Path, run_dir: str) -> None:
+    if not access.can_control():
+        return
     try:
         jobs.start_training(models_dir, resume=run_dir)
     except jobs.JobError as error:
@@ -371,6 +410,8 @@ def _resume(models_dir: Path, run_dir: str) -> None:
 
 
 def _download(models_dir: Path, to: str | None) -> None:
+    if not access.can_control():
+        return
     try:
         jobs.start_download(models_dir, to=to)
     except jobs.JobError as error:
@@ -378,19 +419,35 @@ def _download(models_dir: Path, to: str | None) -> None:
 
 
 def _activate(models_dir: Path, run_id: str) -> None:
+    if not access.can_control():
+        return
     try:
         set_active(run_id, models_dir)
     except (ValueError, OSError) as error:
-        st.session_state[NOTICE] = ("error", f"cannot make {run_id} active: {error}")
+        st.session_state[NOTICE] = ("error", f"Cannot make {run_id} active: {error}")
     else:
+        # This tab shows and serves the new run from now on, on every page.
+        state.select(run_id)
         st.session_state[NOTICE] = ("success", f"`{run_id}` is now the active run.")
 
 
-def _notice() -> None:
-    notice = st.session_state.pop(NOTICE, None)
-    if notice:
-        kind, text = notice
-        getattr(st, kind)(text)
+def _keep_notice(kind: str, text: str, job: jobs.Job) -> None:
+    """A notice that stays while ``job`` runs (the live panel redraws every second)."""
+    st.session_state[NOTICE] = (kind, text, job.job_id)
+
+
+def _notice(job: jobs.Job | None = None) -> None:
+    """Show the pending notice: once, or, when it belongs to a job, for as long as that job
+    runs (the live panel redraws every second)."""
+    notice = st.session_state.get(NOTICE)
+    if not notice:
+        return
+    kind, text, *owner = notice
+    if not owner or job is None or owner[0] != job.job_id:
+        st.session_state.pop(NOTICE, None)
+        if owner:
+            return  # about a job that has ended since
+    getattr(st, kind)(text)
 
 
 # Formatting ---------------------------------------------------------------------------------

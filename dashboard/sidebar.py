@@ -18,8 +18,8 @@ def run_label(run: Run, active: str | None) -> str:
         parts.append(run.config["model"])
     if run.metrics:
         parts.append(f"{run.metrics['song_accuracy_vote']:.0%}")
-    elif run.state not in ("finished",):
-        parts.append(run.state)
+    elif run.state_now not in ("finished",):
+        parts.append(run.state_now)
     if run.run_id == active:
         parts.append("active")
     return " · ".join(parts)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,8 @@ MIN_SECONDS = 1.0
 # -80 dBFS: quieter than the noise floor of any 16-bit recording.
 SILENCE_PEAK = 1e-4
 AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
+
+log = logging.getLogger(__name__)
 
 
 class AudioError(ValueError):
@@ -76,7 +82,9 @@ def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
         data, rate = sf.read(file, dtype="float32", always_2d=True)
         return data, int(rate)
     except Exception as sf_error:  # soundfile raises several unrelated types
-        reason = str(sf_error).strip() or type(sf_error).__name__
+        # libsndfile's words name a Python object for an upload ("<_io.BytesIO object at
+        # 0x...>") and call a text file named .mp3 "not a regular file": they are for the log.
+        log.debug("soundfile cannot read %s: %s", label, sf_error)
     # libsndfile cannot read everything (some mp3/m4a); librosa's audioread fallback may.
     if isinstance(file, Path):
         try:
@@ -90,9 +98,24 @@ def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
             return np.atleast_2d(data).T.astype(np.float32), int(rate)
         except Exception:
             pass
-    raise AudioError(label, f"not a readable audio file ({_short(reason)})")
+    raise AudioError(label, "not a readable audio file (its format was not recognised, or the file is damaged)")
 
 
-def _short(reason: str) -> str:
-    first = reason.splitlines()[0] if reason else "unknown format"
-    return first[:160]
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Keep what C libraries print to file descriptor 2 off the terminal for the block
+    (libmpg123's "Note: Trying to resync..." for a file that is not really an mp3). For a
+    single-threaded command line only: it silences every thread's stderr meanwhile."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

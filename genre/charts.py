@@ -153,6 +153,34 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     return fig
 
 
+def progress_figure(history: Sequence[Mapping]) -> go.Figure:
+    """A training job's accuracy per epoch so far (training solid, validation dashed), small
+    enough for the sidebar and tall enough to read."""
+    fig = go.Figure()
+    epochs = [e["epoch"] for e in history]
+    for key, name, dash in (("accuracy", "training", "solid"), ("val_accuracy", "validation", "dash")):
+        if all(key in e for e in history):
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[e[key] for e in history],
+                    mode="lines+markers" if len(history) < 40 else "lines",
+                    name=name,
+                    line={"color": RUN_COLORS[0], "dash": dash, "width": 2},
+                    marker={"size": 4},
+                    hovertemplate=f"epoch %{{x}}: {name} %{{y:.1%}}<extra></extra>",
+                )
+            )
+    fig.update_layout(
+        height=200,
+        margin={"t": 10, "b": 30, "l": 40, "r": 10},
+        xaxis={"title": {"text": "epoch", "standoff": 4}, "rangemode": "tozero"},
+        yaxis={"range": [0, 1.02], "tickformat": ".0%"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+    )
+    return fig
+
+
 # ----------------------------------------------------------------------------- held-out songs
 
 
@@ -198,8 +226,9 @@ def confusion_figure(metrics: Mapping, normalised: bool = False) -> go.Figure:
     fig.update_layout(
         height=side,
         margin={"t": 30, "b": 40, "l": 40, "r": 20},
-        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0},
-        yaxis={"title": "true genre", "autorange": "reversed"},
+        # dtick 1: every genre keeps its label (plotly drops labels it thinks would crowd).
+        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0, "dtick": 1, "automargin": True},
+        yaxis={"title": "true genre", "autorange": "reversed", "dtick": 1, "automargin": True},
     )
     return fig
 
@@ -214,21 +243,21 @@ def per_genre_rows(metrics: Mapping) -> list[dict]:
 
 
 def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[float], text: Sequence[str], hover: str) -> go.Figure:
-    """Horizontal bars, one per genre in ``names`` (bottom up), each in its colour, labelled
-    outside the bar."""
+    """Horizontal bars, one per genre in ``names`` (bottom up), each in its colour. Each
+    bar's figure goes into its axis label ("rock · 72%"), which plotly sizes the margin for,
+    so nothing is cut off however narrow the column (text beside the bar was)."""
     colors = genre_colors(genres)
-    return go.Figure(
+    fig = go.Figure(
         go.Bar(
             x=values,
             y=list(names),
             orientation="h",
             marker={"color": [colors[n] for n in names]},
-            text=list(text),
-            textposition="outside",
-            cliponaxis=False,
             hovertemplate=hover,
         )
     )
+    fig.update_yaxes(tickmode="array", tickvals=list(names), ticktext=[f"{n} · {t}" for n, t in zip(names, text)], automargin=True)
+    return fig
 
 
 def recall_figure(metrics: Mapping) -> go.Figure:
@@ -244,9 +273,8 @@ def recall_figure(metrics: Mapping) -> go.Figure:
     )
     fig.update_layout(
         height=max(200, 26 * len(rows) + 70),
-        margin={"t": 10, "b": 30, "l": 10, "r": 10},
-        xaxis={"range": [0, 1.3], "tickvals": [0, 0.5, 1], "tickformat": ".0%", "title": "test songs voted right"},
-        yaxis={"automargin": True},
+        margin={"t": 10, "b": 30, "l": 10, "r": 15},
+        xaxis={"range": [0, 1], "tickvals": [0, 0.5, 1], "tickformat": ".0%", "title": "voted right"},
         showlegend=False,
     )
     return fig
@@ -344,10 +372,8 @@ def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], vot
     fig = _genre_bars(genres, [genres[i] for i in order], p[order], text, "%{y}: mean probability %{x:.1%}<extra></extra>")
     fig.update_layout(
         height=max(200, 26 * len(genres) + 60),
-        margin={"t": 10, "b": 30, "l": 10, "r": 70},
-        # Room right of a 100% bar for its label.
-        xaxis={"range": [0, 1.35], "tickvals": [0, 0.25, 0.5, 0.75, 1], "tickformat": ".0%", "title": "mean probability over windows"},
-        yaxis={"automargin": True},
+        margin={"t": 10, "b": 30, "l": 10, "r": 15},
+        xaxis={"range": [0, 1], "tickvals": [0, 0.5, 1], "tickformat": ".0%", "title": "mean probability over windows"},
         showlegend=False,
     )
     return fig

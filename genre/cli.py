@@ -4,6 +4,7 @@ download GTZAN. Errors are one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        if isinstance(error, OSError) and error.filename and error.strerror:
+            message = f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
         print(f"genre: error: {message or type(error).__name__}", file=sys.stderr)
         return 2
 
@@ -135,38 +138,71 @@ def cmd_scan(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .jobs import JOB_ENV, training_lock
+    from .runs import check_run_id
     from .training import TrainConfig, train
 
     if args.resume:
         from .runs import check_resumable
 
-        config = TrainConfig.from_dict(check_resumable(args.resume).config["train"])
-        config.models_dir, config.run_id = str(Path(args.resume).parent), Path(args.resume).name
-    else:
-        from .runs import default_models_dir
+        run_dir = Path(args.resume)
+        check_run_id(run_dir.name)
+        with training_lock(run_dir.parent, run_dir, sys.argv[1:]):
+            config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
+            config.models_dir, config.run_id = str(run_dir.parent), run_dir.name
+            _print_metrics(train(config))
+        return
+    from .runs import default_models_dir
 
-        config = TrainConfig(
-            data_root=_need_data(args.data),
-            model=args.model,
-            protocol=args.protocol,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            test_fraction=args.test_fraction,
-            val_fraction=args.val_fraction,
-            folds=args.folds,
-            mixed_precision=args.mixed_precision,
-            balance=args.balance,
-            augment=args.augment,
-            models_dir=args.models_dir or str(default_models_dir()),
-            run_id=args.run_id,
-        )
-        target = Path(config.models_dir) / (config.run_id or "")
-        if config.run_id and (target / "config.json").exists():
-            raise FileExistsError(f"run {target} exists; use --resume {target} or another --run-id")
-    run_dir = train(config)
+    config = TrainConfig(
+        data_root=_need_data(args.data),
+        model=args.model,
+        protocol=args.protocol,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction,
+        folds=args.folds,
+        mixed_precision=args.mixed_precision,
+        balance=args.balance,
+        augment=args.augment,
+        models_dir=args.models_dir or str(default_models_dir()),
+        run_id=check_run_id(args.run_id) if args.run_id else None,
+    )
+    models_dir = Path(config.models_dir)
+    stem = config.run_id or f"{config.model}-{config.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config.run_id, created = _new_run_folder(models_dir, stem, numbered=not args.run_id, job=os.environ.get(JOB_ENV))
+    try:
+        with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:]):
+            run_dir = train(config)
+    except BaseException:
+        folder = models_dir / config.run_id
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # refused or failed before anything was written: leave no empty run
+        raise
     _print_metrics(run_dir)
+
+
+def _new_run_folder(models_dir: Path, stem: str, numbered: bool, job: str | None) -> tuple[str, bool]:
+    """Create the run folder exclusively, so two runs never share one; a default name gets
+    ``-2``, ``-3``... when taken. A dashboard job's folder was made by the dashboard (under its
+    lock) and holds only its log so far. Returns the run id and whether this call made it."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    candidate, n = stem, 1
+    while True:
+        target = models_dir / candidate
+        try:
+            target.mkdir()
+            return candidate, True
+        except FileExistsError:
+            if job and not numbered and not (target / "config.json").exists():
+                return candidate, False
+            if not numbered:
+                raise FileExistsError(f"run {target} exists; use --resume {target} or another --run-id") from None
+        n += 1
+        candidate = f"{stem}-{n}"
 
 
 def cmd_evaluate(args) -> None:
@@ -205,7 +241,7 @@ def _print_metrics(run_dir: Path) -> None:
 
 
 def cmd_classify(args) -> None:
-    from .audio import AudioError
+    from .audio import AudioError, native_stderr_silenced
     from .prediction import Classifier
     from .runs import active_run_id, default_models_dir
 
@@ -219,7 +255,8 @@ def cmd_classify(args) -> None:
     failures = 0
     for file in args.files:
         try:
-            result = classifier.classify(file)
+            with native_stderr_silenced():
+                result = classifier.classify(file)
         except AudioError as error:
             print(f"genre: error: {error}", file=sys.stderr)
             failures += 1
@@ -243,14 +280,15 @@ def cmd_runs(args) -> None:
     active = active_run_id(args.models_dir)
     for run in runs:
         m = run.metrics or {}
-        numbers = f"song {m['song_accuracy_vote']:.1%}  window {m['window_accuracy']:.1%}" if m else run.state
+        numbers = f"song {m['song_accuracy_vote']:.1%}  window {m['window_accuracy']:.1%}" if m else run.state_now
         mark = "*" if run.run_id == active else " "
         print(f"{mark} {run.run_id:40s} {run.config.get('model', '?'):5s} {run.config.get('protocol', '?'):15s} {numbers}")
 
 
 def cmd_activate(args) -> None:
-    from .runs import set_active
+    from .runs import check_run_id, set_active
 
+    check_run_id(args.run_id)
     set_active(args.run_id, args.models_dir)
     print(f"active run: {args.run_id}")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import SAMPLE_RATE, __version__
 from .audio import AUDIO_SUFFIXES, AudioError, decode
-from .files import read_json, write_json
+from .files import naming, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ class SongCache:
         return track_path(self.root, track_id)
 
 
+def is_cached(root: str | os.PathLike, cache_root: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE) -> bool:
+    """Whether ``root`` as it is now is already decoded in the cache (a scan; nothing is
+    decoded). A folder that cannot be scanned is not."""
+    root = Path(root).expanduser()
+    try:
+        tracks = scan(root)
+    except DatasetError:
+        return False
+    return (Path(cache_root or default_cache_root()) / cache_key(root, tracks, sample_rate) / "index.json").exists()
+
+
 def load_dataset(
     root: str | os.PathLike,
     cache_root: str | os.PathLike | None = None,
@@ -186,7 +197,7 @@ def _build(folder: Path, root: Path, tracks: list[Track], sample_rate: int, work
     offset = 0
     workers = workers or max(1, min(len(tracks), os.cpu_count() or 1))
     try:
-        with open(building / "audio.f32", "wb") as out, ProcessPoolExecutor(max_workers=workers) as pool:
+        with naming(folder / "audio.f32", building / "audio.f32"), open(building / "audio.f32", "wb") as out, ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_decode_track, str(t.path), t.track_id, sample_rate): t for t in tracks}
             bar = tqdm(as_completed(futures), total=len(futures), desc="decoding", unit="song", disable=not progress)
             # Songs are appended in completion order; the index records where each landed.

@@ -52,6 +52,12 @@ UNPACK_PREFIX = ".genres.unpack-"
 LOCK_NAME = ".genres.lock"
 # WAV barely compresses, so the unpacked folder is about as big as the archive.
 UNPACKED_FACTOR = 1.1
+# Bounds on what one download may write. Audio hardly compresses, so an archive that declares
+# more than ten times its own size (plus some slack for tiny archives) is a decompression
+# bomb, not a dataset; an archive of unknown size may not exceed MAX_ARCHIVE_BYTES.
+MAX_EXPANSION = 10
+EXPANSION_SLACK = 64 << 20
+MAX_ARCHIVE_BYTES = 4 << 30
 
 ProgressFn = Callable[[int, "int | None"], None]
 
@@ -117,8 +123,8 @@ def download_gtzan(
         raise DownloadError(f"not an md5 checksum (32 hex digits): {md5!r}")
     if urlsplit(url).scheme not in ("http", "https", "file"):
         raise DownloadError(f"unsupported URL (need http, https or file): {url}")
-    if size is None and url == GTZAN_URL:
-        size = GTZAN_SIZE
+    if size is None and (url == GTZAN_URL or md5 == GTZAN_MD5):
+        size = GTZAN_SIZE  # GTZAN's archive, from whichever mirror
 
     dest = to / DATASET_DIRNAME
     if _is_complete(dest, md5):
@@ -289,7 +295,10 @@ def _content_length(response: Any) -> int | None:
 def _fetch(
     url: str, part: Path, size: int | None, progress: bool, on_progress: ProgressFn | None
 ) -> None:
-    """Bring ``part`` to the full archive, resuming it and retrying dropped connections."""
+    """Bring ``part`` to the full archive, resuming it and retrying dropped connections. It
+    never grows past ``size`` (or MAX_ARCHIVE_BYTES when the size is unknown), whatever the
+    server announces or sends."""
+    limit = size if size is not None else MAX_ARCHIVE_BYTES
     have = part.stat().st_size if part.exists() else 0
     if size is not None:
         if have > size:  # Not a prefix of the expected archive.
@@ -316,12 +325,16 @@ def _fetch(
                 part.unlink(missing_ok=True)  # Longer than the remote file: it is garbage.
                 have = 0
                 continue
-            except DownloadError:
+            except DownloadError as e:
                 # Before any byte arrived a connection failure means "no network": fail fast.
                 # After the link dropped mid-download, a reconnect may need a few tries.
                 failures += 1
-                if not received or failures > _RETRIES:
+                if not received:
                     raise
+                if failures > _RETRIES:
+                    raise DownloadError(
+                        f"{e}; {_fmt(have)} are kept: run the same command again to resume"
+                    ) from e
                 time.sleep(_RETRY_DELAY_S * failures)
                 continue
 
@@ -344,6 +357,9 @@ def _fetch(
                     total = length
                 if total is None:
                     total = size
+                if total is not None and total > limit:
+                    part.unlink(missing_ok=True)
+                    raise _too_big(f"the server announces {_fmt(total)}", limit)
                 if total is not None:
                     _check_space(part.parent, total, have)
 
@@ -355,7 +371,7 @@ def _fetch(
                 report(have, total, force=True)
 
                 before = have
-                have, error = _stream(response, part, have, total, bar, report)
+                have, error = _stream(response, part, have, total, bar, report, limit)
 
             if error is None and (total is None or have >= total):
                 report(have, total, force=True)
@@ -366,7 +382,7 @@ def _fetch(
                 reason = error or "connection closed early"
                 raise DownloadError(
                     f"download interrupted after {_fmt(have)} of {_fmt(total)} ({reason});"
-                    " run the command again to resume"
+                    " run the same command again to resume"
                 )
             time.sleep(_RETRY_DELAY_S * max(failures, 1))
     finally:
@@ -381,8 +397,10 @@ def _stream(
     total: int | None,
     bar: Any,
     report: _Throttle,
+    limit: int,
 ) -> tuple[int, str | None]:
-    """Append the response body to ``part``. Return the new size and the read error, if any."""
+    """Append the response body to ``part``, never past ``limit`` bytes. Return the new size
+    and the read error, if any."""
     try:
         handle = open(part, "ab" if have else "wb")
     except OSError as e:
@@ -395,6 +413,10 @@ def _stream(
                 return have, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             if not chunk:
                 return have, None
+            if have + len(chunk) > limit:
+                handle.close()
+                part.unlink(missing_ok=True)
+                raise _too_big("the server sent more", limit)
             try:
                 handle.write(chunk)
             except OSError as e:
@@ -403,6 +425,13 @@ def _stream(
             if bar is not None:
                 bar.update(len(chunk))
             report(have, total)
+
+
+def _too_big(what: str, limit: int) -> DownloadError:
+    return DownloadError(
+        f"{what} than the expected archive ({_fmt(limit)}); the download was removed;"
+        " check the URL (and pass the mirror's md5 if its archive differs)"
+    )
 
 
 def _make_bar(total: int | None, initial: int, desc: str) -> Any:
@@ -448,6 +477,8 @@ def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
         return "is a link"
     if member.isdev():
         return "is a device file"
+    if member.issparse():
+        return "is a sparse file"
     if not (member.isfile() or member.isdir()):
         return "is not a regular file or folder"
     return None
@@ -460,6 +491,7 @@ def _unpack(archive: Path, dest: Path, marker: dict[str, str], progress: bool) -
     only after the last file and the marker are written, so an interruption never
     leaves a ``dest`` that looks complete.
     """
+    _check_members(archive, dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=UNPACK_PREFIX, dir=dest.parent))
     try:
         files = _extract_safely(archive, tmp, progress)
@@ -471,6 +503,37 @@ def _unpack(archive: Path, dest: Path, marker: dict[str, str], progress: bool) -
         raise DownloadError(f"cannot unpack into {dest.parent}: {e.strerror or e}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_members(archive: Path, folder: Path) -> None:
+    """Read the archive's table of contents before anything is written: refuse an unsafe
+    entry, and a declared total that exceeds the free space or what this archive's size can
+    honestly unpack to (a decompression bomb)."""
+    declared = 0
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            for member in tar:
+                reason = _unsafe_reason(member)
+                if reason:
+                    raise _BadArchive(
+                        f"refusing to unpack the archive: entry {member.name!r} {reason};"
+                        " the archive was removed"
+                    )
+                declared += max(0, member.size)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise _BadArchive(f"the archive is corrupt ({e}); it was removed") from e
+    bound = archive.stat().st_size * MAX_EXPANSION + EXPANSION_SLACK
+    if declared > bound:
+        raise _BadArchive(
+            f"refusing to unpack the archive: its entries declare {_fmt(declared)} from a"
+            f" {_fmt(archive.stat().st_size)} archive (a decompression bomb); the archive was removed"
+        )
+    free = shutil.disk_usage(folder).free
+    if declared > free:
+        raise DownloadError(
+            f"not enough free disk space in {folder} to unpack: need {_fmt(declared)},"
+            f" only {_fmt(free)} free; free some space and run the same command again"
+        )
 
 
 def _extract_safely(archive: Path, target: Path, progress: bool) -> int:

@@ -26,11 +26,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.umask(umask)
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with naming(path, tmp_path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def naming(path: str | os.PathLike, *aliases: str | os.PathLike) -> Iterator[None]:
+    """Make an ``OSError`` raised inside the block name ``path``: a full disk raises a bare
+    "[Errno 28] No space left on device", and users need to know what could not be written.
+    An error that names one of ``aliases`` (a temporary file of ``path``) names ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is not None and (error.filename is None or str(error.filename) in {str(a) for a in aliases}):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

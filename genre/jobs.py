@@ -40,8 +40,9 @@ from pathlib import Path
 from .dataset import DATA_ENV, DatasetError, scan
 from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
 from .files import read_json, write_json
+from .folders import FolderRefused, allowed_roots, check_inside
 from .processes import proc_stat
-from .runs import ACTIVE_FILE, active_run_id, check_resumable, set_active
+from .runs import ACTIVE_FILE, active_run_id, check_resumable, check_run_id, set_active
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -50,6 +51,8 @@ SETTINGS = "settings.json"
 TRAIN_LOG = "train.log"
 DOWNLOAD_LOG = "download.log"
 DOWNLOAD_PROGRESS = "download-progress.json"
+# Set for a job's process: the job id whose lock the dashboard took on its behalf.
+JOB_ENV = "GENRE_JOB_ID"
 
 EPOCHS_RANGE = (1, 1000)
 BATCH_RANGE = (1, 1024)
@@ -132,13 +135,14 @@ class Job:
     cancel_requested: float | None = None
     ended: float | None = None
     returncode: int | None = None
+    group: bool = True  # the job leads its own process group (a dashboard job; not a terminal's)
     alive: bool = field(default=False, compare=False)
     status: dict = field(default_factory=dict, compare=False)
     history: list = field(default_factory=list, compare=False)
 
     _RECORD = (
         "kind", "job_id", "pid", "started", "log", "argv", "run_id", "run_dir", "target", "progress",
-        "proc_start", "cancel_requested", "ended", "returncode",
+        "proc_start", "cancel_requested", "ended", "returncode", "group",
     )  # fmt: skip
 
     def record(self) -> dict:
@@ -291,9 +295,11 @@ def start_training(
     settings: Settings | None = None,
     resume: str | os.PathLike | None = None,
     run_id: str | None = None,
+    roots: list[Path] | None = None,
 ) -> Job:
     """Validate ``settings`` and start training a new run, or resume the run folder ``resume``.
 
+    The dataset folder must lie inside ``roots`` (default: :func:`genre.folders.allowed_roots`).
     Raises :class:`SettingsError` for a bad setting and :class:`JobRunning` while another job
     holds the lock; in both cases nothing starts.
     """
@@ -306,12 +312,17 @@ def start_training(
     else:
         if settings is None:
             raise SettingsError("no settings given")
+        if str(settings.data_dir).strip():  # empty: validate_settings says to choose one
+            settings.data_dir = str(_inside(settings.data_dir, models_dir, roots))
         validate_settings(settings)
         run_dir = models_dir / _new_run_id(models_dir, settings, run_id)
         argv = ["train", *settings.cli_args(), "--models-dir", str(models_dir), "--run-id", run_dir.name]
     models_dir.mkdir(parents=True, exist_ok=True)
     _pin_served_run(models_dir)
-    job = _start(models_dir, "train", argv, run_dir / TRAIN_LOG, run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"))
+    job = _start(
+        models_dir, "train", argv, run_dir / TRAIN_LOG, new_folder=None if resume is not None else run_dir,
+        run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
+    )  # fmt: skip
     if settings is not None:
         remember_settings(models_dir, settings)
     return job
@@ -322,12 +333,14 @@ def start_download(
     to: str | os.PathLike | None = None,
     url: str | None = None,
     md5: str | None = None,
+    roots: list[Path] | None = None,
 ) -> Job:
     """Start ``python -m genre download gtzan`` as this folder's job. Progress goes to
     ``models/.jobs/download-progress.json``; when it finishes, the next look selects the new
-    dataset folder (:func:`default_data_dir`)."""
+    dataset folder (:func:`default_data_dir`). ``to`` must lie inside ``roots`` (default:
+    :func:`genre.folders.allowed_roots`)."""
     models_dir = Path(models_dir).expanduser().absolute()
-    to = Path(to).expanduser().absolute() if to else default_download_dir()
+    to = _inside(to or default_download_dir(), models_dir, roots)
     jobs_dir = models_dir / JOBS_DIR
     progress = jobs_dir / DOWNLOAD_PROGRESS
     argv = ["download", "gtzan", "--to", str(to), "--progress-file", str(progress)]
@@ -335,6 +348,44 @@ def start_download(
     argv += ["--md5", md5] if md5 else []
     jobs_dir.mkdir(parents=True, exist_ok=True)
     return _start(models_dir, "download", argv, jobs_dir / DOWNLOAD_LOG, fresh=[progress], target=str(to), progress=str(progress))
+
+
+@contextlib.contextmanager
+def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, argv: list[str]) -> Iterator[None]:
+    """Hold ``models_dir``'s job lock while ``python -m genre train`` trains ``run_dir``, so that
+    a terminal's run and the dashboard's jobs never train in one folder at once. A job that the
+    dashboard started finds its own lock (the job id in ``$GENRE_JOB_ID``) and goes on under it.
+    Raises :class:`JobRunning` when another job holds the lock."""
+    models_dir = Path(models_dir).expanduser().absolute()
+    run_dir = Path(run_dir).expanduser().absolute()
+    lock = models_dir / LOCK_NAME
+    with _guard(models_dir):
+        held = _read_json_quietly(lock) or {}
+        # The dashboard's job for this very run: its lock covers us. Read it as it is: until the
+        # dashboard writes our pid into it, it names the (non-genre) server process, which a
+        # look would take for a stale lock.
+        ours = bool(os.environ.get(JOB_ENV)) and held.get("job_id") == os.environ.get(JOB_ENV) and held.get("run_dir") == str(run_dir)
+        running = None if ours else _look(models_dir)
+        if ours:
+            mine = None
+        elif running is not None:
+            raise JobRunning(running)
+        else:
+            stamp = time.time()
+            mine = Job(
+                "train", f"cli-{stamp:.3f}", os.getpid(), stamp, str(run_dir / TRAIN_LOG), ["-m", "genre", *argv],
+                run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
+                proc_start=_proc_start(os.getpid()), group=False,
+            )  # fmt: skip
+            if not _create_exclusive(lock, mine.record()):
+                raise JobRunning(_look(models_dir) or mine)
+    try:
+        yield
+    finally:
+        if mine is not None:
+            with _guard(models_dir):
+                if (_read_json_quietly(lock) or {}).get("job_id") == mine.job_id:
+                    lock.unlink(missing_ok=True)
 
 
 def cancel(models_dir: str | os.PathLike, force: bool = False) -> Job | None:
@@ -436,6 +487,19 @@ def validate_settings(settings: Settings) -> dict:
     }
 
 
+def parse_count(name: str, text: object) -> int | None:
+    """A whole number typed into the sidebar (``name``: "epochs" or "batch size"); empty is
+    ``None``, the model's recipe. Anything else that is not a whole number is refused."""
+    low, high = EPOCHS_RANGE if name == "epochs" else BATCH_RANGE
+    text = "" if text is None else str(text).strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"the {name} must be a whole number from {low} to {high} (empty takes the model's recipe), not {text!r}") from None
+
+
 def remember_settings(models_dir: str | os.PathLike, settings: Settings) -> None:
     """Keep the settings of the latest job, so the sidebar offers them next time."""
     write_json(Path(models_dir) / JOBS_DIR / SETTINGS, asdict(settings))
@@ -451,11 +515,19 @@ def remembered_settings(models_dir: str | os.PathLike) -> Settings:
 
 def default_data_dir(models_dir: str | os.PathLike) -> str:
     """The dataset folder to offer: the last one used here if it still exists, else
-    ``$GENRE_DATA``, else the last one used (so the sidebar says it is missing), else ``""``."""
+    ``$GENRE_DATA``, else the active run's dataset if it is on this machine, else the last one
+    used (so the sidebar says it is missing), else ``""``."""
     saved = (read_json(Path(models_dir) / JOBS_DIR / SETTINGS, {}) or {}).get("data_dir") or ""
     if saved and Path(saved).expanduser().is_dir():
         return saved
-    return os.environ.get(DATA_ENV) or saved
+    if os.environ.get(DATA_ENV):
+        return os.environ[DATA_ENV]
+    active = active_run_id(models_dir)
+    if active:
+        served = (_read_json_quietly(Path(models_dir) / active / "config.json") or {}).get("data_root")
+        if isinstance(served, str) and Path(served).is_dir():
+            return served
+    return saved
 
 
 def dataset_folder(download_to: Path) -> Path:
@@ -488,8 +560,10 @@ def _check_resumable(models_dir: Path, run_dir: Path) -> None:
 
 def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str:
     if run_id:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
-            raise SettingsError(f"a run id may hold letters, digits, '.', '_' and '-' only, not {run_id!r}")
+        try:
+            check_run_id(run_id)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
         if (models_dir / run_id).exists():
             raise SettingsError(f"run {run_id} exists already; choose another name")
         return run_id
@@ -501,6 +575,13 @@ def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str
     return candidate
 
 
+def _inside(folder: str | os.PathLike, models_dir: Path, roots: list[Path] | None) -> Path:
+    try:
+        return check_inside(folder, allowed_roots(models_dir) if roots is None else roots)
+    except FolderRefused as error:
+        raise SettingsError(str(error)) from None
+
+
 def _pin_served_run(models_dir: Path) -> None:
     """Without ``models/ACTIVE`` the app serves the newest finished run, so a finishing job
     would silently replace the served model; pin today's choice, so only *Make active* changes it."""
@@ -510,8 +591,11 @@ def _pin_served_run(models_dir: Path) -> None:
             set_active(served, models_dir)
 
 
-def _start(models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[Path] = (), **record) -> Job:
-    """Take the lock, start ``python -m genre *argv`` detached, record it."""
+def _start(
+    models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[Path] = (), new_folder: Path | None = None, **record
+) -> Job:
+    """Take the lock, start ``python -m genre *argv`` detached, record it. ``new_folder`` (a
+    new run's) is created exclusively under the lock: two jobs never share a run folder."""
     lock = models_dir / LOCK_NAME
     with _guard(models_dir):
         running = _look(models_dir)
@@ -524,6 +608,11 @@ def _start(models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[
         if not _create_exclusive(lock, job.record()):
             raise JobRunning(_look(models_dir) or job)
         try:
+            if new_folder is not None:
+                try:
+                    new_folder.mkdir()
+                except FileExistsError:
+                    raise SettingsError(f"run {new_folder.name} exists already; choose another name") from None
             for path in fresh:
                 path.unlink(missing_ok=True)
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -533,7 +622,7 @@ def _start(models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[
                 child = subprocess.Popen(
                     [sys.executable, "-m", "genre", *argv],
                     cwd=REPO,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    env={**os.environ, "PYTHONUNBUFFERED": "1", JOB_ENV: job.job_id},
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -641,10 +730,10 @@ def _proc_start(pid: int) -> int | None:
 
 
 def _signal(job: Job, signum: int) -> None:
-    # The job leads its own process group: signal the group, so that decoding workers of a
-    # dataset still being cached stop too.
+    # A dashboard job leads its own process group: signal the group, so that decoding workers
+    # of a dataset still being cached stop too. A terminal's run may share its group with a pipe.
     try:
-        if os.getpgid(job.pid) == job.pid:
+        if job.group and os.getpgid(job.pid) == job.pid:
             os.killpg(job.pid, signum)
         else:
             os.kill(job.pid, signum)

@@ -17,13 +17,24 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
-def process_alive(pid: object) -> bool:
-    """Whether ``pid`` names a live process (not a zombie) on this machine."""
-    if not isinstance(pid, int) or pid <= 0:
+def process_alive(pid: object, started: object = None) -> bool:
+    """Whether ``pid`` names a live process (not a zombie) on this machine; with ``started``
+    (its start time in clock ticks, :func:`proc_stat`), the same process, not a reused pid."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):  # gone, or reused by another user
         return False
     stat = proc_stat(pid)
-    return stat is None or stat[0] not in ("Z", "X")  # no /proc: trust the pid
+    if stat is None:
+        return True  # no /proc: trust the pid
+    if stat[0] in ("Z", "X"):
+        return False
+    return not isinstance(started, int) or stat[1] == started
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks (``None`` without ``/proc``)."""
+    stat = proc_stat(pid)
+    return stat[1] if stat else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,7 @@ from .processes import process_alive
 ACTIVE_FILE = "ACTIVE"
 MODELS_ENV = "GENRE_MODELS_DIR"
 TRAINING_STATES = ("running", "evaluating")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,17 @@ def default_models_dir() -> Path:
     """``$GENRE_MODELS_DIR``, else ``models/`` beside the package (the runs the app ships with)."""
     env = os.environ.get(MODELS_ENV)
     return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def check_run_id(run_id: object) -> str:
+    """``run_id`` if it is a plain folder name under ``models/`` (letters, digits, ``.``, ``_``,
+    ``-``; not starting with ``.``, so never ``.``, ``..`` or the hidden ``.jobs``); else
+    ``ValueError``. A run id never leads outside the models folder."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or len(run_id) > 200:
+        raise ValueError(
+            f"a run id is a plain name of letters, digits, '.', '_' and '-' that does not start with '.', not {run_id!r}"
+        )
+    return run_id
 
 
 @dataclass
@@ -41,7 +54,13 @@ class Run:
     @property
     def in_training(self) -> bool:
         """Whether a process is training this run now: its status says so and its pid lives."""
-        return self.state in TRAINING_STATES and process_alive(self.status.get("pid"))
+        return self.state in TRAINING_STATES and process_alive(self.status.get("pid"), self.status.get("proc_start"))
+
+    @property
+    def state_now(self) -> str:
+        """``state``, except that a run whose status says training but whose process is gone
+        (killed, even by SIGKILL) is ``killed``: what the CLI and the dashboard show."""
+        return "killed" if self.state in TRAINING_STATES and not self.in_training else self.state
 
     @property
     def interrupted(self) -> bool:
@@ -104,17 +123,18 @@ def list_runs(models_dir: str | os.PathLike | None = None) -> list[Run]:
 
 
 def active_run_id(models_dir: str | os.PathLike | None = None) -> str | None:
-    """The run the app serves: the one ``models/ACTIVE`` names if it is servable, else the
-    newest servable run."""
+    """The run the app serves: the one ``models/ACTIVE`` names if it is a servable run of this
+    folder, else the newest servable run. Anything but a plain run id in ``ACTIVE`` (a path
+    such as ``../x`` or ``/elsewhere``) is refused: the app serves only runs under ``models/``."""
     models_dir = Path(models_dir) if models_dir else default_models_dir()
     pointer = models_dir / ACTIVE_FILE
     if pointer.is_file():
-        run_id = pointer.read_text().strip()
+        run_id = pointer.read_text(errors="replace").strip()
         try:
-            if run_id and load_run(models_dir / run_id).servable:
+            if run_id and load_run(models_dir / check_run_id(run_id)).servable:
                 return run_id
         except ValueError as error:
-            log.warning("the active run %s cannot be read: %s", run_id, error)
+            log.warning("%s names %r, which is not served: %s", pointer, run_id, error)
     servable = [r for r in list_runs(models_dir) if r.servable and r.metrics]
     return servable[0].run_id if servable else None
 
@@ -122,7 +142,7 @@ def active_run_id(models_dir: str | os.PathLike | None = None) -> str | None:
 def set_active(run_id: str, models_dir: str | os.PathLike | None = None) -> None:
     """Make ``run_id`` the served run, by atomically replacing ``models/ACTIVE``."""
     models_dir = Path(models_dir) if models_dir else default_models_dir()
-    run = load_run(models_dir / run_id)
+    run = load_run(models_dir / check_run_id(run_id))
     if not run.servable:
         raise ValueError(f"run {run_id} has no trained model to serve")
     if run.in_training:
@@ -135,6 +155,7 @@ def check_resumable(run_dir: str | os.PathLike) -> Run:
     run would be trained again from scratch over its kept model, a run being trained belongs
     to another process, and the served run must not change under the app."""
     run_dir = Path(run_dir)
+    check_run_id(run_dir.name)
     run = load_run(run_dir)
     if not run.config:
         raise ValueError(f"{run_dir} is not a run folder that can be resumed (no config.json)")

@@ -28,6 +28,7 @@ from .files import atomic_path, read_json, write_json
 from .models import build_model, get_spec
 from .pipeline import WindowSet
 from .prediction import load_model
+from .processes import start_time
 from .splits import artist_index, audit, fold_parts, make_split
 
 log = logging.getLogger(__name__)
@@ -318,6 +319,7 @@ class StatusFile:
             "state": state,
             "run_id": self.config.run_id,
             "pid": os.getpid(),
+            "proc_start": start_time(os.getpid()),  # tells this process from a later one with its pid
             "epochs": self.epochs,
             "batches": self.batches,
             "started": self.started,

@@ -6,7 +6,7 @@ from functools import partial
 import streamlit as st
 import streamlit_webrtc as webrtc
 
-from dashboard import state
+from dashboard import state, style
 from genre import SAMPLE_RATE, WINDOW_SECONDS
 from genre.audio import AUDIO_SUFFIXES, AudioError
 from genre.charts import clock, ranking_figure, vote_text, window_figure
@@ -54,20 +54,19 @@ def show_result(result: Classification, key: str) -> None:
     windows = len(result.probabilities)
     won = int(result.votes[result.genres.index(result.vote_genre)])
     mean = result.mean_probability
+    # Short card titles: a 1024 px window leaves each card about 170 px, help icon included.
     cols = st.columns(3)
-    cols[0].metric("Genre (majority vote)", result.vote_genre, border=True)
+    cols[0].metric("Majority vote", result.vote_genre, border=True, help="The genre most of the 3 s windows vote for: the song's genre")
     cols[0].caption(f"{won} of {windows} windows: {vote_text(result.genres, result.votes)}")
-    cols[1].metric("Highest mean probability", result.mean_genre, border=True)
+    cols[1].metric("Mean probability", result.mean_genre, border=True, help="The genre with the highest probability averaged over the windows")
     cols[1].caption(f"{mean.max():.0%} averaged over the windows")
     cols[2].metric("Length", clock(result.seconds), border=True)
     cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
-    left, right = st.columns([1, 2], gap="large")
-    with left:
-        st.markdown("##### Mean probability")
-        st.plotly_chart(ranking_figure(result.genres, mean, result.votes), key=f"{key}_ranking")
-    with right:
-        st.markdown("##### Each 3 s window")
-        st.plotly_chart(window_figure(result.genres, result.probabilities, result.starts), key=f"{key}_windows")
+    # One above the other: beside the window chart, the ranking was too narrow for its labels.
+    st.markdown("##### Mean probability per genre")
+    st.plotly_chart(ranking_figure(result.genres, mean, result.votes), key=f"{key}_ranking")
+    st.markdown("##### Each 3 s window")
+    st.plotly_chart(window_figure(result.genres, result.probabilities, result.starts), key=f"{key}_windows")
 
 
 def classify_encoded(data: bytes, name: str, key: str) -> None:
@@ -88,8 +87,9 @@ tabs = st.tabs(["Upload a file", "Microphone (live)", "Record a clip"], key="cla
 # ----------------------------------------------------------------------------- upload
 if tabs[0].open is not False:
     with tabs[0]:
+        style.show_upload_errors()
         upload = st.file_uploader(
-            "Audio file (wav, mp3, ogg, flac, au)",
+            f"Audio file (wav, mp3, ogg, flac, au; up to {style.upload_limit_mb()} MB)",
             type=[s.lstrip(".") for s in AUDIO_SUFFIXES],
             key="upload",
         )

@@ -22,22 +22,21 @@ st.caption(
     "majority vote of its 3 s windows."
 )
 
-left, right = st.columns([3, 2], gap="large")
-with left:
-    normalised = st.toggle("Row-normalised", key="confusion_normalised", help="Show each true genre's songs as shares of that row; the diagonal is the recall")
-    st.plotly_chart(confusion_figure(metrics, normalised=normalised), key="confusion_chart")
-with right:
-    st.markdown("##### Per genre (song vote)")
-    st.dataframe(
-        per_genre_rows(metrics),
-        hide_index=True,
-        column_config={
-            "precision": st.column_config.NumberColumn(format="percent"),
-            "recall": st.column_config.NumberColumn(format="percent"),
-            "f1": st.column_config.NumberColumn("F1", format="%.2f"),
-            "support": st.column_config.NumberColumn("songs"),
-        },
-    )
+# One above the other: side by side, a 1024 px window left the matrix too small to label
+# every genre and cut off the table's last columns.
+normalised = st.toggle("Row-normalised", key="confusion_normalised", help="Show each true genre's songs as shares of that row; the diagonal is the recall")
+st.plotly_chart(confusion_figure(metrics, normalised=normalised), key="confusion_chart")
+st.markdown("##### Per genre (song vote)")
+st.dataframe(
+    per_genre_rows(metrics),
+    hide_index=True,
+    column_config={
+        "precision": st.column_config.NumberColumn(format="percent"),
+        "recall": st.column_config.NumberColumn(format="percent"),
+        "f1": st.column_config.NumberColumn("F1", format="%.2f"),
+        "support": st.column_config.NumberColumn("songs"),
+    },
+)
 
 wrong = misclassified_rows(metrics)
 st.markdown(f"##### Misclassified songs: {len(wrong)} of {metrics['test_songs']}")

@@ -4,10 +4,18 @@ from datetime import datetime
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import access, state
 from genre.charts import best_epoch, recall_figure
 from genre.headline import headline
 from genre.runs import set_active
+
+# The Folds table's headers: metrics.json's keys in words.
+FOLD_COLUMNS = {
+    "song_accuracy_vote": "Song accuracy (vote)",
+    "song_accuracy_mean": "Song accuracy (mean probability)",
+    "window_accuracy": "Window accuracy",
+    "song_balanced_accuracy": "Balanced accuracy (songs)",
+}
 
 state.require_entrypoint()
 st.title("Music genre classifier")
@@ -35,7 +43,8 @@ elif (
     run.servable
     and metrics
     and not run.in_training
-    and action.button("Make this the active run", help="Write models/ACTIVE so that this run is served by default")
+    and access.can_control()
+    and action.button("Make active", help="Serve this run by default (writes models/ACTIVE)")
 ):
     set_active(run.run_id, state.models_dir())
     st.rerun()
@@ -181,8 +190,10 @@ if metrics and metrics.get("folds"):
     st.dataframe(
         [{"fold": k + 1, **f} for k, f in enumerate(metrics["folds"])],
         hide_index=True,
-        column_config={
-            key: st.column_config.NumberColumn(key.replace("_", " "), format="percent")
-            for key in ("song_accuracy_vote", "song_accuracy_mean", "window_accuracy", "song_balanced_accuracy")
+        column_config={"fold": st.column_config.NumberColumn("Fold")}
+        | {key: st.column_config.NumberColumn(label, format="percent") for key, label in FOLD_COLUMNS.items()}
+        | {
+            "song_macro_f1": st.column_config.NumberColumn("Macro F1 (songs)", format="%.3f"),
+            "test_songs": st.column_config.NumberColumn("Test songs"),
         },
     )

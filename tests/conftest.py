@@ -17,6 +17,8 @@ from synth import GENRES, make_dataset  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     os.environ["GENRE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    # The dashboard's jobs may use folders under pytest's temporary folder (the operator's roots).
+    os.environ["GENRE_DATA_ROOTS"] = str(tmp_path_factory.getbasetemp().resolve())
     yield
 
 
@@ -68,3 +70,12 @@ def no_stray_jobs():
 @pytest.fixture
 def genres():
     return list(GENRES)
+
+
+@pytest.fixture(autouse=True)
+def _operator_visitor(monkeypatch):
+    """AppTest sessions have no browser connection; they play the operator on loopback
+    (tests/test_access.py plays remote visitors)."""
+    from dashboard import access
+
+    monkeypatch.setattr(access, "client_address", lambda: "127.0.0.1")

@@ -209,7 +209,7 @@ def test_an_unreadable_run_is_named_and_a_run_in_training_is_not_offered_to_serv
     assert sorted(o.split(" · ")[0] for o in at.sidebar.selectbox(key="run_choice").options) == ["busy", "tiny-fast"]
     at.sidebar.selectbox(key="run_choice").set_value("busy").run()
     assert not at.exception
-    assert "Make this the active run" not in [b.label for b in at.button]
+    assert "Make active" not in [b.label for b in at.button]
     (progress,) = at.get("progress")
     assert "Training: epoch 3 of 8" in progress.proto.text
     write_json(busy / "status.json", {"state": "running", "pid": 2**22 + 12345, "epoch": 3, "epochs": 8})  # killed
@@ -294,8 +294,8 @@ def test_upload_shows_the_vote_and_one_bar_per_window(classify_page, models, fmt
     expected = Classifier.load(models / "tiny-fast").classify(data, name="clicks")
     assert len(expected.starts) == 3
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Genre (majority vote)"] == expected.vote_genre
-    assert shown["Highest mean probability"] == expected.mean_genre
+    assert shown["Majority vote"] == expected.vote_genre
+    assert shown["Mean probability"] == expected.mean_genre
     figure = charts(at)["upload_windows"]
     assert [t["name"] for t in figure["data"]] == expected.genres
     for g, trace in enumerate(figure["data"]):
@@ -372,7 +372,7 @@ def test_microphone_windows_appear_while_recording_and_the_take_is_classified_af
     at.button(key="classify_take").click().run()
     no_errors(at)
     whole = classifier.classify(take)
-    assert {m.label: m.value for m in at.metric}["Genre (majority vote)"] == whole.vote_genre
+    assert {m.label: m.value for m in at.metric}["Majority vote"] == whole.vote_genre
     assert [len(t["x"]) for t in charts(at)["take_windows"]["data"]] == [len(whole.starts)] * 3
 
 
@@ -386,5 +386,22 @@ def test_recorded_clip_is_classified(classify_page, models):
     clip.set_value(("recording.wav", data, "audio/wav")).run()
     no_errors(at)
     expected = Classifier.load(models / "tiny-fast").classify(data)
-    assert {m.label: m.value for m in at.metric}["Genre (majority vote)"] == expected.vote_genre
+    assert {m.label: m.value for m in at.metric}["Majority vote"] == expected.vote_genre
     assert [len(t["x"]) for t in charts(at)["clip_windows"]["data"]] == [2, 2, 2]
+
+
+def test_the_folds_table_of_a_cross_validation_run_has_readable_headers(tmp_path, monkeypatch):
+    """The shipped 5-fold run: every column of its Folds table is named in words, none by its
+    metrics.json key."""
+    shutil.copytree(Path(APP).parent / "models" / "fast-cv", tmp_path / "fast-cv")
+    (tmp_path / "ACTIVE").write_text("fast-cv\n")
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    folds = read_json(tmp_path / "fast-cv" / "metrics.json")["folds"]
+    table = at.dataframe[-1]
+    assert len(table.value) == len(folds) == 5
+    labels = {key: column.get("label") for key, column in json.loads(table.proto.columns).items() if key in table.value.columns}
+    assert set(labels) == {"fold", *folds[0]}
+    for key, label in labels.items():
+        assert label and "_" not in label and label != key, (key, label)

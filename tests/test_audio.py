@@ -1,5 +1,8 @@
 """Decoding: every format, bytes and paths, resampling, downmixing, and the clear errors."""
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -60,3 +63,51 @@ def test_missing_file_and_empty_bytes():
         decode("/nonexistent/song.wav")
     with pytest.raises(AudioError, match="uploaded audio: the file is empty"):
         decode(b"")
+
+
+def _tone(seconds: float = 4.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1375 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "fmt, subtype, bits",
+    [
+        ("WAV", "PCM_U8", 8),  # wav's 8-bit is unsigned: 128 is silence
+        ("WAV", "PCM_16", 16),
+        ("WAV", "PCM_24", 24),
+        ("WAV", "PCM_32", 32),
+        ("WAV", "FLOAT", None),
+        ("AU", "PCM_S8", 8),  # au's 8-bit is signed
+        ("AU", "PCM_16", 16),
+        ("FLAC", "PCM_S8", 8),
+        ("FLAC", "PCM_24", 24),
+        ("AIFF", "PCM_U8", 8),
+    ],
+)
+def test_every_pcm_width_decodes_to_the_same_waveform_within_quantisation(fmt, subtype, bits):
+    """An 8-bit copy of a song is the 16-bit song plus rounding: no offset, no scaling, no
+    sign flip (an unsigned byte read as signed would be far off)."""
+    original = _tone()
+    buffer = io.BytesIO()
+    sf.write(buffer, original, SAMPLE_RATE, format=fmt, subtype=subtype)
+    decoded = decode(buffer.getvalue(), name=f"tone.{fmt.lower()}")
+    step = 2.0 / 2**bits if bits else 1e-7  # one quantisation step of a full scale of [-1, 1)
+    assert decoded.shape == original.shape
+    assert np.abs(decoded - original).max() <= step
+    assert abs(float(decoded.mean() - original.mean())) <= step / 2  # no DC offset beyond rounding
+    assert np.corrcoef(decoded, original)[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("name", ["notes.wav", "notes.mp3", "song.flac"])
+def test_an_unreadable_file_gets_one_clear_line_naming_it(tmp_path, name):
+    text = b"these are my notes, not a song\n" * 40
+    path = tmp_path / name
+    path.write_bytes(text)
+    for source, label in ((path, str(path)), (text, name)):
+        with pytest.raises(AudioError) as caught:
+            decode(source, name=None if isinstance(source, Path) else name)
+        message = str(caught.value)
+        assert message == f"{label}: not a readable audio file (its format was not recognised, or the file is damaged)"
+        # libsndfile's own words were misleading: a Python object's address, "does not exist".
+        assert "BytesIO" not in message and "0x" not in message and "does not exist" not in message

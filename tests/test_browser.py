@@ -29,6 +29,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
+SHIPPED = "fast-stratified"
 SHOTS = ROOT / "artifacts" / "screenshots"
 LATENCY = ROOT / "artifacts" / "latency.json"
 CHROMIUM_ARGS = [
@@ -88,6 +89,8 @@ def _record(name: str, values: dict) -> None:
 def models(tiny_run, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_run, folder / tiny_run.name)
+    # The shipped GTZAN run: ten genres with long names, for the layout checks.
+    shutil.copytree(ROOT / "models" / SHIPPED, folder / SHIPPED)
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
     return folder
 
@@ -101,16 +104,16 @@ def server(models, tmp_path_factory):
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     env = {**os.environ, "GENRE_MODELS_DIR": str(models), "PYTHONUNBUFFERED": "1"}
+    # No --server.address: the bind address is the one .streamlit/config.toml gives (loopback).
     command = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--server.port", str(port), "--server.headless", "true",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
+    while True:  # the test's own timeout bounds the wait
         if process.poll() is not None:
             pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
@@ -119,10 +122,7 @@ def server(models, tmp_path_factory):
                     break
         except OSError:
             pass
-        if time.time() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not answer in 90 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(0.2)
     yield url
     process.terminate()
     try:
@@ -171,15 +171,17 @@ def page(browser, server):
 
 
 def settle(page) -> None:
-    """Wait until the script run is over and nothing is still loading."""
+    """Wait until the script run is over, nothing is still loading and every chart is drawn
+    (plotly draws after the run ends)."""
     page.wait_for_selector("h1")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
         " && !document.querySelector('[data-testid=stStatusWidget]')"
         " && !document.querySelector('[data-testid=stSpinner]')"
         " && !document.querySelector('[data-testid=stSkeleton]')"
+        " && [...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
+        "      .every(chart => chart.querySelector('.js-plotly-plot .main-svg .xtick, .js-plotly-plot .main-svg .ytick'))"
     )
-    time.sleep(0.5)  # plotly draws after the run ends
 
 
 def shoot(page, name: str) -> None:
@@ -244,12 +246,11 @@ def test_upload_through_the_page(page, server, models, tmp_path):
     seconds = time.perf_counter() - started
     settle(page)
     no_exceptions(page)
-    vote = page.locator("[data-testid=stMetric]").filter(has_text="Genre (majority vote)")
+    vote = page.locator("[data-testid=stMetric]").filter(has_text="Majority vote")
     assert expected.vote_genre in vote.inner_text()
     assert page.locator("audio").count() >= 1  # the upload can be played
     shoot(page, "5-classify-upload")
     _record("upload_click_to_chart", {"audio_seconds": 30, "format": "mp3", "seconds": round(seconds, 2)})
-    assert seconds < 30
 
 
 def test_microphone_bars_appear_live(page, server):
@@ -262,7 +263,7 @@ def test_microphone_bars_appear_live(page, server):
     # Poll what the user sees: when each bar appears, and how much audio the page says it has.
     appeared: list[float] = []
     received: list[tuple[float, float]] = []
-    while len(appeared) < 3 and time.time() - clicked < 90:
+    while len(appeared) < 3:  # the test's timeout bounds the wait
         bars = page.evaluate(BAR_COUNT, "live_windows")
         now = time.time()
         appeared.extend([now] * (bars - len(appeared)))
@@ -270,7 +271,7 @@ def test_microphone_bars_appear_live(page, server):
         if match := re.search(r"([\d.]+) s received", status):
             received.append((now, float(match.group(1))))
         time.sleep(0.05)
-    assert len(appeared) >= 2, f"no live bars within 90 s; status: {page.evaluate(STATUS_TEXT)!r}"
+    assert len(appeared) >= 3
     no_exceptions(page)
     assert page.get_by_text("Running vote:").is_visible()
     shoot(page, "6-classify-microphone-live")
@@ -300,4 +301,184 @@ def test_microphone_bars_appear_live(page, server):
             "note": "a sound at the start of a window waits up to 3 s more for the window to fill",
         },
     )
-    assert server_lag < 5
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* shows them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_dashboard_listens_on_loopback_only(server):
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp on this system")
+    port = int(server.rsplit(":", 1)[1])
+    # 127.0.0.1 in /proc's little-endian hex; not 00000000 (every interface) nor a LAN address.
+    assert _listening(port) == {"0100007F"}
+
+
+@pytest.fixture
+def narrow(browser, server):
+    """A 1024 px wide window: a laptop with the sidebar open."""
+    context = browser.new_context(viewport={"width": 1024, "height": 2400}, permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    yield page
+    context.close()
+
+
+# Text that is cut off: an element whose content is wider than its box.
+CLIPPED = """selector => [...document.querySelectorAll(selector)]
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.innerText)"""
+TICKS = """([key, axis]) => [...document.querySelectorAll(`.st-key-${key} .js-plotly-plot .${axis}tick text`)]
+    .filter(t => t.getBBox().width > 0 && getComputedStyle(t).display !== 'none').map(t => t.textContent)"""
+TICKS_INSIDE = """key => {
+    const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const box = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('.ytick text')].every(t => {
+        const r = t.getBoundingClientRect();
+        return r.left >= box.left - 0.5 && r.right <= box.right + 0.5;
+    });
+}"""
+
+
+def go_to(page, title: str, path: str) -> None:
+    page.get_by_role("link", name=title).click()
+    page.wait_for_url(f"**/{path}")
+    settle(page)
+    no_exceptions(page)
+
+
+def choose_run(page, run_id: str) -> None:
+    page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(run_id)} ")).click()
+    settle(page)
+
+
+def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
+    page = narrow
+    metrics = read_json(models / SHIPPED / "metrics.json")
+    page.goto(f"{server}/")
+    settle(page)
+    choose_run(page, SHIPPED)
+    no_exceptions(page)
+    shoot(page, "1024-1-overview")
+    genres = metrics["genres"]
+    assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["recall_chart", "y"])) == genres
+    assert page.evaluate(TICKS_INSIDE, "recall_chart")
+    assert page.evaluate(CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *") == []
+
+    go_to(page, "Held-out songs", "held_out")  # links keep the session (and its run choice)
+    shoot(page, "1024-3-held-out")
+    # Every genre labels both axes of the confusion matrix, and the matrix is not a postage stamp.
+    assert sorted(page.evaluate(TICKS, ["confusion_chart", "x"])) == genres
+    assert sorted(page.evaluate(TICKS, ["confusion_chart", "y"])) == genres
+    assert page.locator(".st-key-confusion_chart").bounding_box()["width"] >= 450
+    # The per-genre table shows all its columns without scrolling sideways.
+    table = page.locator("[data-testid=stDataFrame]").first
+    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+
+    go_to(page, "Training history", "history")
+    shoot(page, "1024-2-history")
+
+    path = tmp_path / "ten-seconds.wav"
+    sf.write(path, song("drones", 10.0, seed=5, sr=22_050), 22_050)
+    go_to(page, "Classify", "classify")
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(path)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    page.wait_for_function(f"() => ({BAR_COUNT})('upload_windows') === 3")
+    assert len(genres) == 10
+    settle(page)
+    no_exceptions(page)
+    shoot(page, "1024-4-classify-upload")
+    # Genre names whole on the ranking chart ("classical", not "assical"); card titles whole.
+    assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["upload_ranking", "y"])) == genres
+    assert page.evaluate(TICKS_INSIDE, "upload_ranking")
+    assert page.evaluate(CLIPPED, "[data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
+    assert page.locator(".st-key-upload_ranking").bounding_box()["width"] >= 300
+
+
+def test_an_upload_over_the_size_limit_says_so_visibly(page, server, tmp_path):
+    big = tmp_path / "too-big.wav"
+    with open(big, "wb") as f:
+        f.truncate(65 * 1024 * 1024)  # over the 64 MB limit (a sparse file: no disk used)
+    page.goto(f"{server}/classify")
+    settle(page)
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(big)
+    message = page.get_by_text(re.compile(r"File must be 64(\.0)? ?MB or smaller"))
+    message.wait_for(state="visible")
+    box = message.bounding_box()
+    assert box and box["width"] > 100 and box["height"] >= 10  # readable, not a bare icon
+    assert "too-big.wav" in page.locator("[data-testid=stMain]").inner_text()
+    shoot(page, "8-classify-upload-too-big")
+
+
+@pytest.fixture
+def training_job(models, tiny_run):
+    """A training job in the middle of epoch 6, as a job process would leave its files; the
+    process is a stand-in that sleeps (the lock needs a live process with 'genre' in its command)."""
+    from genre import jobs
+
+    run = models / "in-progress"
+    run.mkdir()
+    history = read_json(tiny_run / "history.json")[:5]
+    (run / "history.json").write_text(json.dumps(history))
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "genre"])
+    (run / "status.json").write_text(json.dumps({
+        "state": "running", "pid": stand_in.pid, "epoch": 6, "epochs": 8, "batch": 2, "batches": 4,
+        "loss": 0.5, "accuracy": 0.8, "eta_seconds": 30, "updated": time.time(),
+    }))  # fmt: skip
+    lock = {
+        "kind": "train", "job_id": "train-browser", "pid": stand_in.pid, "started": time.time(), "log": str(run / "train.log"),
+        "argv": ["-m", "genre", "train", "--data", "x", "--model", "fast", "--protocol", "stratified"],
+        "run_id": run.name, "run_dir": str(run), "progress": str(run / "status.json"),
+    }  # fmt: skip
+    (models / jobs.LOCK_NAME).write_text(json.dumps(lock))
+    yield run
+    stand_in.kill()
+    stand_in.wait()
+    (models / jobs.LOCK_NAME).unlink(missing_ok=True)
+    shutil.rmtree(run)
+
+
+def test_the_sidebar_training_chart_is_readable(narrow, server, training_job):
+    page = narrow
+    page.goto(f"{server}/")
+    settle(page)
+    chart = page.locator(".st-key-retrain_progress_chart .js-plotly-plot")
+    chart.wait_for()
+    box = chart.bounding_box()
+    assert box["height"] >= 150 and box["width"] >= 200
+    assert "epoch 6/8" in page.locator("[data-testid=stSidebar]").inner_text()
+    page.locator("[data-testid=stSidebar]").screenshot(path=str(SHOTS / "1024-9-sidebar-training.png"))
+
+
+def test_job_controls_are_the_operators(browser, server):
+    """On loopback the sidebar offers Retrain; the same page reached through a proxy (a
+    visitor from elsewhere) shows the runs but no job controls."""
+    for headers, operator in (({}, True), ({"X-Forwarded-For": "203.0.113.9"}, False)):
+        context = browser.new_context(viewport={"width": 1400, "height": 1500}, extra_http_headers=headers)
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        try:
+            page.goto(f"{server}/")
+            settle(page)
+            sidebar = page.locator("[data-testid=stSidebar]")
+            assert sidebar.get_by_text("Retrain", exact=True).first.is_visible()  # the panel's title
+            assert sidebar.get_by_role("button", name="Retrain").count() == (1 if operator else 0)
+            assert sidebar.get_by_text("open only to the operator").count() == (0 if operator else 1)
+            if not operator:
+                shoot(page, "10-remote-visitor")
+        finally:
+            context.close()

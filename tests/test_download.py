@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import random
@@ -80,6 +81,7 @@ class _State:
     cut_after: list[int] = field(default_factory=list)  # one entry per request to cut short
     fail_on: dict[int, int] = field(default_factory=dict)  # request index -> HTTP error status
     ignore_range: bool = False
+    no_length: bool = False  # send no Content-Length: the body ends when the connection closes
     base: str = ""
 
     def url(self, path: str) -> str:
@@ -123,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = body
             self.send_response(200)
         self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(len(payload)))  # Announces the full body even if cut.
+        if not state.no_length:
+            self.send_header("Content-Length", str(len(payload)))  # Announces the full body even if cut.
         self.end_headers()
         if state.cut_after:
             payload = payload[: state.cut_after.pop(0)]
@@ -363,3 +366,123 @@ def test_no_network_is_reported(tmp_path: Path) -> None:
 def test_bad_md5_argument_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="md5"):
         download_gtzan(tmp_path, url=f"http://127.0.0.1:{_closed_port()}/x", md5="abc", progress=False)
+
+
+def test_a_refused_reconnect_says_to_run_the_same_command_again(server: _State, tmp_path: Path) -> None:
+    cut = len(GOOD) // 3
+    server.cut_after = [cut]
+    server.fail_on = {n: 503 for n in range(1, 10)}  # the server never takes us back
+    with pytest.raises(DownloadError, match="run the same command again to resume") as info:
+        _fetch(server, tmp_path)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / PART_NAME).stat().st_size == cut  # kept for the resume
+    server.fail_on = {}
+    _assert_dataset(_fetch(server, tmp_path))  # ... which works
+    assert server.ranges()[-1] == f"bytes={cut}-"
+
+
+class _Watched:
+    """Records the largest size the partial file reached while the download ran."""
+
+    def __init__(self, part: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.largest = 0
+        real = download._stream
+
+        def stream(response, part_, have, total, bar, report, limit):
+            def watch(done, total_, force=False):
+                self.largest = max(self.largest, part.stat().st_size if part.exists() else 0)
+                report(done, total_, force)
+
+            return real(response, part_, have, total, bar, watch, limit)
+
+        monkeypatch.setattr(download, "_stream", stream)
+        monkeypatch.setattr(download, "_PROGRESS_INTERVAL_S", 0.0)
+
+
+def test_a_body_without_content_length_stops_at_the_expected_size(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/endless.tar.gz"] = GOOD + random.Random(1).randbytes(3 << 20)
+    server.no_length = True
+    watched = _Watched(tmp_path / PART_NAME, monkeypatch)
+    with pytest.raises(DownloadError, match="the server sent more than the expected archive") as info:
+        _fetch(server, tmp_path, url=server.url("/endless.tar.gz"), size=len(GOOD))
+    assert "\n" not in str(info.value)
+    assert watched.largest <= len(GOOD)
+    _assert_clean(tmp_path)
+
+
+def test_an_archive_of_unknown_size_is_capped(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 1 << 20)
+    server.files["/huge.tar.gz"] = random.Random(2).randbytes(3 << 20)
+    server.no_length = True
+    watched = _Watched(tmp_path / PART_NAME, monkeypatch)
+    with pytest.raises(DownloadError, match="sent more than the expected archive"):
+        _fetch(server, tmp_path, url=server.url("/huge.tar.gz"))
+    assert watched.largest <= 1 << 20
+    _assert_clean(tmp_path)
+    # A server that announces too much is refused before anything is written.
+    server.no_length = False
+    with pytest.raises(DownloadError, match="the server announces 3.0 MiB than"):
+        _fetch(server, tmp_path, url=server.url("/huge.tar.gz"))
+    assert watched.largest <= 1 << 20
+    _assert_clean(tmp_path)
+
+
+def test_a_decompression_bomb_is_refused_before_unpacking(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "EXPANSION_SLACK", 0)  # a small bomb stands for a big one
+    bomb = _tar_gz([_dir("genres"), _dir("genres/blues"), _file("genres/blues/blues.00000.wav", bytes(32 << 20))])
+    assert len(bomb) < 100_000  # 32 MiB of zeros compress to almost nothing
+    server.files["/bomb.tar.gz"] = bomb
+    to = tmp_path / "data"
+    with pytest.raises(DownloadError, match="decompression bomb") as info:
+        _fetch(server, to, url=server.url("/bomb.tar.gz"), md5=hashlib.md5(bomb).hexdigest())
+    assert "\n" not in str(info.value)
+    assert not (to / "genres").exists()
+    _assert_clean(to)  # nothing unpacked, and the useless archive removed
+
+
+def test_members_larger_than_the_free_space_are_refused_before_unpacking(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    usage = namedtuple("usage", "total used free")
+    real = shutil.disk_usage
+
+    def little_left(path):
+        # Room for the download itself, but not for what its entries declare.
+        return usage(10**12, 0, 2 * len(GOOD) + int(len(GOOD) * download.UNPACKED_FACTOR)) if Path(path).is_dir() else real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", little_left)
+    monkeypatch.setattr(download, "UNPACKED_FACTOR", 0.0)  # the download's own estimate is fooled
+    to = tmp_path / "data"
+    big = _tar_gz([_dir("genres"), _dir("genres/blues"), _file("genres/blues/a.wav", bytes(4 * len(GOOD)))])
+    server.files["/big.tar.gz"] = big
+    with pytest.raises(DownloadError, match="not enough free disk space in .* to unpack"):
+        _fetch(server, to, url=server.url("/big.tar.gz"), md5=hashlib.md5(big).hexdigest())
+    assert not (to / "genres").exists() and not list(to.glob(download.UNPACK_PREFIX + "*"))
+
+
+def _sparse_entry(name: str, real_size: int) -> bytes:
+    """A GNU sparse member header declaring ``real_size`` bytes with no data stored (Python's
+    tarfile cannot write one)."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.GNUTYPE_SPARSE
+    header = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    header[483:495] = tarfile.itn(real_size, 12, tarfile.GNU_FORMAT)  # the "realsize" field
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header[:512])
+    return bytes(header)
+
+
+def test_a_sparse_entry_is_refused(server: _State, tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in [_dir("genres"), _dir("genres/blues")]:
+            tar.addfile(info, None)
+    body = raw.getvalue()[: 2 * 512] + _sparse_entry("genres/blues/blues.00000.wav", 50 * 10**9) + bytes(1024)
+    with tarfile.open(fileobj=io.BytesIO(body)) as check:
+        member = check.getmember("genres/blues/blues.00000.wav")
+        assert member.issparse() and member.size == 50 * 10**9
+    sparse = gzip.compress(body)
+    server.files["/sparse.tar.gz"] = sparse
+    to = tmp_path / "data"
+    with pytest.raises(DownloadError, match="refusing to unpack the archive: entry 'genres/blues/blues.00000.wav' is a sparse file"):
+        _fetch(server, to, url=server.url("/sparse.tar.gz"), md5=hashlib.md5(sparse).hexdigest())
+    assert not (to / "genres").exists()
+    _assert_clean(to)

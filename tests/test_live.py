@@ -175,5 +175,8 @@ def test_the_tally_classifies_each_window_once_in_order():
     take = live.take()
     expected = [np.abs(take[k * WINDOW : (k + 1) * WINDOW]).mean() for k in range(3)]
     np.testing.assert_allclose([p[1] for p in tally.probabilities], expected, rtol=1e-5)
-    assert all(0 <= lag < 5 for lag in tally.lags) and tally.median_lag == float(np.median(tally.lags))
-    assert tally.update(classifier, live) == 0 and len(classifier.calls) == len([c for c in classifier.calls if c])
+    # One lag per window, none negative (how long they are is a benchmark's business).
+    assert len(tally.lags) == 3 and min(tally.lags) >= 0 and tally.median_lag == float(np.median(tally.lags))
+    # Nothing new: no window is classified again, and the model is not even called.
+    calls = list(classifier.calls)
+    assert tally.update(classifier, live) == 0 and classifier.calls == calls and len(tally) == 3

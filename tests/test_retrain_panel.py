@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -45,8 +46,8 @@ def fill(at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, 
     at.sidebar.text_input(key="retrain_data").set_value(str(data))
     at.sidebar.selectbox(key="retrain_model").set_value(model)
     at.sidebar.selectbox(key="retrain_protocol").set_value(protocol)
-    at.sidebar.number_input(key="retrain_epochs").set_value(epochs)
-    at.sidebar.number_input(key="retrain_batch").set_value(batch)
+    at.sidebar.text_input(key="retrain_epochs").set_value("" if epochs is None else str(epochs))
+    at.sidebar.text_input(key="retrain_batch").set_value("" if batch is None else str(batch))
     at.sidebar.number_input(key="retrain_test").set_value(test)
     at.sidebar.number_input(key="retrain_val").set_value(val)
     return at
@@ -140,20 +141,48 @@ def test_bad_settings_show_their_message_and_start_nothing(folder, changes, mess
     assert not models.exists() and not jobs._CHILDREN
 
 
-def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root, monkeypatch):
-    asked = []
+@pytest.mark.parametrize("typed", ["abc", "2.5", "ten"])
+def test_letters_in_epochs_or_batch_are_refused_not_taken_for_the_recipe(typed, models, synth_root):
+    for field in ("epochs", "batch"):
+        at = submit(fill(panel(models), synth_root, **{field: typed}))
+        assert not at.exception
+        name = "epochs" if field == "epochs" else "batch size"
+        assert f"must be a whole number" in texts(at.sidebar.error) and name in texts(at.sidebar.error).lower()
+        assert repr(typed) in texts(at.sidebar.error)
+        assert SUBMIT in keys(at) and not (models / jobs.LOCK_NAME).exists() and not jobs._CHILDREN
 
-    def start_training(models_dir, settings):
-        asked.append(settings)
-        raise jobs.SettingsError("stopped by the test")
 
-    monkeypatch.setattr(jobs, "start_training", start_training)
+@pytest.mark.slow
+def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root):
+    from genre.models import REGISTRY
+
     at = panel(models)
-    assert at.sidebar.number_input(key="retrain_epochs").value is None  # nothing remembered yet
-    submit(fill(panel(models), synth_root, epochs=None, batch=None, model="seed"))
-    (settings,) = asked
-    assert settings.model == "seed" and settings.epochs is None and settings.batch_size is None
-    assert "--epochs" not in settings.cli_args() and "--batch" not in settings.cli_args()
+    assert at.sidebar.text_input(key="retrain_epochs").value == ""  # nothing remembered yet
+    submit(fill(at, synth_root, epochs=None, batch=None, model="fast"))
+    lock = json.loads((models / jobs.LOCK_NAME).read_text())
+    assert "--epochs" not in lock["argv"] and "--batch" not in lock["argv"]
+    # The job itself resolves the recipe: its status and its config say so.
+    status = models / lock["run_id"] / "status.json"
+    wait_for_file(status, lambda s: s.get("epochs") and s.get("batches"))
+    recipe = REGISTRY["fast"]
+    assert json.loads(status.read_text())["epochs"] == recipe.epochs
+    config = json.loads((models / lock["run_id"] / "config.json").read_text())
+    assert config["train"]["epochs"] == recipe.epochs and config["train"]["batch_size"] == recipe.batch_size
+    jobs.cancel(models, force=True)
+
+
+def wait_for_file(path: Path, ready=lambda data: True, timeout: float = 240.0) -> dict:
+    """Poll until ``path`` holds JSON that ``ready`` accepts (a job writes it as it goes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data = json.loads(path.read_text())
+            if ready(data):
+                return data
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, f"{path} did not become ready"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -171,6 +200,8 @@ def test_retrain_from_the_sidebar_runs_refuses_a_second_job_and_promotes(models,
     submit(fill(other_tab, synth_root))
     assert "already running" in texts(other_tab.sidebar.warning)
     assert "retrain_cancel" in keys(other_tab)
+    other_tab.run()  # the progress panel redraws itself: the warning stays while the job runs
+    assert "already running" in texts(other_tab.sidebar.warning)
     assert json.loads((models / jobs.LOCK_NAME).read_text())["pid"] == lock["pid"]
     # A reload (or a restarted app) re-attaches to it.
     reloaded = panel(models)
@@ -185,7 +216,7 @@ def test_retrain_from_the_sidebar_runs_refuses_a_second_job_and_promotes(models,
     assert "is now the active run" in texts(at.sidebar.success)
     assert "retrain_activate" not in keys(at)
     # The settings are remembered for the next time.
-    assert panel(models).sidebar.number_input(key="retrain_epochs").value == 2
+    assert panel(models).sidebar.text_input(key="retrain_epochs").value == "2"
 
 
 @pytest.mark.slow
@@ -202,9 +233,17 @@ def test_cancel_from_the_sidebar_then_resume(models, synth_root):
     until_idle(at)
     assert "was cancelled after" in texts(at.sidebar.info)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "cancelled"
+    stopped = json.loads((run_dir / "status.json").read_text())
+    epochs_done = len(json.loads((run_dir / "history.json").read_text()))
     at.sidebar.button(key="retrain_resume").click().run()
     assert "resumed" in texts(at.sidebar.markdown) and "retrain_cancel" in keys(at)
-    # (The resumed job is stopped by the fixture; test_jobs covers a resume to the end.)
+    # It did resume: a new process trains the same run on from the epoch after the last one
+    # completed (a run started over would show epoch 1 first), and the panel follows it.
+    resumed = wait_for_file(run_dir / "status.json", lambda s: s["pid"] != stopped["pid"] and (s.get("epoch") or 0) > 0)
+    assert resumed["epoch"] == epochs_done + 1 and resumed["epochs"] == 200
+    at.run()
+    shown = re.search(r"epoch (\d+)/200", texts(at.sidebar.caption))
+    assert shown and int(shown.group(1)) > epochs_done
 
 
 def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):

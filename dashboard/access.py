@@ -1,0 +1,80 @@
+"""Who may use the job controls (retrain, download, cancel, resume, make active).
+
+A visitor connected over loopback is the operator. Anyone else gets them only after entering
+the password the operator put in ``.streamlit/secrets.toml`` (``jobs_password = "..."``);
+without one, remote visitors can look but not act. A visitor who reached the app through a
+proxy (a ``Forwarded`` / ``X-Forwarded-For`` / ``X-Real-IP`` header) is not on loopback,
+even when the proxy is.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+import streamlit as st
+
+SECRET_KEY = "jobs_password"
+UNLOCKED_KEY = "jobs_unlocked"
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def client_address() -> str | None:
+    """The TCP peer of this browser session, or ``None`` when Streamlit does not know it."""
+    from streamlit.runtime.context import _get_client_context
+
+    # st.context.ip_address hides loopback as None, which cannot be told from "unknown".
+    try:
+        context = _get_client_context()
+    except Exception:  # noqa: BLE001 - no runtime (a bare script run): unknown
+        return None
+    return getattr(context, "remote_ip", None) if context is not None else None
+
+
+def _through_proxy() -> bool:
+    try:
+        headers = st.context.headers
+        return any(headers.get(name) for name in PROXY_HEADERS)
+    except Exception:  # noqa: BLE001 - no request headers known
+        return False
+
+
+def is_local() -> bool:
+    """Whether this visitor is on this machine (loopback, no proxy in between)."""
+    address = client_address()
+    try:
+        return address is not None and ipaddress.ip_address(address.split("%")[0]).is_loopback and not _through_proxy()
+    except ValueError:
+        return False
+
+
+def _password() -> str | None:
+    try:
+        value = st.secrets.get(SECRET_KEY)
+    except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: no password
+        return None
+    return str(value) if value else None
+
+
+def can_control() -> bool:
+    """Whether this visitor may start, cancel, resume and promote jobs."""
+    return is_local() or bool(st.session_state.get(UNLOCKED_KEY))
+
+
+def render_unlock() -> None:
+    """For a remote visitor: a password field when the operator set one, else why the
+    controls are missing."""
+    password = _password()
+    if password is None:
+        st.caption(
+            "Retraining, downloads and changing the served model are open only to the operator "
+            "(on this machine), unless the operator sets a password."
+        )
+        return
+    with st.form("jobs_unlock", border=False):
+        typed = st.text_input("Password for the job controls", type="password", key="jobs_password_input")
+        if st.form_submit_button("Unlock"):
+            if hmac.compare_digest(typed.encode(), password.encode()):
+                st.session_state[UNLOCKED_KEY] = True
+                st.rerun()
+            st.error("Wrong password.")
