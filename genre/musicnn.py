@@ -126,14 +126,26 @@ def build_network(name: str = "musicnn"):
     mid3 = layers.Add(name="mid_3_res")([norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_3")(mid2), "mid_3_norm"), mid2])
     frames = layers.Concatenate(name="frames")([front, mid1, mid2, mid3])  # (187, 753)
 
+    penultimate = _back_end(frames)
+    tags = layers.Dense(TAGS, activation="sigmoid", name="tags")(penultimate)
+    return keras.Model(inputs, [frames, penultimate, tags], name=name)
+
+
+BACK_END = ("pooled_norm", "dense", "penultimate")  # the back end's layers that hold weights
+
+
+def _back_end(frames):
+    """musicnn's back end up to its 200-d penultimate embedding: max and mean over time,
+    batch-norm, dense 200 ReLU, batch-norm."""
+    from keras import layers
+
     # The original concatenates max and mean on a trailing axis and flattens: interleaved.
     pooled_max = layers.Reshape((EMBEDDING, 1), name="max_col")(layers.GlobalMaxPooling1D(name="max_pool")(frames))
     pooled_mean = layers.Reshape((EMBEDDING, 1), name="mean_col")(layers.GlobalAveragePooling1D(name="mean_pool")(frames))
     pooled = layers.Flatten(name="pooled")(layers.Concatenate(name="max_mean")([pooled_max, pooled_mean]))
-    pooled = norm(pooled, "pooled_norm")
-    penultimate = norm(layers.Dense(200, activation="relu", name="dense")(pooled), "penultimate")
-    tags = layers.Dense(TAGS, activation="sigmoid", name="tags")(penultimate)
-    return keras.Model(inputs, [frames, penultimate, tags], name=name)
+    pooled = layers.BatchNormalization(epsilon=EPSILON, name="pooled_norm")(pooled)
+    dense = layers.Dense(200, activation="relu", name="dense")(pooled)
+    return layers.BatchNormalization(epsilon=EPSILON, name="penultimate")(dense)
 
 
 # Checkpoint variable scopes of the original graph, in the order build_network creates layers.
@@ -203,3 +215,17 @@ def build_feature_extractor(weights: str | Path = WEIGHTS):
 
 
 _keras().saving.register_keras_serializable(package="genre")(MusicnnMel)
+
+
+def build_embedding(weights: str | Path = WEIGHTS):
+    """musicnn's own back end, pretrained and frozen: frame features ``(187, 753)`` -> the 200-d
+    penultimate embedding that the network learnt from the Million Song Dataset's tags."""
+    keras = _keras()
+
+    network = load_network(weights)
+    inputs = keras.Input((FRAMES, EMBEDDING), name="frames")
+    model = keras.Model(inputs, _back_end(inputs), name="musicnn_embedding")
+    for label in BACK_END:
+        model.get_layer(label).set_weights(network.get_layer(label).get_weights())
+    model.trainable = False
+    return model

@@ -96,7 +96,7 @@ if metrics:
     if honest.unseen_run is not None:
         multi = honest.multi_artist
         cols[0].metric(
-            "On artists it never heard",
+            "Unheard artists",
             f"{honest.unseen_accuracy:.1%}",
             border=True,
             help=f"Song accuracy of the `{config.get('model')}` model on test songs whose artists it never trained on "
@@ -106,7 +106,7 @@ if metrics:
         if multi:
             cols[0].caption(f"{multi['song_accuracy_vote']:.1%} over the {len(multi['genres'])} genres with several artists")
     else:
-        cols[0].metric("On artists it never heard", "not measured", border=True, help="No cross-validated run of this model yet")
+        cols[0].metric("Unheard artists", "not measured", border=True, help="No cross-validated run of this model yet")
     for col, hz in zip(cols[1:], (8_000, 11_000)):
         value = honest.band_limited.get(hz)
         col.metric(

@@ -127,7 +127,7 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
         "Song accuracy (vote)": f"{metrics['song_accuracy_vote']:.1%}",
         "Window accuracy": f"{metrics['window_accuracy']:.1%}",
         "Test songs": str(metrics["test_songs"]),
-        "On artists it never heard": "not measured",  # no cross-validated fast run here
+        "Unheard artists": "not measured",  # no cross-validated fast run here
         "Audio cut at 8 kHz": f"{limited['8000']['song_accuracy_vote']:.1%}",
         "Audio cut at 11 kHz": f"{limited['11000']['song_accuracy_vote']:.1%}",
     }
@@ -161,7 +161,7 @@ def test_overview_names_the_unseen_artist_figure_of_the_models_cv_run(tiny_run, 
     monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     no_errors(at)
-    assert {m.label: m.value for m in at.metric}["On artists it never heard"] == "43.2%"
+    assert {m.label: m.value for m in at.metric}["Unheard artists"] == "43.2%"
     captions = " ".join(c.value for c in at.caption)
     assert "55.6% over the 2 genres with several artists" in captions
     text = " ".join(m.value for m in at.markdown)

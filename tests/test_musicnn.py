@@ -53,3 +53,13 @@ def test_features_are_computed_in_float32_where_musicnns_float16_overflowed():
     loud = (0.9 * np.sin(2 * np.pi * 440 * np.arange(WINDOW) / SAMPLE_RATE)).astype(np.float32)
     features = np.asarray(musicnn.MusicnnMel()(loud[None, :, None]))
     assert np.isfinite(features).all() and features.max() > np.log10(65504 + 1)
+
+
+def test_transfer_reads_the_original_embedding_and_never_trains_it(network):
+    """`transfer`'s head starts from musicnn's own back end: on the fixture's input, its frozen
+    embedding part gives the original graph's penultimate layer."""
+    reference = np.load(FIXTURE)
+    frames = network(reference["input"], training=False)[0]
+    embedding = musicnn.build_embedding()
+    np.testing.assert_allclose(np.asarray(embedding(frames, training=True)), reference["penultimate"], atol=1e-4, rtol=0)
+    assert not embedding.trainable_weights
