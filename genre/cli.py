@@ -1,5 +1,6 @@
 """``python -m genre``: cache a dataset, train, evaluate, classify, list and activate runs,
-download GTZAN. Errors are one line on stderr and a non-zero exit."""
+download GTZAN. A :class:`GenreError` or an ``OSError`` is one line on stderr and exit code 2
+(3 for a cancelled training run); any other exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .dataset import DATA_ENV
+from .dataset import DATA_ENV, DatasetError
+from .errors import GenreError, TrainingCancelled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,19 +25,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
-        # Only a loaded training module can have raised its error; importing it would load Keras.
-        training = sys.modules.get(f"{__package__}.training")
-        if training and isinstance(error, training.TrainingCancelled):
-            print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
-            return 3
+    except TrainingCancelled as error:
+        print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
+        return 3
+    except GenreError as error:
         if args.verbose:
             raise
-        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-        if isinstance(error, OSError) and error.filename and error.strerror:
-            message = f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
-        print(f"genre: error: {message or type(error).__name__}", file=sys.stderr)
+        print(f"genre: error: {str(error) or type(error).__name__}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if args.verbose:
+            raise
+        print(f"genre: error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(error: OSError) -> str:
+    """The file and what went wrong with it (a full disk says which file it could not write)."""
+    if error.filename and error.strerror:
+        return f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
+    return str(error) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +125,7 @@ def _fraction(text: str) -> float:
 
 def _need_data(data: str | None) -> str:
     if not data:
-        raise ValueError(f"no dataset folder: pass --data DIR or set ${DATA_ENV}")
+        raise DatasetError(f"no dataset folder: pass --data DIR or set ${DATA_ENV}")
     return data
 
 
@@ -210,6 +219,7 @@ def cmd_evaluate(args) -> None:
     from .evaluation import evaluate
     from .files import read_json, write_json
     from .prediction import load_model
+    from .runs import RunError
     from .splits import audit
     from .training import check_dataset
 
@@ -219,7 +229,7 @@ def cmd_evaluate(args) -> None:
     if config is None or manifest is None or not (run_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)")
     if "folds" in manifest:
-        raise ValueError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
+        raise RunError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
     cache = load_dataset(args.data or config["data_root"])
     check_dataset(run_dir, cache, manifest, parts=("test",))

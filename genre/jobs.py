@@ -39,6 +39,7 @@ from pathlib import Path
 
 from .dataset import DATA_ENV, DatasetError, scan
 from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
+from .errors import GenreError
 from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
 from .processes import proc_stat
@@ -66,7 +67,7 @@ REPO = Path(__file__).resolve().parent.parent
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
-class JobError(Exception):
+class JobError(GenreError):
     """A job that cannot be started, resumed or cancelled; the message is meant for users."""
 
 

@@ -12,17 +12,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .errors import GenreError
+
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("stratified", "fault-filtered", "cv")
 PARTS = ("train", "valid", "test")
 
 
-class SplitError(ValueError):
+class SplitError(GenreError, ValueError):
     """A split that cannot be made from the songs at hand."""
 
 
-class LeakageError(ValueError):
+class LeakageError(GenreError, ValueError):
     """A manifest or window set that would let test or validation songs into training."""
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
-from .dataset import SongCache, load_dataset
+from .dataset import DatasetError, SongCache, load_dataset
+from .errors import TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
 from .files import atomic_path, read_json, write_json
@@ -32,10 +33,6 @@ from .processes import start_time
 from .splits import artist_index, audit, fold_parts, make_split
 
 log = logging.getLogger(__name__)
-
-
-class TrainingCancelled(Exception):
-    """The job was asked to stop (SIGTERM/SIGINT); its run can be resumed."""
 
 
 @dataclass
@@ -149,13 +146,13 @@ def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[
     indices would shift) or songs of the split's ``parts`` missing."""
     genres = read_json(Path(run_dir) / "genres.json")
     if not genres:
-        raise ValueError(f"{run_dir} is not a complete run folder (no genres.json)")
+        raise DatasetError(f"{run_dir} is not a complete run folder (no genres.json)")
     if cache.genres != genres:
-        raise ValueError(f"the dataset's genres {cache.genres} differ from the run's {genres}")
+        raise DatasetError(f"the dataset's genres {cache.genres} differ from the run's {genres}")
     wanted = {t for part in fold_parts(manifest) for name in parts for t in part.get(name, [])}
     missing = sorted(wanted - set(cache.track_ids))
     if missing:
-        raise ValueError(f"{len(missing)} songs of the run's split are not in the dataset, e.g. {missing[0]}")
+        raise DatasetError(f"{len(missing)} songs of the run's split are not in the dataset, e.g. {missing[0]}")
 
 
 def _train_part(
