@@ -14,7 +14,6 @@ from pathlib import Path
 import streamlit as st
 
 from genre import jobs
-from genre.charts import progress_figure
 from genre.dataset import is_cached
 from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
@@ -22,6 +21,7 @@ from genre.runs import active_run_id, list_runs, load_run, set_active
 from genre.splits import PROTOCOLS
 
 from . import access, state
+from .charts import progress_figure
 
 PROGRESS_SECONDS = 1.0
 # After this long a cancelled job that has not stopped gets a *Stop now* (SIGKILL) button.
