@@ -10,8 +10,10 @@ import logging
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+from .config import DEFAULTS
 from .dataset import DATA_ENV, DatasetError
 from .errors import GenreError, TrainingCancelled
 
@@ -62,15 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model; writes a run folder under models/")
     train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
-    train.add_argument("--model", default="fast", choices=sorted(REGISTRY), help="model to train (default: fast)")
-    train.add_argument("--protocol", default="stratified", choices=PROTOCOLS, help="song split protocol (default: stratified)")
+    train.add_argument("--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)")
+    train.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
     train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
     train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size (default: the model's recipe)")
     train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the model's recipe)")
-    train.add_argument("--seed", type=int, default=1, help="random seed of the split and the training (default: 1)")
-    train.add_argument("--test-fraction", type=_fraction, default=0.2, help="stratified: share of songs held out for test (default: 0.2)")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of training songs kept for validation; 0 trains on all (default: 0.1)")
-    train.add_argument("--folds", type=_positive_int, default=5, help="cv: number of folds (default: 5)")
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split and the training (default: %(default)s)")
+    train.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
+    train.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation; 0 trains on all (default: %(default)s)")
+    train.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
     train.add_argument("--mixed-precision", action="store_true", help="train in mixed bfloat16")
     train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
     train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
@@ -147,16 +149,17 @@ def cmd_scan(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .config import TrainConfig, run_id_stem
     from .jobs import JOB_ENV, training_lock
     from .runs import check_run_id
-    from .training import TrainConfig, train
+    from .training import train
 
     if args.resume:
-        from .runs import check_resumable
+        from .runs import check_resumable, load_run
 
         run_dir = Path(args.resume)
         check_run_id(run_dir.name)
-        with training_lock(run_dir.parent, run_dir, sys.argv[1:]):
+        with training_lock(run_dir.parent, run_dir, sys.argv[1:], load_run(run_dir).config.get("train")):
             config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
             config.models_dir, config.run_id = str(run_dir.parent), run_dir.name
             _print_metrics(train(config))
@@ -179,12 +182,12 @@ def cmd_train(args) -> None:
         augment=args.augment,
         models_dir=args.models_dir or str(default_models_dir()),
         run_id=check_run_id(args.run_id) if args.run_id else None,
-    )
+    ).check()
     models_dir = Path(config.models_dir)
-    stem = config.run_id or f"{config.model}-{config.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = config.run_id or run_id_stem(config.model, config.protocol)
     config.run_id, created = _new_run_folder(models_dir, stem, numbered=not args.run_id, job=os.environ.get(JOB_ENV))
     try:
-        with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:]):
+        with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:], asdict(config)):
             run_dir = train(config)
     except BaseException:
         folder = models_dir / config.run_id

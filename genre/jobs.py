@@ -37,13 +37,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .config import BATCH_RANGE, DEFAULTS, EPOCHS_RANGE, ConfigError, TrainConfig, run_id_stem
 from .dataset import DATA_ENV, DatasetError, scan
 from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
 from .errors import GenreError
 from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
 from .processes import proc_stat
-from .runs import ACTIVE_FILE, active_run_id, check_resumable, check_run_id, set_active
+from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -55,9 +56,6 @@ DOWNLOAD_PROGRESS = "download-progress.json"
 # Set for a job's process: the job id whose lock the dashboard took on its behalf.
 JOB_ENV = "GENRE_JOB_ID"
 
-EPOCHS_RANGE = (1, 1000)
-BATCH_RANGE = (1, 1024)
-FOLDS_RANGE = (2, 20)
 
 # The job runs ``python -m genre`` from the repository, whatever the server's working folder.
 REPO = Path(__file__).resolve().parent.parent
@@ -86,17 +84,23 @@ class JobRunning(JobError):
 
 @dataclass
 class Settings:
-    """What the sidebar asks for; ``None`` epochs/batch take the model's recipe."""
+    """What the sidebar asks for: the part of :class:`~genre.config.TrainConfig` it offers,
+    with its defaults. ``None`` epochs/batch take the model's recipe."""
 
     data_dir: str
-    model: str = "fast"
-    protocol: str = "stratified"
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int = 1
-    test_fraction: float = 0.2
-    val_fraction: float = 0.1
-    folds: int = 5
+    model: str = DEFAULTS["model"]
+    protocol: str = DEFAULTS["protocol"]
+    epochs: int | None = DEFAULTS["epochs"]
+    batch_size: int | None = DEFAULTS["batch_size"]
+    seed: int = DEFAULTS["seed"]
+    test_fraction: float = DEFAULTS["test_fraction"]
+    val_fraction: float = DEFAULTS["val_fraction"]
+    folds: int = DEFAULTS["folds"]
+
+    def config(self) -> TrainConfig:
+        """The training run these settings ask for."""
+        values = asdict(self)
+        return TrainConfig(data_root=values.pop("data_dir"), **values)
 
     def cli_args(self) -> list[str]:
         args = ["--data", str(Path(self.data_dir).expanduser().absolute()), "--model", self.model, "--protocol", self.protocol]
@@ -137,13 +141,14 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     group: bool = True  # the job leads its own process group (a dashboard job; not a terminal's)
+    config: dict | None = None  # training: the run's TrainConfig fields (a resumed run's as saved)
     alive: bool = field(default=False, compare=False)
     status: dict = field(default_factory=dict, compare=False)
     history: list = field(default_factory=list, compare=False)
 
     _RECORD = (
         "kind", "job_id", "pid", "started", "log", "argv", "run_id", "run_dir", "target", "progress",
-        "proc_start", "cancel_requested", "ended", "returncode", "group",
+        "proc_start", "cancel_requested", "ended", "returncode", "group", "config",
     )  # fmt: skip
 
     def record(self) -> dict:
@@ -155,6 +160,11 @@ class Job:
         return cls(**{k: data[k] for k in cls._RECORD if k in data})
 
     # What the job is doing, or how it ended ------------------------------------------------
+
+    @property
+    def resumed(self) -> bool:
+        """A training job that continues an interrupted run rather than starting a new one."""
+        return "--resume" in self.argv
 
     @property
     def own_status(self) -> dict:
@@ -308,7 +318,7 @@ def start_training(
     models_dir = Path(models_dir).expanduser().absolute()
     if resume is not None:
         run_dir = Path(resume).expanduser().absolute()
-        _check_resumable(models_dir, run_dir)
+        config = _check_resumable(models_dir, run_dir).config.get("train")
         argv = ["train", "--resume", str(run_dir)]
     else:
         if settings is None:
@@ -318,11 +328,13 @@ def start_training(
         validate_settings(settings)
         run_dir = models_dir / _new_run_id(models_dir, settings, run_id)
         argv = ["train", *settings.cli_args(), "--models-dir", str(models_dir), "--run-id", run_dir.name]
+        config = asdict(settings.config())
+        config.update(models_dir=str(models_dir), run_id=run_dir.name)
     models_dir.mkdir(parents=True, exist_ok=True)
     _pin_served_run(models_dir)
     job = _start(
         models_dir, "train", argv, run_dir / TRAIN_LOG, new_folder=None if resume is not None else run_dir,
-        run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
+        run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"), config=config,
     )  # fmt: skip
     if settings is not None:
         remember_settings(models_dir, settings)
@@ -352,10 +364,13 @@ def start_download(
 
 
 @contextlib.contextmanager
-def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, argv: list[str]) -> Iterator[None]:
+def training_lock(
+    models_dir: str | os.PathLike, run_dir: str | os.PathLike, argv: list[str], config: dict | None = None
+) -> Iterator[None]:
     """Hold ``models_dir``'s job lock while ``python -m genre train`` trains ``run_dir``, so that
     a terminal's run and the dashboard's jobs never train in one folder at once. A job that the
     dashboard started finds its own lock (the job id in ``$GENRE_JOB_ID``) and goes on under it.
+    ``config`` (the run's :class:`~genre.config.TrainConfig` fields) goes into the lock's record.
     Raises :class:`JobRunning` when another job holds the lock."""
     models_dir = Path(models_dir).expanduser().absolute()
     run_dir = Path(run_dir).expanduser().absolute()
@@ -376,7 +391,7 @@ def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, arg
             mine = Job(
                 "train", f"cli-{stamp:.3f}", os.getpid(), stamp, str(run_dir / TRAIN_LOG), ["-m", "genre", *argv],
                 run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
-                proc_start=_proc_start(os.getpid()), group=False,
+                proc_start=_proc_start(os.getpid()), group=False, config=config,
             )  # fmt: skip
             if not _create_exclusive(lock, mine.record()):
                 raise JobRunning(_look(models_dir) or mine)
@@ -443,24 +458,13 @@ def validate_settings(settings: Settings) -> dict:
     The dataset folder is scanned (no decoding) and the split is made for real on its track
     ids, so "too few songs" means exactly what the job would hit.
     """
-    from .models import REGISTRY
-    from .splits import PROTOCOLS, fold_parts, make_split
+    from .splits import fold_parts, make_split
 
     s = settings
-    if s.model not in REGISTRY:
-        raise SettingsError(f"unknown model {s.model!r}; choose one of {', '.join(REGISTRY)}")
-    if s.protocol not in PROTOCOLS:
-        raise SettingsError(f"unknown split protocol {s.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    _check_int("epochs", s.epochs, EPOCHS_RANGE)
-    _check_int("batch size", s.batch_size, BATCH_RANGE)
-    if not isinstance(s.seed, int) or isinstance(s.seed, bool) or s.seed < 0:
-        raise SettingsError(f"the seed must be a whole number of at least 0, not {s.seed!r}")
-    if not 0 < s.test_fraction < 1:
-        raise SettingsError(f"the test share must be between 0 and 1 (exclusive), not {s.test_fraction}")
-    if not 0 <= s.val_fraction < 1:
-        raise SettingsError(f"the validation share must be at least 0 and below 1, not {s.val_fraction}")
-    if s.protocol == "cv":
-        _check_int("number of folds", s.folds, FOLDS_RANGE, optional=False)
+    try:
+        s.config().check()
+    except ConfigError as error:
+        raise SettingsError(str(error)) from None
     if not str(s.data_dir).strip():
         raise SettingsError(f"choose a dataset folder (or set ${DATA_ENV})")
     try:
@@ -542,19 +546,11 @@ def dataset_folder(download_to: Path) -> Path:
 _NOISE = re.compile(r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl|To enable the following instructions)")
 
 
-def _check_int(name: str, value, bounds: tuple[int, int], optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    low, high = bounds
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise SettingsError(f"the {name} must be a whole number from {low} to {high}, not {value!r}")
-
-
-def _check_resumable(models_dir: Path, run_dir: Path) -> None:
+def _check_resumable(models_dir: Path, run_dir: Path) -> Run:
     if run_dir.resolve().parent != models_dir.resolve():
         raise SettingsError(f"{run_dir} is not a run of {models_dir}")
     try:
-        check_resumable(run_dir)
+        return check_resumable(run_dir)
     except ValueError as error:
         raise SettingsError(str(error)) from error
 
@@ -568,7 +564,7 @@ def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str
         if (models_dir / run_id).exists():
             raise SettingsError(f"run {run_id} exists already; choose another name")
         return run_id
-    stem = f"{settings.model}-{settings.protocol}-{datetime.now():%Y%m%d-%H%M%S}"
+    stem = run_id_stem(settings.model, settings.protocol)
     candidate, n = stem, 1
     while (models_dir / candidate).exists():
         n += 1

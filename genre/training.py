@@ -14,13 +14,14 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
+from .config import TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
 from .errors import TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
@@ -33,52 +34,6 @@ from .processes import start_time
 from .splits import artist_index, audit, fold_parts, make_split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Every choice a run makes. ``None`` takes the model's recipe (see ``genre.models``)."""
-
-    data_root: str
-    model: str = "fast"
-    protocol: str = "stratified"
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    seed: int = 1
-    test_fraction: float = 0.2
-    val_fraction: float = 0.1
-    folds: int = 5
-    mixed_precision: bool = False
-    balance: bool = True
-    augment: bool | None = None
-    label_smoothing: float | None = None
-    models_dir: str = "models"
-    run_id: str | None = None
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with the model's recipe filled in where this config says ``None``."""
-        spec = get_spec(self.model)
-        values = asdict(self)
-        for name, default in (
-            ("epochs", spec.epochs),
-            ("batch_size", spec.batch_size),
-            ("learning_rate", spec.learning_rate),
-            ("augment", spec.augment),
-            ("label_smoothing", spec.label_smoothing),
-        ):
-            if values[name] is None:
-                values[name] = default
-        values["data_root"] = str(Path(self.data_root).expanduser().resolve())
-        if not values["run_id"]:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            values["run_id"] = f"{self.model}-{self.protocol}-{stamp}"
-        return TrainConfig(**values)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
