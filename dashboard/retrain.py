@@ -107,7 +107,7 @@ def _training_progress(job: jobs.Job) -> None:
     config = job.config or {}
     what = " · resumed" if job.resumed else f" · {config.get('model')} · {config.get('protocol')}"
     st.markdown(f"**Training** `{job.run_id}`{what}")
-    status = job.own_status
+    status = job.status_written_by_job
     state = job.state
     st.progress(job.fraction)
     if state == "starting":

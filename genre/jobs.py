@@ -30,7 +30,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
 from .errors import GenreError
 from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
-from .processes import proc_stat
+from .processes import create_exclusive, folder_flock, proc_stat, process_alive, start_time
 from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
 
 LOCK_NAME = ".lock"
@@ -167,7 +166,7 @@ class Job:
         return "--resume" in self.argv
 
     @property
-    def own_status(self) -> dict:
+    def status_written_by_job(self) -> dict:
         """``status`` if this job's process wrote it; a resumed run's file may still hold the
         previous attempt's ``cancelled`` until the new process gets going."""
         if self.kind == "train":
@@ -178,7 +177,7 @@ class Job:
     def state(self) -> str:
         """Alive: ``starting``, ``running``, ``evaluating``, ``finishing``, ``downloading``, ``cancelling``.
         Ended: ``finished``, ``cancelled``, ``failed`` or ``killed`` (died without a word)."""
-        status = self.own_status
+        status = self.status_written_by_job
         if self.alive:
             if self.cancel_requested:
                 return "cancelling"
@@ -207,7 +206,7 @@ class Job:
         """One line on how it went, for the sidebar."""
         state = self.state
         if state == "failed":
-            said = self.own_status.get("message") if self.kind == "train" else None
+            said = self.status_written_by_job.get("message") if self.kind == "train" else None
             return said or _error_line(self.log) or f"the job ended unexpectedly (exit code {self.returncode})"
         if state == "killed":
             return f"killed (signal {-self.returncode})" if (self.returncode or 0) < 0 else "killed, or out of memory"
@@ -238,7 +237,7 @@ class Job:
     @property
     def fraction(self) -> float:
         """How far along, 0..1, for a progress bar."""
-        status = self.own_status
+        status = self.status_written_by_job
         if self.kind == "download":
             done, total = status.get("done") or 0, status.get("total")
             return min(1.0, done / total) if total else 0.0
@@ -258,7 +257,7 @@ class Job:
     @property
     def eta_seconds(self) -> float | None:
         """Seconds left (of this fold, for cross-validation), counted down since the last update."""
-        status = self.own_status
+        status = self.status_written_by_job
         if "eta_seconds" not in status or status.get("state") != "running":
             return None
         return max(0.0, status["eta_seconds"] - (time.time() - status.get("updated", time.time())))
@@ -276,8 +275,8 @@ def current_job(models_dir: str | os.PathLike) -> Job | None:
     models_dir = Path(models_dir)
     if not (models_dir / LOCK_NAME).exists():
         return None
-    with _guard(models_dir):
-        return _look(models_dir)
+    with folder_flock(models_dir):
+        return _running_job(models_dir)
 
 
 def last_job(models_dir: str | os.PathLike) -> Job | None:
@@ -290,7 +289,7 @@ def last_job(models_dir: str | os.PathLike) -> Job | None:
         job = Job.from_record(read_json(models_dir / JOBS_DIR / LAST_JOB))
     except (TypeError, ValueError, AttributeError):
         return None  # none yet, or an unreadable record: nothing to report
-    _fill(job)
+    _attach_live_files(job)
     return job
 
 
@@ -375,13 +374,13 @@ def training_lock(
     models_dir = Path(models_dir).expanduser().absolute()
     run_dir = Path(run_dir).expanduser().absolute()
     lock = models_dir / LOCK_NAME
-    with _guard(models_dir):
+    with folder_flock(models_dir):
         held = _read_json_quietly(lock) or {}
         # The dashboard's job for this very run: its lock covers us. Read it as it is: until the
         # dashboard writes our pid into it, it names the (non-genre) server process, which a
         # look would take for a stale lock.
         ours = bool(os.environ.get(JOB_ENV)) and held.get("job_id") == os.environ.get(JOB_ENV) and held.get("run_dir") == str(run_dir)
-        running = None if ours else _look(models_dir)
+        running = None if ours else _running_job(models_dir)
         if ours:
             mine = None
         elif running is not None:
@@ -391,15 +390,15 @@ def training_lock(
             mine = Job(
                 "train", f"cli-{stamp:.3f}", os.getpid(), stamp, str(run_dir / TRAIN_LOG), ["-m", "genre", *argv],
                 run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
-                proc_start=_proc_start(os.getpid()), group=False, config=config,
+                proc_start=start_time(os.getpid()), group=False, config=config,
             )  # fmt: skip
-            if not _create_exclusive(lock, mine.record()):
-                raise JobRunning(_look(models_dir) or mine)
+            if not create_exclusive(lock, mine.record()):
+                raise JobRunning(_running_job(models_dir) or mine)
     try:
         yield
     finally:
         if mine is not None:
-            with _guard(models_dir):
+            with folder_flock(models_dir):
                 if (_read_json_quietly(lock) or {}).get("job_id") == mine.job_id:
                     lock.unlink(missing_ok=True)
 
@@ -411,8 +410,8 @@ def cancel(models_dir: str | os.PathLike, force: bool = False) -> Job | None:
     models_dir = Path(models_dir)
     if not (models_dir / LOCK_NAME).exists():
         return None
-    with _guard(models_dir):
-        job = _look(models_dir)
+    with folder_flock(models_dir):
+        job = _running_job(models_dir)
         if job is None:
             return None
         job.cancel_requested = job.cancel_requested or time.time()
@@ -594,16 +593,16 @@ def _start(
     """Take the lock, start ``python -m genre *argv`` detached, record it. ``new_folder`` (a
     new run's) is created exclusively under the lock: two jobs never share a run folder."""
     lock = models_dir / LOCK_NAME
-    with _guard(models_dir):
-        running = _look(models_dir)
+    with folder_flock(models_dir):
+        running = _running_job(models_dir)
         if running is not None:
             raise JobRunning(running)
         # The lock first holds this process (alive, so nobody clears it) until the child's
         # pid is known; an exclusive create so that only one starter can win.
         stamp = time.time()
-        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=_proc_start(os.getpid()), **record)
-        if not _create_exclusive(lock, job.record()):
-            raise JobRunning(_look(models_dir) or job)
+        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=start_time(os.getpid()), **record)
+        if not create_exclusive(lock, job.record()):
+            raise JobRunning(_running_job(models_dir) or job)
         try:
             if new_folder is not None:
                 try:
@@ -632,15 +631,15 @@ def _start(
                 raise JobError(f"cannot start the job: {error}") from error
             raise
         _CHILDREN[child.pid] = child
-        job.pid, job.proc_start = child.pid, _proc_start(child.pid)
+        job.pid, job.proc_start = child.pid, start_time(child.pid)
         write_json(lock, job.record())
         write_json(models_dir / JOBS_DIR / LAST_JOB, job.record())
     job.alive = True
-    _fill(job)
+    _attach_live_files(job)
     return job
 
 
-def _look(models_dir: Path) -> Job | None:
+def _running_job(models_dir: Path) -> Job | None:
     """Read the lock (under the guard); clear it and finish the record if its job is gone."""
     lock = models_dir / LOCK_NAME
     try:
@@ -653,14 +652,14 @@ def _look(models_dir: Path) -> Job | None:
         return None
     job.alive, returncode = _alive(job)
     if job.alive:
-        _fill(job)
+        _attach_live_files(job)
         return job
     job.ended, job.returncode = time.time(), returncode
     last = models_dir / JOBS_DIR / LAST_JOB
     if (read_json(last) or {}).get("job_id") in (job.job_id, None):
         write_json(last, job.record())
     lock.unlink(missing_ok=True)
-    _fill(job)
+    _attach_live_files(job)
     if job.kind == "download" and job.state == "finished":
         # Select the new dataset for the next training job.
         saved = read_json(models_dir / JOBS_DIR / SETTINGS, {}) or {}
@@ -668,7 +667,7 @@ def _look(models_dir: Path) -> Job | None:
     return None
 
 
-def _fill(job: Job) -> None:
+def _attach_live_files(job: Job) -> None:
     """Attach the live files: a training run's status and history, a download's progress."""
     job.status = (_read_json_quietly(Path(job.progress)) or {}) if job.progress else {}
     if job.kind == "train" and job.run_dir:
@@ -695,35 +694,24 @@ def _alive(job: Job) -> tuple[bool, int | None]:
             return True, None
         _CHILDREN.pop(job.pid, None)
         return False, code
-    try:
-        os.kill(job.pid, 0)
-    except ProcessLookupError:
-        return False, None
-    except PermissionError:
-        return False, None  # another user's process: the pid was reused
     stat = proc_stat(job.pid)
-    if stat is None:
-        return (sys.platform != "linux"), None  # no /proc: trust the pid
-    state, started = stat
-    if state in ("Z", "X"):
+    if stat is not None and stat[0] in ("Z", "X"):
         try:  # a zombie of ours that this module lost track of (say, after a module reload)
             pid, wait_status = os.waitpid(job.pid, os.WNOHANG)
             return False, (os.waitstatus_to_exitcode(wait_status) if pid == job.pid else None)
         except OSError:  # another process's child: its parent reaps it
             return False, None
-    if job.proc_start is not None and started != job.proc_start:
-        return False, None  # the pid now belongs to another process
+    # The test a run's status gets too (genre.runs): gone, a zombie, or the pid reused.
+    if not process_alive(job.pid, job.proc_start):
+        return False, None
+    if stat is None:
+        return (sys.platform != "linux"), None  # no /proc: trust the pid
     try:
         cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False, None
     # The placeholder lock names the starting server itself; otherwise it must be our command.
     return (job.pid == os.getpid() or b"genre" in cmdline), None
-
-
-def _proc_start(pid: int) -> int | None:
-    stat = proc_stat(pid)
-    return stat[1] if stat else None
 
 
 def _signal(job: Job, signum: int) -> None:
@@ -736,49 +724,6 @@ def _signal(job: Job, signum: int) -> None:
             os.kill(job.pid, signum)
     except ProcessLookupError:
         pass
-
-
-def _create_exclusive(path: Path, data: dict) -> bool:
-    """Create ``path`` holding ``data`` whole, or return ``False`` if it exists: the content is
-    written to a temporary file first and linked into place (an atomic, exclusive create)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:
-            # No hard links here (some network or FUSE file systems): O_EXCL still makes it exclusive.
-            try:
-                out = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(out, "w") as f:
-                f.write(json.dumps(data, indent=2) + "\n")
-        return True
-    finally:
-        os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def _guard(models_dir: Path) -> Iterator[None]:
-    """Serialise look-clear-create across processes with ``flock`` on the folder itself, so
-    two app instances cannot both judge a lock stale and both start a job."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: the exclusive create alone guards
-        yield
-        return
-    fd = os.open(models_dir, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # file systems without flock: the exclusive create alone guards
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _download_complete(to: Path) -> bool:

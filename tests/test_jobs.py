@@ -18,7 +18,7 @@ import pytest
 from synth import make_dataset
 
 from genre import jobs
-from genre.processes import proc_stat
+from genre.processes import create_exclusive, proc_stat
 from genre.runs import active_run_id, list_runs, set_active
 
 # Every test here may start job processes; kill leftovers (tests/conftest.py).
@@ -167,8 +167,8 @@ def test_a_zombie_or_a_reused_pid_is_not_a_job(models):
 
 def test_the_lock_is_created_exclusively(models):
     models.mkdir()
-    assert jobs._create_exclusive(models / jobs.LOCK_NAME, {"pid": 1})
-    assert not jobs._create_exclusive(models / jobs.LOCK_NAME, {"pid": 2})
+    assert create_exclusive(models / jobs.LOCK_NAME, {"pid": 1})
+    assert not create_exclusive(models / jobs.LOCK_NAME, {"pid": 2})
     assert read(models / jobs.LOCK_NAME) == {"pid": 1}
     assert [p.name for p in models.iterdir()] == [jobs.LOCK_NAME]  # no temporary files left
 
