@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from genre import jobs
-from genre.charts import progress_figure
+from genre.config import BATCH_RANGE, EPOCHS_RANGE
 from genre.dataset import is_cached
 from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
@@ -22,6 +22,7 @@ from genre.runs import active_run_id, list_runs, load_run, set_active
 from genre.splits import PROTOCOLS
 
 from . import access, state
+from .charts import progress_figure
 
 PROGRESS_SECONDS = 1.0
 # After this long a cancelled job that has not stopped gets a *Stop now* (SIGKILL) button.
@@ -103,11 +104,10 @@ def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
 
 
 def _training_progress(job: jobs.Job) -> None:
-    resumed = "--resume" in job.argv
-    model, protocol = _arg(job.argv, "--model"), _arg(job.argv, "--protocol")
-    what = " · resumed" if resumed else f" · {model} · {protocol}"
+    config = job.config or {}
+    what = " · resumed" if job.resumed else f" · {config.get('model')} · {config.get('protocol')}"
     st.markdown(f"**Training** `{job.run_id}`{what}")
-    status = job.own_status
+    status = job.status_written_by_job
     state = job.state
     st.progress(job.fraction)
     if state == "starting":
@@ -153,9 +153,9 @@ def _history_chart(history: list[dict]) -> None:
 
 def _dataset_words(job: jobs.Job) -> str:
     """What the starting job is loading: the cached songs, or the songs it decodes first."""
-    if "--resume" in job.argv:
+    if job.resumed:
         return "the cached dataset"
-    data = _arg(job.argv, "--data")
+    data = (job.config or {}).get("data_root")
     cached = st.session_state.setdefault(KEY + "cached", {})
     if job.job_id not in cached:  # one look per job: the scan stats every song file
         cached[job.job_id] = bool(data) and is_cached(data)
@@ -236,14 +236,14 @@ def _idle_panel(models_dir: Path) -> None:
             value="" if settings.epochs is None else str(settings.epochs),
             placeholder="recipe",
             key=KEY + "epochs",
-            help=f"{jobs.EPOCHS_RANGE[0]} to {jobs.EPOCHS_RANGE[1]}; empty takes the model's recipe ({recipes})",
+            help=f"{EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]}; empty takes the model's recipe ({recipes})",
         )
         batch = right.text_input(
             "Batch",
             value="" if settings.batch_size is None else str(settings.batch_size),
             placeholder="recipe",
             key=KEY + "batch",
-            help=f"{jobs.BATCH_RANGE[0]} to {jobs.BATCH_RANGE[1]} windows; empty takes the model's recipe",
+            help=f"{BATCH_RANGE[0]} to {BATCH_RANGE[1]} windows; empty takes the model's recipe",
         )
         seed = left.number_input("Seed", value=int(settings.seed), step=1, key=KEY + "seed", help="Seeds the split and the training.")
         folds = right.number_input("Folds (cv)", value=int(settings.folds), step=1, key=KEY + "folds")
@@ -456,10 +456,6 @@ def _notice(job: jobs.Job | None = None) -> None:
 def _sentence(text: str) -> str:
     """The package's messages are CLI-style lower case; the sidebar shows sentences."""
     return text[:1].upper() + text[1:]
-
-
-def _arg(argv: list[str], name: str) -> str | None:
-    return argv[argv.index(name) + 1] if name in argv[:-1] else None
 
 
 def _duration(seconds: float) -> str:

@@ -1,10 +1,17 @@
 import logging
 import os
 import sys
+import traceback
 
 from .cli import main
 
-code = main()
+try:
+    code = main()
+except SystemExit:
+    raise  # argparse's usage errors and --help: nothing is loaded yet, a normal exit is safe
+except BaseException:  # a bug: the CLI lets it through so that its traceback shows
+    traceback.print_exc()
+    code = 1
 # Everything the CLI writes is on disk by now (atomic renames, lock released). Skip the
 # interpreter's teardown: destroying a tf.data iterator whose generator thread is waiting for
 # the GIL deadlocks there (seen after a cancel mid-epoch), and the job would never end.

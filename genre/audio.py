@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import SAMPLE_RATE
+from .errors import GenreError
 
 MIN_SECONDS = 1.0
 # -80 dBFS: quieter than the noise floor of any 16-bit recording.
@@ -22,7 +23,7 @@ AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
 log = logging.getLogger(__name__)
 
 
-class AudioError(ValueError):
+class AudioError(GenreError, ValueError):
     """Audio that cannot be used: undecodable, empty, silent or too short. Names the source."""
 
     def __init__(self, source: str, reason: str):

@@ -1,5 +1,6 @@
 """``python -m genre``: cache a dataset, train, evaluate, classify, list and activate runs,
-download GTZAN. Errors are one line on stderr and a non-zero exit."""
+download GTZAN. A :class:`GenreError` or an ``OSError`` is one line on stderr and exit code 2
+(3 for a cancelled training run); any other exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import logging
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from .dataset import DATA_ENV
+from .config import DEFAULTS
+from .dataset import DATA_ENV, DatasetError
+from .errors import GenreError, TrainingCancelled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,19 +27,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - the CLI's promise: one line, never a traceback
-        # Only a loaded training module can have raised its error; importing it would load Keras.
-        training = sys.modules.get(f"{__package__}.training")
-        if training and isinstance(error, training.TrainingCancelled):
-            print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
-            return 3
+    except TrainingCancelled as error:
+        print(f"genre: {error}; the run can be resumed with --resume", file=sys.stderr)
+        return 3
+    except GenreError as error:
         if args.verbose:
             raise
-        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-        if isinstance(error, OSError) and error.filename and error.strerror:
-            message = f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
-        print(f"genre: error: {message or type(error).__name__}", file=sys.stderr)
+        print(f"genre: error: {str(error) or type(error).__name__}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if args.verbose:
+            raise
+        print(f"genre: error: {_os_error_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(error: OSError) -> str:
+    """The file and what went wrong with it (a full disk says which file it could not write)."""
+    if error.filename and error.strerror:
+        return f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
+    return str(error) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,15 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model; writes a run folder under models/")
     train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
-    train.add_argument("--model", default="fast", choices=sorted(REGISTRY), help="model to train (default: fast)")
-    train.add_argument("--protocol", default="stratified", choices=PROTOCOLS, help="song split protocol (default: stratified)")
+    train.add_argument("--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)")
+    train.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
     train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
     train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size (default: the model's recipe)")
     train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the model's recipe)")
-    train.add_argument("--seed", type=int, default=1, help="random seed of the split and the training (default: 1)")
-    train.add_argument("--test-fraction", type=_fraction, default=0.2, help="stratified: share of songs held out for test (default: 0.2)")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1, help="share of training songs kept for validation; 0 trains on all (default: 0.1)")
-    train.add_argument("--folds", type=_positive_int, default=5, help="cv: number of folds (default: 5)")
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split and the training (default: %(default)s)")
+    train.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
+    train.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation; 0 trains on all (default: %(default)s)")
+    train.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
     train.add_argument("--mixed-precision", action="store_true", help="train in mixed bfloat16")
     train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
     train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
@@ -116,7 +127,7 @@ def _fraction(text: str) -> float:
 
 def _need_data(data: str | None) -> str:
     if not data:
-        raise ValueError(f"no dataset folder: pass --data DIR or set ${DATA_ENV}")
+        raise DatasetError(f"no dataset folder: pass --data DIR or set ${DATA_ENV}")
     return data
 
 
@@ -138,16 +149,17 @@ def cmd_scan(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .config import TrainConfig, run_id_stem
     from .jobs import JOB_ENV, training_lock
     from .runs import check_run_id
-    from .training import TrainConfig, train
+    from .training import train
 
     if args.resume:
-        from .runs import check_resumable
+        from .runs import check_resumable, load_run
 
         run_dir = Path(args.resume)
         check_run_id(run_dir.name)
-        with training_lock(run_dir.parent, run_dir, sys.argv[1:]):
+        with training_lock(run_dir.parent, run_dir, sys.argv[1:], load_run(run_dir).config.get("train")):
             config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
             config.models_dir, config.run_id = str(run_dir.parent), run_dir.name
             _print_metrics(train(config))
@@ -170,12 +182,12 @@ def cmd_train(args) -> None:
         augment=args.augment,
         models_dir=args.models_dir or str(default_models_dir()),
         run_id=check_run_id(args.run_id) if args.run_id else None,
-    )
+    ).check()
     models_dir = Path(config.models_dir)
-    stem = config.run_id or f"{config.model}-{config.protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = config.run_id or run_id_stem(config.model, config.protocol)
     config.run_id, created = _new_run_folder(models_dir, stem, numbered=not args.run_id, job=os.environ.get(JOB_ENV))
     try:
-        with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:]):
+        with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:], asdict(config)):
             run_dir = train(config)
     except BaseException:
         folder = models_dir / config.run_id
@@ -210,6 +222,7 @@ def cmd_evaluate(args) -> None:
     from .evaluation import evaluate
     from .files import read_json, write_json
     from .prediction import load_model
+    from .runs import RunError
     from .splits import audit
     from .training import check_dataset
 
@@ -219,7 +232,7 @@ def cmd_evaluate(args) -> None:
     if config is None or manifest is None or not (run_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)")
     if "folds" in manifest:
-        raise ValueError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
+        raise RunError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
     cache = load_dataset(args.data or config["data_root"])
     check_dataset(run_dir, cache, manifest, parts=("test",))

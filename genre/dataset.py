@@ -22,6 +22,7 @@ import numpy as np
 
 from . import SAMPLE_RATE, __version__
 from .audio import AUDIO_SUFFIXES, AudioError, decode
+from .errors import GenreError
 from .files import naming, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ CACHE_ENV = "GENRE_CACHE_DIR"
 DATA_ENV = "GENRE_DATA"
 
 
-class DatasetError(ValueError):
+class DatasetError(GenreError, ValueError):
     """A dataset folder that cannot be used, with the reason."""
 
 

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import urlsplit
 
+from .errors import GenreError
 from .files import write_json
 
 GTZAN_URL = "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz"
@@ -71,7 +72,7 @@ _PROGRESS_INTERVAL_S = 0.5
 _USER_AGENT = "genre-downloader/1 (python urllib)"
 
 
-class DownloadError(Exception):
+class DownloadError(GenreError):
     """A download failure, with a message meant to be shown to users as-is."""
 
     def __init__(self, message: str) -> None:
@@ -83,7 +84,7 @@ class _BadArchive(DownloadError):
     """The archive itself is unusable: there is no point in keeping it."""
 
 
-class _RangeNotSatisfiable(Exception):
+class _RangeNotSatisfiable(GenreError):
     def __init__(self, total: int | None) -> None:
         super().__init__(total)
         self.total = total

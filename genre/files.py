@@ -9,6 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import GenreError
+
+
+class JSONFileError(GenreError, ValueError):
+    """A file that should hold JSON and does not (cut off, or not text); names the file."""
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -61,13 +67,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     """Read JSON from ``path``; ``default`` when the file does not exist. A file that is not
-    JSON raises ``ValueError`` naming it."""
+    JSON raises :class:`JSONFileError` naming it."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error})") from error
+        raise JSONFileError(f"{path} is not valid JSON ({error})") from error
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .dataset import DATA_ENV
+from .errors import GenreError
 from .files import read_json
 
 ROOTS_ENV = "GENRE_DATA_ROOTS"
 
 
-class FolderRefused(ValueError):
+class FolderRefused(GenreError, ValueError):
     """A folder outside the operator's roots; the message is meant for users."""
 
 

@@ -30,19 +30,20 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .config import BATCH_RANGE, DEFAULTS, EPOCHS_RANGE, ConfigError, TrainConfig, run_id_stem
 from .dataset import DATA_ENV, DatasetError, scan
 from .download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
+from .errors import GenreError
 from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
-from .processes import proc_stat
-from .runs import ACTIVE_FILE, active_run_id, check_resumable, check_run_id, set_active
+from .processes import create_exclusive, folder_flock, proc_stat, process_alive, start_time
+from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -54,9 +55,6 @@ DOWNLOAD_PROGRESS = "download-progress.json"
 # Set for a job's process: the job id whose lock the dashboard took on its behalf.
 JOB_ENV = "GENRE_JOB_ID"
 
-EPOCHS_RANGE = (1, 1000)
-BATCH_RANGE = (1, 1024)
-FOLDS_RANGE = (2, 20)
 
 # The job runs ``python -m genre`` from the repository, whatever the server's working folder.
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +64,7 @@ REPO = Path(__file__).resolve().parent.parent
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
-class JobError(Exception):
+class JobError(GenreError):
     """A job that cannot be started, resumed or cancelled; the message is meant for users."""
 
 
@@ -85,17 +83,23 @@ class JobRunning(JobError):
 
 @dataclass
 class Settings:
-    """What the sidebar asks for; ``None`` epochs/batch take the model's recipe."""
+    """What the sidebar asks for: the part of :class:`~genre.config.TrainConfig` it offers,
+    with its defaults. ``None`` epochs/batch take the model's recipe."""
 
     data_dir: str
-    model: str = "fast"
-    protocol: str = "stratified"
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int = 1
-    test_fraction: float = 0.2
-    val_fraction: float = 0.1
-    folds: int = 5
+    model: str = DEFAULTS["model"]
+    protocol: str = DEFAULTS["protocol"]
+    epochs: int | None = DEFAULTS["epochs"]
+    batch_size: int | None = DEFAULTS["batch_size"]
+    seed: int = DEFAULTS["seed"]
+    test_fraction: float = DEFAULTS["test_fraction"]
+    val_fraction: float = DEFAULTS["val_fraction"]
+    folds: int = DEFAULTS["folds"]
+
+    def config(self) -> TrainConfig:
+        """The training run these settings ask for."""
+        values = asdict(self)
+        return TrainConfig(data_root=values.pop("data_dir"), **values)
 
     def cli_args(self) -> list[str]:
         args = ["--data", str(Path(self.data_dir).expanduser().absolute()), "--model", self.model, "--protocol", self.protocol]
@@ -136,13 +140,14 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     group: bool = True  # the job leads its own process group (a dashboard job; not a terminal's)
+    config: dict | None = None  # training: the run's TrainConfig fields (a resumed run's as saved)
     alive: bool = field(default=False, compare=False)
     status: dict = field(default_factory=dict, compare=False)
     history: list = field(default_factory=list, compare=False)
 
     _RECORD = (
         "kind", "job_id", "pid", "started", "log", "argv", "run_id", "run_dir", "target", "progress",
-        "proc_start", "cancel_requested", "ended", "returncode", "group",
+        "proc_start", "cancel_requested", "ended", "returncode", "group", "config",
     )  # fmt: skip
 
     def record(self) -> dict:
@@ -156,7 +161,12 @@ class Job:
     # What the job is doing, or how it ended ------------------------------------------------
 
     @property
-    def own_status(self) -> dict:
+    def resumed(self) -> bool:
+        """A training job that continues an interrupted run rather than starting a new one."""
+        return "--resume" in self.argv
+
+    @property
+    def status_written_by_job(self) -> dict:
         """``status`` if this job's process wrote it; a resumed run's file may still hold the
         previous attempt's ``cancelled`` until the new process gets going."""
         if self.kind == "train":
@@ -167,7 +177,7 @@ class Job:
     def state(self) -> str:
         """Alive: ``starting``, ``running``, ``evaluating``, ``finishing``, ``downloading``, ``cancelling``.
         Ended: ``finished``, ``cancelled``, ``failed`` or ``killed`` (died without a word)."""
-        status = self.own_status
+        status = self.status_written_by_job
         if self.alive:
             if self.cancel_requested:
                 return "cancelling"
@@ -196,7 +206,7 @@ class Job:
         """One line on how it went, for the sidebar."""
         state = self.state
         if state == "failed":
-            said = self.own_status.get("message") if self.kind == "train" else None
+            said = self.status_written_by_job.get("message") if self.kind == "train" else None
             return said or _error_line(self.log) or f"the job ended unexpectedly (exit code {self.returncode})"
         if state == "killed":
             return f"killed (signal {-self.returncode})" if (self.returncode or 0) < 0 else "killed, or out of memory"
@@ -227,7 +237,7 @@ class Job:
     @property
     def fraction(self) -> float:
         """How far along, 0..1, for a progress bar."""
-        status = self.own_status
+        status = self.status_written_by_job
         if self.kind == "download":
             done, total = status.get("done") or 0, status.get("total")
             return min(1.0, done / total) if total else 0.0
@@ -247,7 +257,7 @@ class Job:
     @property
     def eta_seconds(self) -> float | None:
         """Seconds left (of this fold, for cross-validation), counted down since the last update."""
-        status = self.own_status
+        status = self.status_written_by_job
         if "eta_seconds" not in status or status.get("state") != "running":
             return None
         return max(0.0, status["eta_seconds"] - (time.time() - status.get("updated", time.time())))
@@ -265,8 +275,8 @@ def current_job(models_dir: str | os.PathLike) -> Job | None:
     models_dir = Path(models_dir)
     if not (models_dir / LOCK_NAME).exists():
         return None
-    with _guard(models_dir):
-        return _look(models_dir)
+    with folder_flock(models_dir):
+        return _running_job(models_dir)
 
 
 def last_job(models_dir: str | os.PathLike) -> Job | None:
@@ -279,7 +289,7 @@ def last_job(models_dir: str | os.PathLike) -> Job | None:
         job = Job.from_record(read_json(models_dir / JOBS_DIR / LAST_JOB))
     except (TypeError, ValueError, AttributeError):
         return None  # none yet, or an unreadable record: nothing to report
-    _fill(job)
+    _attach_live_files(job)
     return job
 
 
@@ -307,7 +317,7 @@ def start_training(
     models_dir = Path(models_dir).expanduser().absolute()
     if resume is not None:
         run_dir = Path(resume).expanduser().absolute()
-        _check_resumable(models_dir, run_dir)
+        config = _check_resumable(models_dir, run_dir).config.get("train")
         argv = ["train", "--resume", str(run_dir)]
     else:
         if settings is None:
@@ -317,11 +327,13 @@ def start_training(
         validate_settings(settings)
         run_dir = models_dir / _new_run_id(models_dir, settings, run_id)
         argv = ["train", *settings.cli_args(), "--models-dir", str(models_dir), "--run-id", run_dir.name]
+        config = asdict(settings.config())
+        config.update(models_dir=str(models_dir), run_id=run_dir.name)
     models_dir.mkdir(parents=True, exist_ok=True)
     _pin_served_run(models_dir)
     job = _start(
         models_dir, "train", argv, run_dir / TRAIN_LOG, new_folder=None if resume is not None else run_dir,
-        run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
+        run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"), config=config,
     )  # fmt: skip
     if settings is not None:
         remember_settings(models_dir, settings)
@@ -351,21 +363,24 @@ def start_download(
 
 
 @contextlib.contextmanager
-def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, argv: list[str]) -> Iterator[None]:
+def training_lock(
+    models_dir: str | os.PathLike, run_dir: str | os.PathLike, argv: list[str], config: dict | None = None
+) -> Iterator[None]:
     """Hold ``models_dir``'s job lock while ``python -m genre train`` trains ``run_dir``, so that
     a terminal's run and the dashboard's jobs never train in one folder at once. A job that the
     dashboard started finds its own lock (the job id in ``$GENRE_JOB_ID``) and goes on under it.
+    ``config`` (the run's :class:`~genre.config.TrainConfig` fields) goes into the lock's record.
     Raises :class:`JobRunning` when another job holds the lock."""
     models_dir = Path(models_dir).expanduser().absolute()
     run_dir = Path(run_dir).expanduser().absolute()
     lock = models_dir / LOCK_NAME
-    with _guard(models_dir):
+    with folder_flock(models_dir):
         held = _read_json_quietly(lock) or {}
         # The dashboard's job for this very run: its lock covers us. Read it as it is: until the
         # dashboard writes our pid into it, it names the (non-genre) server process, which a
         # look would take for a stale lock.
         ours = bool(os.environ.get(JOB_ENV)) and held.get("job_id") == os.environ.get(JOB_ENV) and held.get("run_dir") == str(run_dir)
-        running = None if ours else _look(models_dir)
+        running = None if ours else _running_job(models_dir)
         if ours:
             mine = None
         elif running is not None:
@@ -375,15 +390,15 @@ def training_lock(models_dir: str | os.PathLike, run_dir: str | os.PathLike, arg
             mine = Job(
                 "train", f"cli-{stamp:.3f}", os.getpid(), stamp, str(run_dir / TRAIN_LOG), ["-m", "genre", *argv],
                 run_id=run_dir.name, run_dir=str(run_dir), progress=str(run_dir / "status.json"),
-                proc_start=_proc_start(os.getpid()), group=False,
+                proc_start=start_time(os.getpid()), group=False, config=config,
             )  # fmt: skip
-            if not _create_exclusive(lock, mine.record()):
-                raise JobRunning(_look(models_dir) or mine)
+            if not create_exclusive(lock, mine.record()):
+                raise JobRunning(_running_job(models_dir) or mine)
     try:
         yield
     finally:
         if mine is not None:
-            with _guard(models_dir):
+            with folder_flock(models_dir):
                 if (_read_json_quietly(lock) or {}).get("job_id") == mine.job_id:
                     lock.unlink(missing_ok=True)
 
@@ -395,8 +410,8 @@ def cancel(models_dir: str | os.PathLike, force: bool = False) -> Job | None:
     models_dir = Path(models_dir)
     if not (models_dir / LOCK_NAME).exists():
         return None
-    with _guard(models_dir):
-        job = _look(models_dir)
+    with folder_flock(models_dir):
+        job = _running_job(models_dir)
         if job is None:
             return None
         job.cancel_requested = job.cancel_requested or time.time()
@@ -442,24 +457,13 @@ def validate_settings(settings: Settings) -> dict:
     The dataset folder is scanned (no decoding) and the split is made for real on its track
     ids, so "too few songs" means exactly what the job would hit.
     """
-    from .models import REGISTRY
-    from .splits import PROTOCOLS, fold_parts, make_split
+    from .splits import fold_parts, make_split
 
     s = settings
-    if s.model not in REGISTRY:
-        raise SettingsError(f"unknown model {s.model!r}; choose one of {', '.join(REGISTRY)}")
-    if s.protocol not in PROTOCOLS:
-        raise SettingsError(f"unknown split protocol {s.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    _check_int("epochs", s.epochs, EPOCHS_RANGE)
-    _check_int("batch size", s.batch_size, BATCH_RANGE)
-    if not isinstance(s.seed, int) or isinstance(s.seed, bool) or s.seed < 0:
-        raise SettingsError(f"the seed must be a whole number of at least 0, not {s.seed!r}")
-    if not 0 < s.test_fraction < 1:
-        raise SettingsError(f"the test share must be between 0 and 1 (exclusive), not {s.test_fraction}")
-    if not 0 <= s.val_fraction < 1:
-        raise SettingsError(f"the validation share must be at least 0 and below 1, not {s.val_fraction}")
-    if s.protocol == "cv":
-        _check_int("number of folds", s.folds, FOLDS_RANGE, optional=False)
+    try:
+        s.config().check()
+    except ConfigError as error:
+        raise SettingsError(str(error)) from None
     if not str(s.data_dir).strip():
         raise SettingsError(f"choose a dataset folder (or set ${DATA_ENV})")
     try:
@@ -541,19 +545,11 @@ def dataset_folder(download_to: Path) -> Path:
 _NOISE = re.compile(r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl|To enable the following instructions)")
 
 
-def _check_int(name: str, value, bounds: tuple[int, int], optional: bool = True) -> None:
-    if value is None and optional:
-        return
-    low, high = bounds
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise SettingsError(f"the {name} must be a whole number from {low} to {high}, not {value!r}")
-
-
-def _check_resumable(models_dir: Path, run_dir: Path) -> None:
+def _check_resumable(models_dir: Path, run_dir: Path) -> Run:
     if run_dir.resolve().parent != models_dir.resolve():
         raise SettingsError(f"{run_dir} is not a run of {models_dir}")
     try:
-        check_resumable(run_dir)
+        return check_resumable(run_dir)
     except ValueError as error:
         raise SettingsError(str(error)) from error
 
@@ -567,7 +563,7 @@ def _new_run_id(models_dir: Path, settings: Settings, run_id: str | None) -> str
         if (models_dir / run_id).exists():
             raise SettingsError(f"run {run_id} exists already; choose another name")
         return run_id
-    stem = f"{settings.model}-{settings.protocol}-{datetime.now():%Y%m%d-%H%M%S}"
+    stem = run_id_stem(settings.model, settings.protocol)
     candidate, n = stem, 1
     while (models_dir / candidate).exists():
         n += 1
@@ -597,16 +593,16 @@ def _start(
     """Take the lock, start ``python -m genre *argv`` detached, record it. ``new_folder`` (a
     new run's) is created exclusively under the lock: two jobs never share a run folder."""
     lock = models_dir / LOCK_NAME
-    with _guard(models_dir):
-        running = _look(models_dir)
+    with folder_flock(models_dir):
+        running = _running_job(models_dir)
         if running is not None:
             raise JobRunning(running)
         # The lock first holds this process (alive, so nobody clears it) until the child's
         # pid is known; an exclusive create so that only one starter can win.
         stamp = time.time()
-        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=_proc_start(os.getpid()), **record)
-        if not _create_exclusive(lock, job.record()):
-            raise JobRunning(_look(models_dir) or job)
+        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=start_time(os.getpid()), **record)
+        if not create_exclusive(lock, job.record()):
+            raise JobRunning(_running_job(models_dir) or job)
         try:
             if new_folder is not None:
                 try:
@@ -635,15 +631,15 @@ def _start(
                 raise JobError(f"cannot start the job: {error}") from error
             raise
         _CHILDREN[child.pid] = child
-        job.pid, job.proc_start = child.pid, _proc_start(child.pid)
+        job.pid, job.proc_start = child.pid, start_time(child.pid)
         write_json(lock, job.record())
         write_json(models_dir / JOBS_DIR / LAST_JOB, job.record())
     job.alive = True
-    _fill(job)
+    _attach_live_files(job)
     return job
 
 
-def _look(models_dir: Path) -> Job | None:
+def _running_job(models_dir: Path) -> Job | None:
     """Read the lock (under the guard); clear it and finish the record if its job is gone."""
     lock = models_dir / LOCK_NAME
     try:
@@ -656,14 +652,14 @@ def _look(models_dir: Path) -> Job | None:
         return None
     job.alive, returncode = _alive(job)
     if job.alive:
-        _fill(job)
+        _attach_live_files(job)
         return job
     job.ended, job.returncode = time.time(), returncode
     last = models_dir / JOBS_DIR / LAST_JOB
     if (read_json(last) or {}).get("job_id") in (job.job_id, None):
         write_json(last, job.record())
     lock.unlink(missing_ok=True)
-    _fill(job)
+    _attach_live_files(job)
     if job.kind == "download" and job.state == "finished":
         # Select the new dataset for the next training job.
         saved = read_json(models_dir / JOBS_DIR / SETTINGS, {}) or {}
@@ -671,7 +667,7 @@ def _look(models_dir: Path) -> Job | None:
     return None
 
 
-def _fill(job: Job) -> None:
+def _attach_live_files(job: Job) -> None:
     """Attach the live files: a training run's status and history, a download's progress."""
     job.status = (_read_json_quietly(Path(job.progress)) or {}) if job.progress else {}
     if job.kind == "train" and job.run_dir:
@@ -698,35 +694,24 @@ def _alive(job: Job) -> tuple[bool, int | None]:
             return True, None
         _CHILDREN.pop(job.pid, None)
         return False, code
-    try:
-        os.kill(job.pid, 0)
-    except ProcessLookupError:
-        return False, None
-    except PermissionError:
-        return False, None  # another user's process: the pid was reused
     stat = proc_stat(job.pid)
-    if stat is None:
-        return (sys.platform != "linux"), None  # no /proc: trust the pid
-    state, started = stat
-    if state in ("Z", "X"):
+    if stat is not None and stat[0] in ("Z", "X"):
         try:  # a zombie of ours that this module lost track of (say, after a module reload)
             pid, wait_status = os.waitpid(job.pid, os.WNOHANG)
             return False, (os.waitstatus_to_exitcode(wait_status) if pid == job.pid else None)
         except OSError:  # another process's child: its parent reaps it
             return False, None
-    if job.proc_start is not None and started != job.proc_start:
-        return False, None  # the pid now belongs to another process
+    # The test a run's status gets too (genre.runs): gone, a zombie, or the pid reused.
+    if not process_alive(job.pid, job.proc_start):
+        return False, None
+    if stat is None:
+        return (sys.platform != "linux"), None  # no /proc: trust the pid
     try:
         cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False, None
     # The placeholder lock names the starting server itself; otherwise it must be our command.
     return (job.pid == os.getpid() or b"genre" in cmdline), None
-
-
-def _proc_start(pid: int) -> int | None:
-    stat = proc_stat(pid)
-    return stat[1] if stat else None
 
 
 def _signal(job: Job, signum: int) -> None:
@@ -739,49 +724,6 @@ def _signal(job: Job, signum: int) -> None:
             os.kill(job.pid, signum)
     except ProcessLookupError:
         pass
-
-
-def _create_exclusive(path: Path, data: dict) -> bool:
-    """Create ``path`` holding ``data`` whole, or return ``False`` if it exists: the content is
-    written to a temporary file first and linked into place (an atomic, exclusive create)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:
-            # No hard links here (some network or FUSE file systems): O_EXCL still makes it exclusive.
-            try:
-                out = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(out, "w") as f:
-                f.write(json.dumps(data, indent=2) + "\n")
-        return True
-    finally:
-        os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def _guard(models_dir: Path) -> Iterator[None]:
-    """Serialise look-clear-create across processes with ``flock`` on the folder itself, so
-    two app instances cannot both judge a lock stale and both start a job."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: the exclusive create alone guards
-        yield
-        return
-    fd = os.open(models_dir, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # file systems without flock: the exclusive create alone guards
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _download_complete(to: Path) -> bool:

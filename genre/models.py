@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import SAMPLE_RATE, WINDOW
+from .errors import GenreError
 
 
 @dataclass(frozen=True)
@@ -250,12 +251,19 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+class UnknownModel(GenreError, KeyError):
+    """A model name that is not registered; the message lists the choices."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's own str() would quote the message
+
+
 def get_spec(name: str) -> ModelSpec:
-    """The registered model ``name``; ``KeyError`` lists the choices."""
+    """The registered model ``name``; :class:`UnknownModel` (a ``KeyError``) lists the choices."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
+        raise UnknownModel(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
 
 
 def build_model(name: str, n_genres: int, mixed_precision: bool = False):

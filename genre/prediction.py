@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from . import SAMPLE_RATE
 from .audio import AudioSource, decode
+from .errors import GenreError
 from .files import read_json
 from .voting import majority_vote, mean_vote, vote_counts
 from .windows import cut_windows
@@ -37,6 +39,10 @@ class Classification:
         return [(self.genres[i], float(p[i])) for i in np.argsort(-p)]
 
 
+class ModelFileError(GenreError, ValueError):
+    """A ``model.keras`` that Keras cannot load (damaged, cut off, not a Keras archive)."""
+
+
 def load_model(path: str | os.PathLike):
     """Load a ``model.keras`` in safe mode (no code is deserialised; the project's own layers
     are registered first)."""
@@ -44,7 +50,10 @@ def load_model(path: str | os.PathLike):
 
     from . import layers, musicnn  # noqa: F401  registers the project's layers
 
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, zipfile.BadZipFile) as error:  # what Keras raises for an unusable file
+        raise ModelFileError(f"{path} cannot be loaded: {error}") from error
 
 
 class Classifier:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .errors import GenreError
 from .files import read_json, write_text
 from .processes import process_alive
 
@@ -20,6 +21,10 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 log = logging.getLogger(__name__)
 
 
+class RunError(GenreError, ValueError):
+    """A run id or run folder refused for what is asked of it; the message says why."""
+
+
 def default_models_dir() -> Path:
     """``$GENRE_MODELS_DIR``, else ``models/`` beside the package (the runs the app ships with)."""
     env = os.environ.get(MODELS_ENV)
@@ -29,9 +34,9 @@ def default_models_dir() -> Path:
 def check_run_id(run_id: object) -> str:
     """``run_id`` if it is a plain folder name under ``models/`` (letters, digits, ``.``, ``_``,
     ``-``; not starting with ``.``, so never ``.``, ``..`` or the hidden ``.jobs``); else
-    ``ValueError``. A run id never leads outside the models folder."""
+    :class:`RunError`. A run id never leads outside the models folder."""
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or len(run_id) > 200:
-        raise ValueError(
+        raise RunError(
             f"a run id is a plain name of letters, digits, '.', '_' and '-' that does not start with '.', not {run_id!r}"
         )
     return run_id
@@ -144,25 +149,25 @@ def set_active(run_id: str, models_dir: str | os.PathLike | None = None) -> None
     models_dir = Path(models_dir) if models_dir else default_models_dir()
     run = load_run(models_dir / check_run_id(run_id))
     if not run.servable:
-        raise ValueError(f"run {run_id} has no trained model to serve")
+        raise RunError(f"run {run_id} has no trained model to serve")
     if run.in_training:
-        raise ValueError(f"run {run_id} is being trained (pid {run.status.get('pid')}); make it active once it has finished")
+        raise RunError(f"run {run_id} is being trained (pid {run.status.get('pid')}); make it active once it has finished")
     write_text(models_dir / ACTIVE_FILE, run_id + "\n")
 
 
 def check_resumable(run_dir: str | os.PathLike) -> Run:
-    """The run in ``run_dir`` if it may be resumed; else ``ValueError`` saying why. A finished
+    """The run in ``run_dir`` if it may be resumed; else :class:`RunError` saying why. A finished
     run would be trained again from scratch over its kept model, a run being trained belongs
     to another process, and the served run must not change under the app."""
     run_dir = Path(run_dir)
     check_run_id(run_dir.name)
     run = load_run(run_dir)
     if not run.config:
-        raise ValueError(f"{run_dir} is not a run folder that can be resumed (no config.json)")
+        raise RunError(f"{run_dir} is not a run folder that can be resumed (no config.json)")
     if run.in_training:
-        raise ValueError(f"run {run.run_id} is being trained now (pid {run.status.get('pid')})")
+        raise RunError(f"run {run.run_id} is being trained now (pid {run.status.get('pid')})")
     if run.state == "finished":
-        raise ValueError(f"run {run.run_id} has already finished; start a new run instead")
+        raise RunError(f"run {run.run_id} has already finished; start a new run instead")
     if active_run_id(run_dir.parent) == run.run_id:
-        raise ValueError(f"run {run.run_id} is the active run; make another run active before resuming it")
+        raise RunError(f"run {run.run_id} is the active run; make another run active before resuming it")
     return run

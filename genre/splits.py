@@ -12,17 +12,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .errors import GenreError
+
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("stratified", "fault-filtered", "cv")
 PARTS = ("train", "valid", "test")
 
 
-class SplitError(ValueError):
+class SplitError(GenreError, ValueError):
     """A split that cannot be made from the songs at hand."""
 
 
-class LeakageError(ValueError):
+class LeakageError(GenreError, ValueError):
     """A manifest or window set that would let test or validation songs into training."""
 
 
@@ -113,12 +115,12 @@ def cv_split(
     for train_idx, test_idx in outer.split(ids, labels, groups):
         valid_idx = np.asarray([], dtype=np.int64)
         if val_fraction > 0:
-            train_idx, valid_idx = _carve(train_idx, labels[train_idx], val_fraction, seed)
+            train_idx, valid_idx = _split_off_validation(train_idx, labels[train_idx], val_fraction, seed)
         parts.append({name: sorted(ids[idx].tolist()) for name, idx in zip(PARTS, (train_idx, valid_idx, test_idx))})
     return {"protocol": "cv", "seed": seed, "folds": parts, "val_fraction": val_fraction, "grouped_by": "artist"}
 
 
-def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split_off_validation(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``index`` into (keep, carved), stratified by genre where every genre has two songs."""
     from sklearn.model_selection import train_test_split
 
@@ -129,11 +131,11 @@ def _carve(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) ->
 def make_split(protocol: str, track_ids: Sequence[str], labels: Sequence[int], **options) -> dict:
     """Dispatch to the protocol's split function (``stratified``, ``fault-filtered``, ``cv``)."""
     if protocol == "stratified":
-        return stratified_split(track_ids, labels, **_only(options, "test_fraction", "val_fraction", "seed"))
+        return stratified_split(track_ids, labels, **_given_options(options, "test_fraction", "val_fraction", "seed"))
     if protocol == "fault-filtered":
         return fault_filtered_split(track_ids)
     if protocol == "cv":
-        return cv_split(track_ids, labels, **_only(options, "folds", "val_fraction", "seed"))
+        return cv_split(track_ids, labels, **_given_options(options, "folds", "val_fraction", "seed"))
     raise SplitError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
@@ -196,5 +198,6 @@ def _check_counts(labels: np.ndarray, needed: int, what: str) -> None:
         raise SplitError(f"{what} needs at least {needed} songs per genre; the smallest genre has {counts[counts > 0].min() if len(labels) else 0}")
 
 
-def _only(options: dict, *names: str) -> dict:
+def _given_options(options: dict, *names: str) -> dict:
+    """The ``names`` among ``options`` that were given (not ``None``): the split function's own defaults fill the rest."""
     return {k: v for k, v in options.items() if k in names and v is not None}

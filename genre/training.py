@@ -10,78 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-import signal
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
-from .dataset import SongCache, load_dataset
+from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
+from .config import TrainConfig
+from .dataset import DatasetError, SongCache, load_dataset
+from .errors import TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
 from .files import atomic_path, read_json, write_json
 from .models import build_model, get_spec
 from .pipeline import WindowSet
 from .prediction import load_model
-from .processes import start_time
 from .splits import artist_index, audit, fold_parts, make_split
+from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_handler
 
 log = logging.getLogger(__name__)
-
-
-class TrainingCancelled(Exception):
-    """The job was asked to stop (SIGTERM/SIGINT); its run can be resumed."""
-
-
-@dataclass
-class TrainConfig:
-    """Every choice a run makes. ``None`` takes the model's recipe (see ``genre.models``)."""
-
-    data_root: str
-    model: str = "fast"
-    protocol: str = "stratified"
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    seed: int = 1
-    test_fraction: float = 0.2
-    val_fraction: float = 0.1
-    folds: int = 5
-    mixed_precision: bool = False
-    balance: bool = True
-    augment: bool | None = None
-    label_smoothing: float | None = None
-    models_dir: str = "models"
-    run_id: str | None = None
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with the model's recipe filled in where this config says ``None``."""
-        spec = get_spec(self.model)
-        values = asdict(self)
-        for name, default in (
-            ("epochs", spec.epochs),
-            ("batch_size", spec.batch_size),
-            ("learning_rate", spec.learning_rate),
-            ("augment", spec.augment),
-            ("label_smoothing", spec.label_smoothing),
-        ):
-            if values[name] is None:
-                values[name] = default
-        values["data_root"] = str(Path(self.data_root).expanduser().resolve())
-        if not values["run_id"]:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            values["run_id"] = f"{self.model}-{self.protocol}-{stamp}"
-        return TrainConfig(**values)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
@@ -118,7 +68,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         write_json(run_dir / "config.json", _describe(config, cache, manifest))
     created = read_json(run_dir / "config.json")["created"]
     status = StatusFile(run_dir / "status.json", config)
-    stop = _install_stop_handler()
+    stop = install_stop_handler()
     try:
         parts = fold_parts(manifest)
         if "folds" not in manifest:
@@ -140,7 +90,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         status.write("failed", message=f"{type(error).__name__}: {error}")
         raise
     finally:
-        _restore_stop_handler(stop)
+        restore_stop_handler(stop)
     return run_dir
 
 
@@ -149,13 +99,13 @@ def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[
     indices would shift) or songs of the split's ``parts`` missing."""
     genres = read_json(Path(run_dir) / "genres.json")
     if not genres:
-        raise ValueError(f"{run_dir} is not a complete run folder (no genres.json)")
+        raise DatasetError(f"{run_dir} is not a complete run folder (no genres.json)")
     if cache.genres != genres:
-        raise ValueError(f"the dataset's genres {cache.genres} differ from the run's {genres}")
+        raise DatasetError(f"the dataset's genres {cache.genres} differ from the run's {genres}")
     wanted = {t for part in fold_parts(manifest) for name in parts for t in part.get(name, [])}
     missing = sorted(wanted - set(cache.track_ids))
     if missing:
-        raise ValueError(f"{len(missing)} songs of the run's split are not in the dataset, e.g. {missing[0]}")
+        raise DatasetError(f"{len(missing)} songs of the run's split are not in the dataset, e.g. {missing[0]}")
 
 
 def _train_part(
@@ -164,8 +114,8 @@ def _train_part(
     part: dict,
     out_dir: Path,
     backup: Path,
-    status: "StatusFile",
-    stop: "_StopFlag",
+    status: StatusFile,
+    stop: StopFlag,
 ) -> None:
     import keras
     from sklearn.utils.class_weight import compute_class_weight
@@ -290,164 +240,3 @@ def _describe(config: TrainConfig, cache: SongCache, manifest: dict) -> dict:
         "keras_version": keras.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-class StatusFile:
-    """``status.json``: state, fold, epoch, batch, loss/accuracy so far, ETA; read by the dashboard."""
-
-    def __init__(self, path: Path, config: TrainConfig):
-        self.path = path
-        self.config = config
-        self.fold: tuple[int, int] | None = None
-        self.epochs = config.epochs or 0
-        self.batches = 0
-        self.fields: dict = {}
-        self.started = time.time()
-        self._last = 0.0
-
-    def begin_part(self, epochs: int, batches: int) -> None:
-        self.epochs, self.batches = epochs, batches
-        self.write("running", epoch=0, batch=0)
-
-    def write(self, state: str, throttle: float = 0.0, **fields) -> None:
-        now = time.time()
-        self.fields.update(fields)
-        if throttle and now - self._last < throttle:
-            return
-        self._last = now
-        data = {
-            "state": state,
-            "run_id": self.config.run_id,
-            "pid": os.getpid(),
-            "proc_start": start_time(os.getpid()),  # tells this process from a later one with its pid
-            "epochs": self.epochs,
-            "batches": self.batches,
-            "started": self.started,
-            "updated": now,
-            **self.fields,
-        }
-        if self.fold:
-            data["fold"], data["folds"] = self.fold
-        write_json(self.path, data)
-
-
-class _StopFlag:
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = signal.SIG_DFL
-
-
-def _install_stop_handler() -> _StopFlag:
-    flag = _StopFlag()
-
-    def request_stop(signum, frame):
-        flag.requested = True
-
-    # Signals can only be handled in the main thread (tests may train from another one).
-    try:
-        flag.previous = signal.signal(signal.SIGTERM, request_stop)
-    except ValueError:
-        pass
-    return flag
-
-
-def _restore_stop_handler(flag: _StopFlag) -> None:
-    try:
-        signal.signal(signal.SIGTERM, flag.previous)
-    except ValueError:
-        pass
-
-
-def _keras_callback():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class ProgressCallback(_keras_callback()):
-    """Feeds ``status.json`` during training and turns a stop request into ``TrainingCancelled``
-    (an exception, so that BackupAndRestore keeps its checkpoint for a resume)."""
-
-    def __init__(self, status: StatusFile, stop: _StopFlag):
-        super().__init__()
-        self.status, self.stop = status, stop
-        self.epoch_started = time.time()
-        self.epoch_seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_started = epoch, time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.stop.requested:
-            raise TrainingCancelled("training was cancelled")
-        logs = logs or {}
-        done = batch + 1
-        per_batch = (time.time() - self.epoch_started) / done
-        remaining = (self.status.batches - done) * per_batch
-        remaining += (self.status.epochs - self.epoch - 1) * (np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches)
-        self.status.write(
-            "running",
-            throttle=1.0,
-            epoch=self.epoch + 1,
-            batch=done,
-            loss=float(logs.get("loss", np.nan)),
-            accuracy=float(logs.get("accuracy", np.nan)),
-            eta_seconds=round(float(remaining), 1),
-        )
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds.append(time.time() - self.epoch_started)
-        self.status.write("running", epoch=epoch + 1, batch=self.status.batches, **{k: float(v) for k, v in (logs or {}).items()})
-
-
-def _backup_and_restore():
-    import keras
-
-    return keras.callbacks.BackupAndRestore
-
-
-class AtomicBackupAndRestore(_backup_and_restore()):
-    """Keras's BackupAndRestore, with each checkpoint written to a temporary name and renamed:
-    a job killed while saving (even the first epoch's, which has no earlier copy to fall back
-    on) leaves the previous checkpoint whole instead of a truncated file that stops the resume."""
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp, overwrite=True)
-        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
-
-
-class HistoryFile(_keras_callback()):
-    """``history.json``: per epoch loss, accuracy, val loss, val accuracy and seconds. On a resume
-    the epochs after the restored one are dropped, so the file matches the weights."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        history = [e for e in read_json(self.path, []) if e["epoch"] <= epoch]
-        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-        entry["seconds"] = round(time.time() - self.started, 2)
-        write_json(self.path, history + [entry])
-
-
-class BestModel(_keras_callback()):
-    """Saves ``model.keras`` whenever ``monitor`` reaches a new minimum, via a temporary file:
-    the model being fitted, or ``whole``, a model it is part of.
-    The best value so far is read back from ``history.json``, so a resumed run continues it."""
-
-    def __init__(self, path: Path, monitor: str = "val_loss", whole=None):
-        super().__init__()
-        self.path, self.monitor, self.whole = path, monitor, whole
-
-    def on_epoch_end(self, epoch, logs=None):
-        earlier = [e[self.monitor] for e in read_json(self.path.parent / "history.json", []) if e["epoch"] <= epoch and self.monitor in e]
-        value = float((logs or {})[self.monitor])
-        if not earlier or not self.path.exists() or value <= min(earlier):
-            with atomic_path(self.path, suffix=".keras") as tmp:
-                (self.whole or self.model).save(tmp)

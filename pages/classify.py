@@ -7,9 +7,9 @@ import streamlit as st
 import streamlit_webrtc as webrtc
 
 from dashboard import state, style
+from dashboard.charts import clock, ranking_figure, vote_text, window_figure
 from genre import SAMPLE_RATE, WINDOW_SECONDS
 from genre.audio import AUDIO_SUFFIXES, AudioError
-from genre.charts import clock, ranking_figure, vote_text, window_figure
 from genre.live import check_take
 from genre.prediction import Classification
 

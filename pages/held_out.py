@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state
-from genre.charts import confusion_figure, misclassified_rows, per_genre_rows
+from dashboard.charts import confusion_figure, misclassified_rows, per_genre_rows
 
 state.require_entrypoint()
 st.title("Held-out songs")

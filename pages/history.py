@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state
-from genre.charts import history_figure, history_table
+from dashboard.charts import history_figure, history_table
 
 state.require_entrypoint()
 st.title("Training history")

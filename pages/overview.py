@@ -5,7 +5,7 @@ from datetime import datetime
 import streamlit as st
 
 from dashboard import access, state
-from genre.charts import best_epoch, recall_figure
+from dashboard.charts import best_epoch, recall_figure
 from genre.headline import headline
 from genre.runs import set_active
 

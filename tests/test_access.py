@@ -157,10 +157,10 @@ def test_the_active_runs_dataset_is_offered_when_it_is_on_this_machine(served, s
 
 def test_starting_says_whether_the_dataset_is_decoded_or_cached(models, synth_root, tmp_path, monkeypatch):
     monkeypatch.setenv("GENRE_CACHE_DIR", str(tmp_path / "cache"))
-    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], job_id="new")
+    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], config={"data_root": str(synth_root)}, job_id="new")
     assert "decoding it the first time" in texts(panel(models).sidebar.caption)
     load_dataset(synth_root, progress=False)
-    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], job_id="new-again")
+    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], config={"data_root": str(synth_root)}, job_id="new-again")
     assert "loading TensorFlow and the cached dataset" in texts(panel(models).sidebar.caption)
     _hold_lock(models, argv=["-m", "genre", "train", "--resume", str(models / "busy")], job_id="resumed")
     assert "the cached dataset" in texts(panel(models).sidebar.caption)

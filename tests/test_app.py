@@ -22,7 +22,7 @@ import streamlit_webrtc
 from streamlit.testing.v1 import AppTest
 from synth import song
 
-from genre.charts import normalise_rows
+from dashboard.charts import normalise_rows
 from genre.files import read_json, write_json
 from genre.headline import describe_test_set
 from genre.prediction import Classifier

@@ -18,7 +18,7 @@ import pytest
 from synth import make_dataset
 
 from genre import jobs
-from genre.processes import proc_stat
+from genre.processes import create_exclusive, proc_stat
 from genre.runs import active_run_id, list_runs, set_active
 
 # Every test here may start job processes; kill leftovers (tests/conftest.py).
@@ -167,10 +167,19 @@ def test_a_zombie_or_a_reused_pid_is_not_a_job(models):
 
 def test_the_lock_is_created_exclusively(models):
     models.mkdir()
-    assert jobs._create_exclusive(models / jobs.LOCK_NAME, {"pid": 1})
-    assert not jobs._create_exclusive(models / jobs.LOCK_NAME, {"pid": 2})
+    assert create_exclusive(models / jobs.LOCK_NAME, {"pid": 1})
+    assert not create_exclusive(models / jobs.LOCK_NAME, {"pid": 2})
     assert read(models / jobs.LOCK_NAME) == {"pid": 1}
     assert [p.name for p in models.iterdir()] == [jobs.LOCK_NAME]  # no temporary files left
+
+
+def test_a_terminal_run_records_its_settings_in_the_lock(models):
+    config = {"model": "seed", "protocol": "cv", "data_root": "/data"}
+    with jobs.training_lock(models, models / "run", ["train", "--data", "/data"], config):
+        job = jobs.current_job(models)
+        assert job.config == config and read(models / jobs.LOCK_NAME)["config"] == config
+        assert not job.resumed
+    assert not (models / jobs.LOCK_NAME).exists()
 
 
 def test_log_tail_drops_tensorflow_chatter_and_splits_progress_bars(tmp_path):
@@ -195,6 +204,9 @@ def test_cancel_stops_the_run_which_resumes_where_it_stopped(models, synth_root)
     settings = tiny_settings(synth_root, epochs=8)
     job = jobs.start_training(models, settings, run_id="to-cancel")
     run = models / "to-cancel"
+    # The job's record keeps the settings it runs with (the sidebar reads them there).
+    assert job.config == read(models / jobs.LOCK_NAME)["config"]
+    assert job.config["model"] == "fast" and job.config["epochs"] == 8 and job.config["run_id"] == "to-cancel"
     with pytest.raises(jobs.JobRunning, match="already running"):
         jobs.start_training(models, tiny_settings(synth_root))
     assert [r.name for r in models.iterdir() if not r.name.startswith(".")] == ["to-cancel"]
@@ -210,7 +222,8 @@ def test_cancel_stops_the_run_which_resumes_where_it_stopped(models, synth_root)
     before = read(run / "history.json")
     assert 1 <= len(before) < 8
 
-    jobs.start_training(models, resume=run)
+    again = jobs.start_training(models, resume=run)
+    assert again.resumed and again.config == read(run / "config.json")["train"]
     resumed = jobs.wait(models, timeout=240)
     assert resumed.state == "finished", jobs.log_tail(run)
     history = read(run / "history.json")

@@ -17,8 +17,8 @@ import soundfile as sf
 from synth import song
 from test_live import CountingClassifier, frames, stereo_s16
 
+from dashboard.charts import window_figure
 from genre import WINDOW
-from genre.charts import window_figure
 from genre.live import LiveAudio, LiveTally
 from genre.live_worker import LiveWorker
 

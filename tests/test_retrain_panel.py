@@ -158,9 +158,12 @@ def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root
 
     at = panel(models)
     assert at.sidebar.text_input(key="retrain_epochs").value == ""  # nothing remembered yet
-    submit(fill(at, synth_root, epochs=None, batch=None, model="fast"))
+    at = submit(fill(at, synth_root, epochs=None, batch=None, model="fast"))
     lock = json.loads((models / jobs.LOCK_NAME).read_text())
     assert "--epochs" not in lock["argv"] and "--batch" not in lock["argv"]
+    # The job's record keeps its settings as chosen (the recipe unresolved); the panel reads them there.
+    assert lock["config"]["model"] == "fast" and lock["config"]["epochs"] is None and lock["config"]["batch_size"] is None
+    assert f"`{lock['run_id']}` · fast · stratified" in texts(at.sidebar.markdown)
     # The job itself resolves the recipe: its status and its config say so.
     status = models / lock["run_id"] / "status.json"
     wait_for_file(status, lambda s: s.get("epochs") and s.get("batches"))

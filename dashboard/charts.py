@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import WINDOW_SECONDS
+from genre import WINDOW_SECONDS
 
 # GTZAN's genres keep fixed colours (Tableau 10), so a run trained on a subset of them still
 # paints e.g. "rock" red. Other genre names draw from EXTRA_COLORS in the order they appear.
