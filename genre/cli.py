@@ -8,6 +8,7 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -149,6 +150,23 @@ def cmd_scan(args) -> None:
 
 
 def cmd_train(args) -> None:
+    """Until training installs its own handler (which stops after the current batch), a cancel
+    (SIGTERM) stops at once, and the job lock is released on the way out instead of left behind."""
+
+    def cancel(signum, frame):
+        raise TrainingCancelled("training was cancelled")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, cancel)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return _train(args)
+    try:
+        return _train(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(args) -> None:
     from .config import TrainConfig, run_id_stem
     from .jobs import JOB_ENV, training_lock
     from .runs import check_run_id
