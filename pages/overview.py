@@ -106,17 +106,20 @@ if metrics:
         if multi:
             cols[0].caption(f"{multi['song_accuracy_vote']:.1%} over the {len(multi['genres'])} genres with several artists")
     else:
-        cols[0].metric("Unheard artists", "not measured", border=True, help="No cross-validated run of this model yet")
+        cols[0].metric("Unheard artists", "—", border=True, help="Not measured: no cross-validated run of this model yet")
+        cols[0].caption(f"not measured: no cross-validated `{config.get('model')}` run yet")
     for col, hz in zip(cols[1:], (8_000, 11_000)):
         value = honest.band_limited.get(hz)
         col.metric(
             f"Audio cut at {hz / 1000:.0f} kHz",
-            f"{value:.1%}" if value is not None else "not measured",
+            f"{value:.1%}" if value is not None else "—",
             delta=f"{value - metrics['song_accuracy_vote']:+.1%} vs full band" if value is not None else None,
             delta_color="normal",
             border=True,
             help=f"Song accuracy of the same test songs low-passed at {hz} Hz, as a low-rate mp3 or a laptop microphone records them",
         )
+        if value is None:
+            col.caption("not measured: `python -m genre evaluate` on this run adds it")
     st.caption(
         f"By mean probability instead of vote: {metrics['song_accuracy_mean']:.1%} · "
         f"balanced song accuracy {metrics['song_balanced_accuracy']:.1%} · "

@@ -127,10 +127,11 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
         "Song accuracy (vote)": f"{metrics['song_accuracy_vote']:.1%}",
         "Window accuracy": f"{metrics['window_accuracy']:.1%}",
         "Test songs": str(metrics["test_songs"]),
-        "Unheard artists": "not measured",  # no cross-validated fast run here
+        "Unheard artists": "—",  # no cross-validated fast run here
         "Audio cut at 8 kHz": f"{limited['8000']['song_accuracy_vote']:.1%}",
         "Audio cut at 11 kHz": f"{limited['11000']['song_accuracy_vote']:.1%}",
     }
+    assert "not measured: no cross-validated `fast` run yet" in [c.value for c in at.caption]
     selector = at.sidebar.selectbox(key="run_choice")
     assert selector.value == "tiny-fast"  # ACTIVE wins over the newer variant
     assert selector.options == ["tiny-variant · fast · " + f"{read_json(models / 'tiny-variant' / 'metrics.json')['song_accuracy_vote']:.0%}",
@@ -166,6 +167,21 @@ def test_overview_names_the_unseen_artist_figure_of_the_models_cv_run(tiny_run, 
     assert "55.6% over the 2 genres with several artists" in captions
     text = " ".join(m.value for m in at.markdown)
     assert describe_test_set(read_json(tiny_run / "metrics.json")) + "; test songs may share artists" in text
+
+
+def test_overview_says_how_to_measure_what_an_older_run_lacks(tiny_run, tmp_path, monkeypatch):
+    """A run evaluated before band-limited figures existed shows a dash and how to add them."""
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "old")
+    metrics = read_json(folder / "old" / "metrics.json")
+    del metrics["band_limited"]
+    write_json(folder / "old" / "metrics.json", metrics)
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Audio cut at 8 kHz"] == shown["Audio cut at 11 kHz"] == "—"
+    assert [c.value for c in at.caption].count("not measured: `python -m genre evaluate` on this run adds it") == 2
 
 
 def test_run_choice_holds_across_pages(app, models):

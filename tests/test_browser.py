@@ -377,7 +377,7 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     genres = metrics["genres"]
     assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["recall_chart", "y"])) == genres
     assert page.evaluate(TICKS_INSIDE, "recall_chart")
-    assert page.evaluate(CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *") == []
+    assert page.evaluate(CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
 
     go_to(page, "Held-out songs", "held_out")  # links keep the session (and its run choice)
     shoot(page, "1024-3-held-out")
