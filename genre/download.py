@@ -514,12 +514,7 @@ def _check_members(archive: Path, folder: Path) -> None:
     try:
         with tarfile.open(archive, mode="r:*") as tar:
             for member in tar:
-                reason = _unsafe_reason(member)
-                if reason:
-                    raise _BadArchive(
-                        f"refusing to unpack the archive: entry {member.name!r} {reason};"
-                        " the archive was removed"
-                    )
+                _refuse_unsafe(member)
                 declared += max(0, member.size)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
         raise _BadArchive(f"the archive is corrupt ({e}); it was removed") from e
@@ -537,6 +532,12 @@ def _check_members(archive: Path, folder: Path) -> None:
         )
 
 
+def _refuse_unsafe(member: tarfile.TarInfo) -> None:
+    reason = _unsafe_reason(member)
+    if reason:
+        raise _BadArchive(f"refusing to unpack the archive: entry {member.name!r} {reason}; the archive was removed")
+
+
 def _extract_safely(archive: Path, target: Path, progress: bool) -> int:
     # One pass: each member is checked before it is extracted, and a refusal
     # throws away the whole temporary folder. That avoids decompressing 1.2 GB twice.
@@ -548,12 +549,7 @@ def _extract_safely(archive: Path, target: Path, progress: bool) -> int:
             if progress:
                 bar = _make_bar(archive.stat().st_size, 0, "unpacking")
             for member in tar:
-                reason = _unsafe_reason(member)
-                if reason:
-                    raise _BadArchive(
-                        f"refusing to unpack the archive: entry {member.name!r} {reason};"
-                        " the archive was removed"
-                    )
+                _refuse_unsafe(member)
                 if use_filter:
                     tar.extract(member, target, filter="data")
                 else:

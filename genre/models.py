@@ -104,8 +104,8 @@ def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: i
     return keras.Model(inputs, outputs, name="fast")
 
 
-def build_transfer_head(feature_shape: tuple[int, int], n_genres: int, dtype: str | None = None, width: int = 128):
-    """The trained part of ``transfer``: a dilated Conv1D network over musicnn's frame features
+def build_dilated_head(feature_shape: tuple[int, int], n_genres: int, dtype: str | None = None, width: int = 128):
+    """The trained part of ``transfer-dilated``: a dilated Conv1D network over musicnn's frame features
     ``(187, 753)``: normalisation, 1x1 projection, four residual dilated blocks (dilation 1,2,4,8), global
     average and max pooling over time, softmax."""
     import keras
@@ -190,6 +190,24 @@ def _transfer_builder(head_builder, name: str):
     return build
 
 
+def _transfer_spec(name: str, description: str, head) -> ModelSpec:
+    """A frozen musicnn under ``head``, all with one recipe: 30 epochs, Adam 1e-3, batch 32, label
+    smoothing 0.1, three stored recordings of each training window."""
+    return ModelSpec(
+        name=name,
+        description=description,
+        build=_transfer_builder(head, name.replace("-", "_")),
+        epochs=30,
+        batch_size=32,
+        learning_rate=1e-3,
+        augment=True,
+        label_smoothing=0.1,
+        frozen=_frozen_musicnn,
+        head=head,
+        feature_variants=3,
+    )
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "seed": ModelSpec(
         name="seed",
@@ -209,44 +227,20 @@ REGISTRY: dict[str, ModelSpec] = {
         augment=True,
         label_smoothing=0.1,
     ),
-    "transfer": ModelSpec(
-        name="transfer",
-        description="Pretrained musicnn (Million Song Dataset, frozen): its 200-d embedding and pooled frame features under a softmax regression",
-        build=_transfer_builder(build_embedding_head, "transfer"),
-        epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        augment=True,
-        label_smoothing=0.1,
-        frozen=_frozen_musicnn,
-        head=build_embedding_head,
-        feature_variants=3,
+    "transfer": _transfer_spec(
+        "transfer",
+        "Pretrained musicnn (Million Song Dataset, frozen): its 200-d embedding and pooled frame features under a softmax regression",
+        build_embedding_head,
     ),
-    "transfer-dilated": ModelSpec(
-        name="transfer-dilated",
-        description="Pretrained musicnn front end (frozen) under a dilated Conv1D head over its frame features",
-        build=_transfer_builder(build_transfer_head, "transfer_dilated"),
-        epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        augment=True,
-        label_smoothing=0.1,
-        frozen=_frozen_musicnn,
-        head=build_transfer_head,
-        feature_variants=3,
+    "transfer-dilated": _transfer_spec(
+        "transfer-dilated",
+        "Pretrained musicnn front end (frozen) under a dilated Conv1D head over its frame features",
+        build_dilated_head,
     ),
-    "transfer-pooled": ModelSpec(
-        name="transfer-pooled",
-        description="Pretrained musicnn front end (frozen) under a pooled-embedding softmax regression (baseline head)",
-        build=_transfer_builder(build_pooled_head, "transfer_pooled"),
-        epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        augment=True,
-        label_smoothing=0.1,
-        frozen=_frozen_musicnn,
-        head=build_pooled_head,
-        feature_variants=3,
+    "transfer-pooled": _transfer_spec(
+        "transfer-pooled",
+        "Pretrained musicnn front end (frozen) under a pooled-embedding softmax regression (baseline head)",
+        build_pooled_head,
     ),
 }
 
