@@ -361,8 +361,11 @@ def go_to(page, title: str, path: str) -> None:
 
 
 def choose_run(page, run_id: str) -> None:
+    """Pick ``run_id`` in the sidebar and wait until the Overview shows it (the rerun may not
+    have started when the click returns, so a settled page alone can still be the old run's)."""
     page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
     page.get_by_role("option", name=re.compile(f"^{re.escape(run_id)} ")).click()
+    page.locator("[data-testid=stMain] h3 code", has_text=run_id).wait_for()
     settle(page)
 
 
