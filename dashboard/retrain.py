@@ -16,6 +16,7 @@ import streamlit as st
 from genre import jobs
 from genre.config import BATCH_RANGE, EPOCHS_RANGE
 from genre.dataset import is_cached
+from genre.files import format_bytes
 from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
 from genre.runs import active_run_id, list_runs, load_run, set_active
@@ -31,8 +32,8 @@ GTZAN_SIZE_TEXT = "1.2 GB"
 
 KEY = "retrain_"
 NOTICE = KEY + "notice"  # a message for the next draw of the panel: (kind, text)
-APPLIED = KEY + "applied"
-SUBMIT = KEY + "submit"  # the finished download whose folder this session already selected
+APPLIED = KEY + "applied"  # the finished download whose folder this session already selected
+SUBMIT = KEY + "submit"  # the Retrain button
 
 PROTOCOL_HELP = (
     "stratified: a seeded split stratified by genre (test share, then validation share of the rest). "
@@ -171,7 +172,7 @@ def _download_progress(job: jobs.Job) -> None:
     elif total and done >= total:
         st.caption("Verifying the checksum and unpacking…")
     else:
-        st.caption(f"{_bytes(done)} of {_bytes(total) if total else 'unknown size'}")
+        st.caption(f"{format_bytes(done or 0)} of {format_bytes(total or None)}")
 
 
 def _cancel(models_dir: Path, force: bool) -> None:
@@ -465,12 +466,3 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{round(seconds / 60)} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _bytes(n: int | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}"
-        value /= 1000
-    return f"{value:.2f} GB"

@@ -68,12 +68,18 @@ def decode(source: AudioSource, name: str | None = None, sample_rate: int = SAMP
         import librosa  # deferred: importing librosa costs about a second
 
         mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
-    seconds = mono.size / sample_rate
+    return np.ascontiguousarray(check_usable(mono, label, sample_rate), dtype=np.float32)
+
+
+def check_usable(samples: np.ndarray, label: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Raise :class:`AudioError` for audio too short to classify or silent (files and
+    microphone takes alike); return the samples otherwise."""
+    seconds = samples.size / sample_rate
     if seconds < MIN_SECONDS:
         raise AudioError(label, f"too short ({seconds:.2f} s); at least {MIN_SECONDS:g} s is needed")
-    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
         raise AudioError(label, "the audio is silent")
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return samples
 
 
 def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:

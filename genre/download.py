@@ -1,4 +1,4 @@
-"""Download, verify and safely unpack the full GTZAN dataset (issue 6).
+"""Download, verify and safely unpack the full GTZAN dataset.
 
 ``download_gtzan(to)`` leaves the dataset in ``to/"genres"`` (one sub-folder
 per genre) and returns that path.  Layout of ``to`` while it works:
@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import urlsplit
 
 from .errors import GenreError
+from .files import format_bytes
 from .files import write_json
 
 GTZAN_URL = "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz"
@@ -214,26 +215,15 @@ def _remove_stale_unpack_dirs(folder: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _fmt(n: int | None) -> str:
-    if n is None:
-        return "unknown size"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _check_space(folder: Path, total: int, have: int) -> None:
     unpacked = int(total * UNPACKED_FACTOR)
     need = (total - have) + unpacked
     free = shutil.disk_usage(folder).free
     if free < need:
         raise DownloadError(
-            f"not enough free disk space in {folder}: need about {_fmt(need)}"
-            f" ({_fmt(total - have)} still to download + ~{_fmt(unpacked)} unpacked),"
-            f" only {_fmt(free)} free"
+            f"not enough free disk space in {folder}: need about {format_bytes(need)}"
+            f" ({format_bytes(total - have)} still to download + ~{format_bytes(unpacked)} unpacked),"
+            f" only {format_bytes(free)} free"
         )
 
 
@@ -334,7 +324,7 @@ def _fetch(
                     raise
                 if failures > _RETRIES:
                     raise DownloadError(
-                        f"{e}; {_fmt(have)} are kept: run the same command again to resume"
+                        f"{e}; {format_bytes(have)} are kept: run the same command again to resume"
                     ) from e
                 time.sleep(_RETRY_DELAY_S * failures)
                 continue
@@ -360,7 +350,7 @@ def _fetch(
                     total = size
                 if total is not None and total > limit:
                     part.unlink(missing_ok=True)
-                    raise _too_big(f"the server announces {_fmt(total)}", limit)
+                    raise _too_big(f"the server announces {format_bytes(total)}", limit)
                 if total is not None:
                     _check_space(part.parent, total, have)
 
@@ -382,7 +372,7 @@ def _fetch(
             if failures > _RETRIES:
                 reason = error or "connection closed early"
                 raise DownloadError(
-                    f"download interrupted after {_fmt(have)} of {_fmt(total)} ({reason});"
+                    f"download interrupted after {format_bytes(have)} of {format_bytes(total)} ({reason});"
                     " run the same command again to resume"
                 )
             time.sleep(_RETRY_DELAY_S * max(failures, 1))
@@ -430,7 +420,7 @@ def _stream(
 
 def _too_big(what: str, limit: int) -> DownloadError:
     return DownloadError(
-        f"{what} than the expected archive ({_fmt(limit)}); the download was removed;"
+        f"{what} than the expected archive ({format_bytes(limit)}); the download was removed;"
         " check the URL (and pass the mirror's md5 if its archive differs)"
     )
 
@@ -521,14 +511,14 @@ def _check_members(archive: Path, folder: Path) -> None:
     bound = archive.stat().st_size * MAX_EXPANSION + EXPANSION_SLACK
     if declared > bound:
         raise _BadArchive(
-            f"refusing to unpack the archive: its entries declare {_fmt(declared)} from a"
-            f" {_fmt(archive.stat().st_size)} archive (a decompression bomb); the archive was removed"
+            f"refusing to unpack the archive: its entries declare {format_bytes(declared)} from a"
+            f" {format_bytes(archive.stat().st_size)} archive (a decompression bomb); the archive was removed"
         )
     free = shutil.disk_usage(folder).free
     if declared > free:
         raise DownloadError(
-            f"not enough free disk space in {folder} to unpack: need {_fmt(declared)},"
-            f" only {_fmt(free)} free; free some space and run the same command again"
+            f"not enough free disk space in {folder} to unpack: need {format_bytes(declared)},"
+            f" only {format_bytes(free)} free; free some space and run the same command again"
         )
 
 

@@ -83,3 +83,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def format_bytes(n: int | None) -> str:
+    """``n`` bytes in binary units, as people read sizes ("1.2 GiB"); ``None`` is an unknown size."""
+    if n is None:
+        return "unknown size"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW
-from .audio import MIN_SECONDS, SILENCE_PEAK, AudioError
+from .audio import check_usable
 
 if TYPE_CHECKING:
     from .prediction import Classification, Classifier
@@ -130,10 +130,6 @@ class LiveAudio:
         listener = self.listener
         if completed > 0 and listener is not None:
             listener()
-
-    def __call__(self, frame) -> None:
-        """The object itself can be handed to WebRTC as the frame callback."""
-        self.append(frame)
 
     def _new_resampler(self, rate: int):
         if rate == self.sample_rate:
@@ -305,11 +301,6 @@ class LiveTally:
 
 
 def check_take(samples: np.ndarray, label: str = "the recording") -> np.ndarray:
-    """Raise :class:`AudioError` for a take that is too short or silent, as ``decode`` does for
+    """Raise ``AudioError`` for a take that is too short or silent, as ``decode`` does for
     files; return the samples otherwise."""
-    seconds = samples.size / SAMPLE_RATE
-    if seconds < MIN_SECONDS:
-        raise AudioError(label, f"too short ({seconds:.2f} s); at least {MIN_SECONDS:g} s is needed")
-    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
-        raise AudioError(label, "the audio is silent")
-    return samples
+    return check_usable(samples, label)
