@@ -33,3 +33,15 @@ def test_script_runs_no_longer_clear_the_keras_session(monkeypatch):
     at.run()
     at.run()
     assert not at.exception and not cleared
+
+
+def test_the_streamlit_internal_that_require_entrypoint_switches_is_still_there():
+    """dashboard.state.require_entrypoint turns off Streamlit's classic multipage mode through
+    ``PagesManager.uses_pages_directory`` (no public switch in Streamlit 1.67). If Streamlit
+    moves it, this fails by name rather than deep links silently losing the sidebar."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    assert "uses_pages_directory" in vars(PagesManager), (
+        "streamlit.runtime.pages_manager.PagesManager.uses_pages_directory is gone: "
+        "update dashboard.state.require_entrypoint for this Streamlit version"
+    )
