@@ -82,7 +82,7 @@ def _run_facts(run: Run, active: str | None) -> None:
         epoch, epochs = status.get("epoch", 0), status.get("epochs", 0)
         st.info(f"Training: epoch {epoch} of {epochs}" if run.state == "running" else "Evaluating on the test songs")
     elif run.interrupted:
-        st.caption(f":orange[{state.stopped_text(run, detail=False)}]")
+        st.caption(f":orange[{run.stopped_text(detail=False)}]")
     if run.run_id != active and active:
         st.caption(f"The active run is **{active}**.")
 

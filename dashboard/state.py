@@ -110,24 +110,6 @@ def select(run_id: str) -> None:
     st.session_state[SELECTED_KEY] = run_id
 
 
-def stopped_text(run: Run, detail: bool = True) -> str:
-    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a failed, cancelled or
-    killed run (``detail=False``: without the status message)."""
-    status = run.status
-    if run.state == "cancelled":
-        text = "Training was cancelled"
-    elif run.state == "failed":
-        text = "Training failed"
-    else:  # its status says running, but its process is gone
-        text = "Training stopped without a word (the process was killed)"
-    if status.get("epoch") and status.get("epochs"):
-        text += f" at epoch {status['epoch']} of {status['epochs']}"
-    message = (status.get("message") or "").strip()
-    if message.startswith("cancelled"):  # the state again
-        message = message[len("cancelled") :].lstrip("; ,")
-    return f"{text}; {message}" if detail and message else text + "."
-
-
 # ----------------------------------------------------------------------------- model and audio
 
 

@@ -44,6 +44,7 @@ from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
 from .processes import create_exclusive, folder_flock, proc_stat, process_alive, start_time
 from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
+from .status import training_fraction
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -241,18 +242,7 @@ class Job:
         if self.kind == "download":
             done, total = status.get("done") or 0, status.get("total")
             return min(1.0, done / total) if total else 0.0
-        if status.get("state") in ("evaluating", "finished"):
-            part = 1.0
-        else:
-            epochs, batches = status.get("epochs") or 0, status.get("batches") or 0
-            epoch, batch = status.get("epoch") or 0, status.get("batch") or 0
-            part = ((epoch - 1) + batch / batches) / epochs if epochs and batches and epoch else 0.0
-            if epochs:
-                # A resumed run starts at epoch 0 in its status until its first batch is done.
-                part = max(part, len(self.history) / epochs)
-        if status.get("folds"):
-            return min(1.0, (status["fold"] - 1 + part) / status["folds"])
-        return min(1.0, max(0.0, part))
+        return training_fraction(status, len(self.history))
 
     @property
     def eta_seconds(self) -> float | None:

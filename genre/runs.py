@@ -12,6 +12,7 @@ from typing import Callable
 from .errors import GenreError
 from .files import read_json, write_text
 from .processes import process_alive
+from .status import progress_text, stopped_text, training_fraction
 
 ACTIVE_FILE = "ACTIVE"
 MODELS_ENV = "GENRE_MODELS_DIR"
@@ -72,6 +73,20 @@ class Run:
         """Whether training stopped before the end: cancelled, failed, or killed (its status
         still says training but no process is doing it)."""
         return self.state in ("cancelled", "failed") or (self.state in TRAINING_STATES and not self.in_training)
+
+    @property
+    def fraction(self) -> float:
+        """How far along its training is, 0..1."""
+        return training_fraction(self.status, len(self.history()))
+
+    @property
+    def progress_text(self) -> str:
+        """What its training is doing now, for a progress bar."""
+        return progress_text(self.status, self.status.get("eta_seconds"))
+
+    def stopped_text(self, detail: bool = True) -> str:
+        """Why an interrupted run stopped, and how to resume it (see :func:`genre.status.stopped_text`)."""
+        return stopped_text(self.state_now, self.status, detail)
 
     @property
     def servable(self) -> bool:

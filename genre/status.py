@@ -80,3 +80,49 @@ def restore_stop_handler(flag: StopFlag) -> None:
         signal.signal(signal.SIGTERM, flag.previous)
     except ValueError:
         pass
+
+
+# What a run's status means, said in one place for the CLI, the jobs and the pages.
+
+
+def training_fraction(status: dict, epochs_done: int = 0) -> float:
+    """How far along a training run is, 0..1, from its ``status.json`` (``epochs_done``: the
+    epochs in its history, which a resumed run has before its status catches up)."""
+    if status.get("state") in ("evaluating", "finished"):
+        part = 1.0
+    else:
+        epochs, batches = status.get("epochs") or 0, status.get("batches") or 0
+        epoch, batch = status.get("epoch") or 0, status.get("batch") or 0
+        part = ((epoch - 1) + batch / batches) / epochs if epochs and batches and epoch else 0.0
+        if epochs:
+            # A resumed run starts at epoch 0 in its status until its first batch is done.
+            part = max(part, epochs_done / epochs)
+    if status.get("folds"):
+        return min(1.0, (status["fold"] - 1 + part) / status["folds"])
+    return min(1.0, max(0.0, part))
+
+
+def progress_text(status: dict, eta_seconds: float | None = None) -> str:
+    """"Training: fold 2 of 5, epoch 3 of 30, about 4 min left", or what it does instead."""
+    if status.get("state") == "evaluating":
+        return "Evaluating the best epoch on the test songs"
+    fold = f"fold {status['fold']} of {status['folds']}, " if status.get("folds") else ""
+    text = f"Training: {fold}epoch {int(status.get('epoch') or 0)} of {int(status.get('epochs') or 0)}"
+    return text + (f", about {eta_seconds / 60:.0f} min left" if eta_seconds else "")
+
+
+def stopped_text(state: str, status: dict, detail: bool = True) -> str:
+    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a ``cancelled``,
+    ``failed`` or ``killed`` run (``detail=False``: without the status message)."""
+    if state == "cancelled":
+        text = "Training was cancelled"
+    elif state == "failed":
+        text = "Training failed"
+    else:  # its status says running, but its process is gone
+        text = "Training stopped without a word (the process was killed)"
+    if status.get("epoch") and status.get("epochs"):
+        text += f" at epoch {status['epoch']} of {status['epochs']}"
+    message = (status.get("message") or "").strip()
+    if message.startswith("cancelled"):  # the state again
+        message = message[len("cancelled") :].lstrip("; ,")
+    return f"{text}; {message}" if detail and message else text + "."

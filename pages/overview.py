@@ -50,18 +50,10 @@ elif (
     st.rerun()
 
 if run.in_training:
-    epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or 0)
-    fold = f"fold {status['fold']} of {status['folds']}, " if status.get("folds") else ""
-    eta = status.get("eta_seconds")
-    st.progress(
-        min(epoch / epochs, 1.0) if epochs else 0.0,
-        text=f"Training: {fold}epoch {epoch} of {epochs}" + (f", about {eta / 60:.0f} min left" if eta else "")
-        if run.state == "running"
-        else "Evaluating the best epoch on the test songs",
-    )
+    st.progress(run.fraction, text=run.progress_text)
 elif run.interrupted:
     st.warning(
-        state.stopped_text(run)
+        run.stopped_text()
         + (" The results below are those of the best epoch it reached." if metrics else "")
     )
 
