@@ -17,6 +17,7 @@ from genre import jobs
 from genre.config import BATCH_RANGE, EPOCHS_RANGE
 from genre.dataset import is_cached
 from genre.files import format_bytes
+from genre.joblog import log_tail
 from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
 from genre.runs import active_run_id, list_runs, load_run, set_active
@@ -85,7 +86,7 @@ def _live_panel(models_dir: Path) -> None:
     if access.can_control():  # a remote visitor without the password watches, but cannot stop it
         _job_buttons(models_dir, job)
         with st.expander("Log"):
-            st.code(jobs.log_tail(job.log, 15) or "(nothing yet)", language=None)
+            st.code(log_tail(job.log, 15) or "(nothing yet)", language=None)
 
 
 def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
@@ -314,7 +315,7 @@ def _outcome(models_dir: Path, job: jobs.Job) -> None:
             else:
                 st.error(f"{name} {'failed' if state == 'failed' else 'stopped'}{done}: {job.message}")
             if state != "cancelled":
-                st.code(jobs.log_tail(job.log, 12) or "(the log is empty)", language=None)
+                st.code(log_tail(job.log, 12) or "(the log is empty)", language=None)
             if job.resumable:
                 st.button(
                     "Resume", key=KEY + "resume", on_click=_resume, args=(models_dir, job.run_dir), help="Continue from the last completed epoch."
@@ -329,7 +330,7 @@ def _outcome(models_dir: Path, job: jobs.Job) -> None:
                 else "The GTZAN download was cancelled; starting it again resumes it."
             )
             if state != "cancelled":
-                st.code(jobs.log_tail(job.log, 12) or "(the log is empty)", language=None)
+                st.code(log_tail(job.log, 12) or "(the log is empty)", language=None)
             st.button("Download again", key=KEY + "redownload", on_click=_download, args=(models_dir, job.target))
     st.button("Dismiss", key=KEY + "dismiss", on_click=jobs.dismiss_last_job, args=(models_dir,))
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -44,13 +43,13 @@ from .files import read_json, write_json
 from .folders import FolderRefused, allowed_roots, check_inside
 from .processes import create_exclusive, folder_flock, proc_stat, process_alive, start_time
 from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
+from .joblog import TRAIN_LOG, error_line
 from .status import training_fraction
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
 LAST_JOB = "last.json"
 SETTINGS = "settings.json"
-TRAIN_LOG = "train.log"
 DOWNLOAD_LOG = "download.log"
 DOWNLOAD_PROGRESS = "download-progress.json"
 # Set for a job's process: the job id whose lock the dashboard took on its behalf.
@@ -208,7 +207,7 @@ class Job:
         state = self.state
         if state == "failed":
             said = self.status_written_by_job.get("message") if self.kind == "train" else None
-            return said or _error_line(self.log) or f"the job ended unexpectedly (exit code {self.returncode})"
+            return said or error_line(self.log) or f"the job ended unexpectedly (exit code {self.returncode})"
         if state == "killed":
             return f"killed (signal {-self.returncode})" if (self.returncode or 0) < 0 else "killed, or out of memory"
         if state == "cancelled":
@@ -421,22 +420,6 @@ def wait(models_dir: str | os.PathLike, timeout: float = 60.0, poll: float = 0.2
     return last_job(models_dir)
 
 
-def log_tail(path: str | os.PathLike, lines: int = 20) -> str:
-    """The last ``lines`` lines of a job's log (a log file, or a run folder's ``train.log``),
-    progress-bar redraws split apart and TensorFlow's start-up chatter left out."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / TRAIN_LOG
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
-            text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    kept = [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip() and not _NOISE.match(line)]
-    return "\n".join(kept[-lines:])
-
-
 # Settings -----------------------------------------------------------------------------------
 
 
@@ -530,10 +513,6 @@ def dataset_folder(download_to: Path) -> Path:
 
 
 # Internals ----------------------------------------------------------------------------------
-
-# absl's C++ log lines (I/W/E + date) and its preamble: TensorFlow start-up noise, not news.
-_NOISE = re.compile(r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl|To enable the following instructions)")
-
 
 def _check_resumable(models_dir: Path, run_dir: Path) -> Run:
     if run_dir.resolve().parent != models_dir.resolve():
@@ -718,11 +697,3 @@ def _signal(job: Job, signum: int) -> None:
 
 def _download_complete(to: Path) -> bool:
     return (dataset_folder(to) / MARKER_NAME).is_file()
-
-
-def _error_line(log: str) -> str | None:
-    """The CLI's one-line error (``genre: error: ...``) from the end of a log."""
-    for line in reversed(log_tail(log, 200).splitlines()):
-        if line.startswith("genre: "):
-            return line.removeprefix("genre: error: ").removeprefix("genre: ")
-    return None

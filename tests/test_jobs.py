@@ -18,6 +18,7 @@ import pytest
 from synth import make_dataset
 
 from genre import jobs
+from genre.joblog import log_tail
 from genre.processes import create_exclusive, proc_stat
 from genre.runs import active_run_id, list_runs, set_active
 
@@ -41,10 +42,10 @@ def wait_for(predicate, timeout: float = 240.0, poll: float = 0.05, models: Path
             return value
         if models is not None and jobs.current_job(models) is None:
             ended = jobs.last_job(models)
-            raise AssertionError(f"the job ended early ({ended.state}: {ended.message}):\n{jobs.log_tail(ended.log)}")
+            raise AssertionError(f"the job ended early ({ended.state}: {ended.message}):\n{log_tail(ended.log)}")
         time.sleep(poll)
     running = jobs.current_job(models) if models is not None else None
-    detail = f" (job {running.state}, status {running.status}):\n{jobs.log_tail(running.log)}" if running else ""
+    detail = f" (job {running.state}, status {running.status}):\n{log_tail(running.log)}" if running else ""
     raise TimeoutError(f"condition not met in {timeout:.0f} s{detail}")
 
 
@@ -182,20 +183,6 @@ def test_a_terminal_run_records_its_settings_in_the_lock(models):
     assert not (models / jobs.LOCK_NAME).exists()
 
 
-def test_log_tail_drops_tensorflow_chatter_and_splits_progress_bars(tmp_path):
-    log = tmp_path / "train.log"
-    log.write_text(
-        "I0000 00:00:1795677582.029043    9584 port.cc:153] oneDNN custom operations are on.\n"
-        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-        "decoding:   0%|  | 0/18\rdecoding: 100%|##| 18/18\n"
-        "genre: error: dataset folder not found: /x\n"
-    )
-    assert jobs.log_tail(log, 2) == "decoding: 100%|##| 18/18\ngenre: error: dataset folder not found: /x"
-    assert jobs.log_tail(tmp_path, 1) == "genre: error: dataset folder not found: /x"  # a run folder
-    assert jobs._error_line(str(log)) == "dataset folder not found: /x"
-    assert jobs.log_tail(tmp_path / "missing.log") == ""
-
-
 # Jobs that train ----------------------------------------------------------------------------
 
 
@@ -225,7 +212,7 @@ def test_cancel_stops_the_run_which_resumes_where_it_stopped(models, synth_root)
     again = jobs.start_training(models, resume=run)
     assert again.resumed and again.config == read(run / "config.json")["train"]
     resumed = jobs.wait(models, timeout=240)
-    assert resumed.state == "finished", jobs.log_tail(run)
+    assert resumed.state == "finished", log_tail(run)
     history = read(run / "history.json")
     assert [e["epoch"] for e in history] == list(range(1, 9))
     assert history[: len(before)] == before  # the completed epochs were kept, not re-run
@@ -276,7 +263,7 @@ def test_a_job_killed_mid_epoch_harms_nothing_and_resumes(models, tiny_run, slow
 
     jobs.start_training(models, resume=run)
     resumed = jobs.wait(models, timeout=240)
-    assert resumed.state == "finished", jobs.log_tail(run)
+    assert resumed.state == "finished", log_tail(run)
     history = read(run / "history.json")
     assert [e["epoch"] for e in history] == list(range(1, 13))
     # Continued from the last completed epoch. A kill between an epoch's history line and its
@@ -320,7 +307,7 @@ def test_a_job_that_fails_says_why(models, synth_root):
     ended = jobs.wait(models, timeout=240)
     assert ended.state == "failed" and not ended.resumable
     assert "dataset folder not found" in ended.message
-    assert "genre: error: dataset folder not found" in jobs.log_tail(job.log)
+    assert "genre: error: dataset folder not found" in log_tail(job.log)
 
 
 # The download job ---------------------------------------------------------------------------
@@ -342,7 +329,7 @@ def test_download_runs_as_a_job_and_selects_the_new_folder(models, tmp_path):
     job = jobs.start_download(models, to=tmp_path / "data", url=url, md5=md5)
     assert job.kind == "download" and (models / jobs.LOCK_NAME).exists()
     ended = jobs.wait(models, timeout=240)
-    assert ended.state == "finished", jobs.log_tail(ended.log)
+    assert ended.state == "finished", log_tail(ended.log)
     assert ended.result == tmp_path / "data" / "genres"
     progress = read(models / jobs.JOBS_DIR / jobs.DOWNLOAD_PROGRESS)
     assert progress["done"] == progress["total"] > 0
