@@ -1,14 +1,12 @@
-"""Training runs: artifacts, learning, resume, evaluation by hand, classify."""
+"""Training runs: artifacts, learning, resume, classify."""
 
 import json
 
 import numpy as np
 import pytest
 
-from genre.evaluation import song_metrics
 from genre.files import read_json
 from genre.prediction import Classifier
-from genre.voting import majority_vote
 from synth import GENRES, song, write
 
 pytestmark = pytest.mark.slow
@@ -41,33 +39,6 @@ def test_classify_a_file_with_the_trained_run(tiny_run, tmp_path):
     np.testing.assert_array_equal(result.starts, [0.0, 3.0])
     assert result.votes.sum() == 2 and result.vote_genre == "clicks" and result.mean_genre == "clicks"
     assert result.ranking()[0][0] == "clicks"
-
-
-def test_evaluation_numbers_recomputed_by_hand():
-    genres = ["a", "b", "c"]
-    p = np.array(
-        [
-            # song 0 (true a): windows vote a, b, a -> a
-            [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1],
-            # song 1 (true b): a tie a/b, broken by mean probability -> b
-            [0.5, 0.4, 0.1], [0.1, 0.9, 0.0],
-            # song 2 (true c): votes b, b -> b (wrong), mean probability also b
-            [0.2, 0.5, 0.3], [0.1, 0.6, 0.3],
-        ]
-    )
-    window_song = np.array([0, 0, 0, 1, 1, 2, 2])
-    window_true = np.array([0, 0, 0, 1, 1, 2, 2])
-    m = song_metrics(genres, ["a/1", "b/1", "c/1"], window_song, window_true, p)
-    assert m["window_accuracy"] == pytest.approx(3 / 7)  # windows 0, 2, 4 are right
-    assert m["song_accuracy_vote"] == pytest.approx(2 / 3)
-    assert [s["vote"] for s in m["songs"]] == ["a", "b", "b"]
-    assert m["songs"][1]["votes"] == [1, 1, 0]
-    assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
-    assert m["per_genre"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3), "support": 1}
-    assert m["per_genre"]["c"]["recall"] == 0.0
-    assert m["song_balanced_accuracy"] == pytest.approx(2 / 3)
-    assert m["song_macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
-    assert majority_vote(p[3:5]) == 1
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path, monkeypatch):
