@@ -54,6 +54,26 @@ def build_seed(n_genres: int, dtype: str | None = None):
     return keras.Model(inputs, outputs, name="seed")
 
 
+def _residual_block(x, width: int, dilation: int, dtype: str | None):
+    """A dilated 3-tap convolution, batch-norm and ReLU, added to its input."""
+    from keras import layers
+
+    skip = x
+    x = layers.Conv1D(width, 3, dilation_rate=dilation, padding="same", dtype=dtype, name=f"dconv{dilation}")(x)
+    x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{dilation}")(x)
+    x = layers.Activation("relu", dtype=dtype, name=f"relu{dilation}")(x)
+    return layers.Add(dtype=dtype, name=f"res{dilation}")([x, skip])
+
+
+def _average_and_max(x, dtype: str | None):
+    """Average and max over time, side by side."""
+    from keras import layers
+
+    return layers.Concatenate(dtype=dtype, name="pooled")(
+        [layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x), layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x)]
+    )
+
+
 def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: int = 96):
     """A CPU-friendly dilated Conv1D network on an in-graph log-mel front end.
 
@@ -89,16 +109,10 @@ def build_fast(n_genres: int, dtype: str | None = None, mels: int = 64, width: i
     x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name="mel_norm")(x)
     x = layers.Conv1D(width, 3, padding="same", dtype=dtype, name="stem")(x)
     for dilation in (1, 2, 4, 8):
-        skip = x
-        x = layers.Conv1D(width, 3, dilation_rate=dilation, padding="same", dtype=dtype, name=f"dconv{dilation}")(x)
-        x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{dilation}")(x)
-        x = layers.Activation("relu", dtype=dtype, name=f"relu{dilation}")(x)
-        x = layers.Add(dtype=dtype, name=f"res{dilation}")([x, skip])
+        x = _residual_block(x, width, dilation, dtype)
         if dilation < 8:
             x = layers.MaxPooling1D(2, dtype=dtype, name=f"pool{dilation}")(x)
-    x = layers.Concatenate(dtype=dtype, name="pooled")(
-        [layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x), layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x)]
-    )
+    x = _average_and_max(x, dtype)
     x = layers.Dropout(0.3, name="drop")(x)
     outputs = layers.Dense(n_genres, activation="softmax", dtype="float32", name="genre")(x)
     return keras.Model(inputs, outputs, name="fast")
@@ -117,14 +131,8 @@ def build_dilated_head(feature_shape: tuple[int, int], n_genres: int, dtype: str
     x = layers.Dropout(0.2, name="frame_drop")(x)
     x = layers.Conv1D(width, 1, dtype=dtype, name="project")(x)
     for dilation in (1, 2, 4, 8):
-        skip = x
-        x = layers.Conv1D(width, 3, dilation_rate=dilation, padding="same", dtype=dtype, name=f"dconv{dilation}")(x)
-        x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{dilation}")(x)
-        x = layers.Activation("relu", dtype=dtype, name=f"relu{dilation}")(x)
-        x = layers.Add(dtype=dtype, name=f"res{dilation}")([x, skip])
-    x = layers.Concatenate(dtype=dtype, name="pooled")(
-        [layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x), layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x)]
-    )
+        x = _residual_block(x, width, dilation, dtype)
+    x = _average_and_max(x, dtype)
     x = layers.Dropout(0.4, name="drop")(x)
     outputs = layers.Dense(n_genres, activation="softmax", dtype="float32", name="genre")(x)
     return keras.Model(inputs, outputs, name="transfer_head")
