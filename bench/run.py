@@ -37,20 +37,34 @@ def timed(fn, repeats: int) -> list[float]:
 
 
 def training_throughput(batch: int, repeats: int) -> dict:
-    """Windows per second of one training step, per model, on random windows (the step's cost
-    does not depend on the data)."""
+    """Windows per second of one training step, per model and precision, on random windows (the
+    step's cost does not depend on the data). The four steps run interleaved, one after another in
+    each round, so a change in the machine's load hits them alike: this section once measured them
+    one after another and saw bfloat16 "1.05x" faster while other work came and went
+    (bench/precision.py holds the full comparison)."""
     from genre.models import build_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, (batch, WINDOW, 1)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
-    results = {}
-    for name, model_name, mixed in (("seed float32", "seed", False), ("seed mixed bfloat16", "seed", True), ("fast float32", "fast", False)):
+    steps = {}
+    for name, model_name, mixed in (
+        ("seed float32", "seed", False),
+        ("seed mixed bfloat16", "seed", True),
+        ("fast float32", "fast", False),
+        ("fast mixed bfloat16", "fast", True),
+    ):
         model = build_model(model_name, 10, mixed_precision=mixed)
         model.compile(optimizer="adam", loss="categorical_crossentropy")
         model.train_on_batch(x, y)  # trace and compile
-        seconds = timed(lambda: model.train_on_batch(x, y), repeats if model_name == "seed" else repeats * 4)
-        results[name] = {"windows_per_s": batch / statistics.median(seconds), "step_s": statistics.median(seconds), "runs": len(seconds)}
+        steps[name] = (model, 1 if model_name == "seed" else 4)
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, (model, calls) in steps.items():
+            seconds[name] += timed(lambda: model.train_on_batch(x, y), calls)
+    results = {}
+    for name, runs in seconds.items():
+        results[name] = {"windows_per_s": batch / statistics.median(runs), "step_s": statistics.median(runs), "runs": len(runs)}
         print(f"  train {name:22s} {results[name]['windows_per_s']:8.1f} windows/s", flush=True)
     return results
 

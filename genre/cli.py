@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
     train.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation; 0 trains on all (default: %(default)s)")
     train.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
-    train.add_argument("--mixed-precision", action="store_true", help="train in mixed bfloat16")
+    train.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS["mixed_precision"],
+        help="train in mixed bfloat16, or not (default: the model's recipe: seed trains in bfloat16 on a CPU with AVX512-BF16 or AMX, everything else in float32)",
+    )
     train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
     train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")

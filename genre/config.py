@@ -42,7 +42,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     folds: int = 5
-    mixed_precision: bool = False
+    mixed_precision: bool | None = None
     balance: bool = True
     augment: bool | None = None
     label_smoothing: float | None = None
@@ -72,7 +72,9 @@ class TrainConfig:
         return self
 
     def resolved(self) -> "TrainConfig":
-        """A copy with the model's recipe filled in where this config says ``None``."""
+        """A copy with the model's recipe filled in where this config says ``None``; mixed
+        bfloat16 by default only for a model whose recipe says so, on a CPU that runs it natively."""
+        from .hardware import native_bfloat16
         from .models import get_spec
 
         spec = get_spec(self.model)
@@ -86,6 +88,8 @@ class TrainConfig:
         ):
             if values[name] is None:
                 values[name] = default
+        if values["mixed_precision"] is None:
+            values["mixed_precision"] = spec.bfloat16 and native_bfloat16()
         values["data_root"] = str(Path(self.data_root).expanduser().resolve())
         if not values["run_id"]:
             values["run_id"] = run_id_stem(self.model, self.protocol)
