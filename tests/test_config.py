@@ -66,10 +66,12 @@ def test_the_cli_refuses_an_out_of_range_setting_before_making_a_run(synth_root,
 
 
 def test_mixed_precision_defaults_to_the_recipe_on_hardware_that_runs_bfloat16(monkeypatch):
+    import dataclasses
+
     import genre.hardware
     from genre.models import REGISTRY
 
-    monkeypatch.setattr(REGISTRY["seed"], "bfloat16", True)
+    monkeypatch.setitem(REGISTRY, "seed", dataclasses.replace(REGISTRY["seed"], bfloat16=True))
 
     monkeypatch.setattr(genre.hardware, "native_bfloat16", lambda: True)
     assert TrainConfig("x", model="seed").resolved().mixed_precision is True
