@@ -87,8 +87,10 @@ def test_each_pass_feeds_a_multiple_of_the_replicas(synth_root):
         assert len(sizes) == int(data.cardinality())
 
 
-# Logical devices must be configured before TensorFlow starts: the mirrored run has a process
-# of its own. After training, it also evaluates the saved model inside the strategy's scope.
+# Logical devices must be configured before TensorFlow starts: a mirrored run has a process of
+# its own. Arguments: the TrainConfig's fields (JSON), a file for what it found, and an epoch to
+# cancel the run before (as a stop request would) and resume it, or 0. After training, it
+# evaluates the saved model again inside the strategy's scope.
 MIRRORED_RUN = """
 import json, sys
 import tensorflow as tf
@@ -96,20 +98,49 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+import keras
+
+import genre.training as training
 from genre.dataset import load_dataset
 from genre.distribute import distribution
+from genre.errors import TrainingCancelled
 from genre.evaluation import evaluate
 from genre.files import read_json, write_json
 from genre.prediction import load_model
 from genre.training import TrainConfig, train
 
-config = TrainConfig(**json.loads(sys.argv[1]))
+config, out, cancel_at = TrainConfig(**json.loads(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+found = {}
+if cancel_at:
+    class Cancel(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == cancel_at:
+                raise TrainingCancelled("cancelled for the test")
+
+    progress = training.ProgressCallback
+    training.ProgressCallback = lambda status, stop: Cancel()
+    try:
+        train(config, progress=False)
+    except TrainingCancelled:
+        run = training.Path(config.models_dir) / config.run_id
+        found["cancelled"] = {"state": read_json(run / "status.json")["state"], "history": read_json(run / "history.json")}
+    training.ProgressCallback = progress
 run = train(config, progress=False)
 dist = distribution("mirrored")
 with dist.scope():
-    metrics = evaluate(load_model(run / "model.keras"), load_dataset(config.data_root, progress=False), read_json(run / "split.json")["test"])
-write_json(sys.argv[2], {"replicas": dist.replicas, "metrics": metrics})
+    found["metrics"] = evaluate(load_model(run / "model.keras"), load_dataset(config.data_root, progress=False), read_json(run / "split.json")["test"])
+write_json(out, found | {"replicas": dist.replicas})
 """
+
+
+def train_mirrored(settings: dict, out: Path, cancel_at: int = 0) -> dict:
+    """Train ``settings`` under a mirrored strategy on two logical CPU devices, in a process of
+    its own; return what it found."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", MIRRORED_RUN, json.dumps(settings | {"strategy": "mirrored"}), str(out), str(cancel_at)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
 
 
 def files_of(run: Path) -> set[str]:
@@ -117,7 +148,8 @@ def files_of(run: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(synth_root, tmp_path):
+@pytest.mark.parametrize("model", ["fast", "transfer"])  # transfer: its head trains on stored features
+def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(model, synth_root, tmp_path):
     from genre.dataset import load_dataset
     from genre.evaluation import evaluate
     from genre.files import read_json
@@ -126,15 +158,10 @@ def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(sy
     from genre.prediction import load_model
     from genre.training import train
 
-    settings = dict(data_root=str(synth_root), model="fast", epochs=2, batch_size=4, test_fraction=0.34,
+    settings = dict(data_root=str(synth_root), model=model, epochs=2, batch_size=4, test_fraction=0.34,
                     val_fraction=0.25, models_dir=str(tmp_path))
     single = train(TrainConfig(**settings, run_id="single", strategy="none"), progress=False)
-
-    out = tmp_path / "under-strategy.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", MIRRORED_RUN, json.dumps(settings | {"run_id": "mirrored", "strategy": "mirrored"}), str(out)],
-                          capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    found = train_mirrored(settings | {"run_id": "mirrored"}, tmp_path / "found.json")
     mirrored = tmp_path / "mirrored"
 
     assert files_of(mirrored) == files_of(single)
@@ -157,12 +184,27 @@ def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(sy
     metrics = read_json(mirrored / "metrics.json")
     model = load_model(mirrored / "model.keras")
     assert evaluate(model, cache, split["test"]) == metrics
-    under_strategy = read_json(out)
-    assert under_strategy["replicas"] == 2 and under_strategy["metrics"] == metrics
+    assert found["replicas"] == 2 and found["metrics"] == metrics
 
     norms = batch_norm_layers(model)
     assert norms and all(layer.synchronized for layer in norms)
     assert not any(layer.synchronized for layer in batch_norm_layers(load_model(single / "model.keras")))
+
+
+@pytest.mark.slow
+def test_a_cancelled_mirrored_run_resumes_from_its_last_epoch(synth_root, tmp_path):
+    from genre.files import read_json
+
+    settings = dict(data_root=str(synth_root), model="fast", epochs=2, batch_size=4, test_fraction=0.34,
+                    val_fraction=0.25, models_dir=str(tmp_path), run_id="resumed")
+    found = train_mirrored(settings, tmp_path / "found.json", cancel_at=1)
+    assert found["cancelled"]["state"] == "cancelled" and [e["epoch"] for e in found["cancelled"]["history"]] == [1]
+    run = tmp_path / "resumed"
+    history = read_json(run / "history.json")
+    # Resumed from the checkpoint, not restarted: epoch 1 was not trained again.
+    assert [e["epoch"] for e in history] == [1, 2] and history[0] == found["cancelled"]["history"][0]
+    assert read_json(run / "status.json")["state"] == "finished" and read_json(run / "config.json")["distribution"]["replicas"] == 2
+    assert found["metrics"] == read_json(run / "metrics.json")
 
 
 def test_the_gpu_requirements_pin_what_the_cpu_ones_pin():
