@@ -150,7 +150,7 @@ def _train_part(
         log.info("validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas)
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
-        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=dist.replicas > 1)
+        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
     if spec.frozen is None:
         trained = model
         train_data = train_windows.dataset(n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas)
