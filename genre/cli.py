@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import DEFAULTS
+from .config import DEFAULTS, STRATEGIES
 from .dataset import DATA_ENV, DatasetError
 from .errors import GenreError, TrainingCancelled
 
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)")
     train.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
     train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
-    train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size (default: the model's recipe)")
-    train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate (default: the model's recipe)")
+    train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size per replica: the global batch is this times the replicas (default: the model's recipe)")
+    train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the replicas (default: the model's recipe)")
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split and the training (default: %(default)s)")
     train.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
     train.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation; 0 trains on all (default: %(default)s)")
@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
     train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
+    train.add_argument(
+        "--strategy",
+        default=DEFAULTS["strategy"],
+        choices=STRATEGIES,
+        help="how training spreads over this host's devices: none (one device), mirrored (a copy of the model on "
+        "every GPU, batches split among them, BatchNorm statistics synchronised), auto (mirrored when more than "
+        "one GPU is visible, else none) (default: %(default)s)",
+    )
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
     train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options are ignored)")
@@ -205,6 +213,7 @@ def _train(args) -> None:
         augment=args.augment,
         models_dir=args.models_dir or str(default_models_dir()),
         run_id=check_run_id(args.run_id) if args.run_id else None,
+        strategy=args.strategy,
     ).check()
     models_dir = Path(config.models_dir)
     stem = config.run_id or run_id_stem(config.model, config.protocol)

@@ -16,6 +16,9 @@ from .errors import GenreError
 EPOCHS_RANGE = (1, 1000)
 BATCH_RANGE = (1, 1024)
 FOLDS_RANGE = (2, 20)
+# How training spreads over devices (resolved at training time by genre.distribute):
+# "auto" is mirrored when more than one GPU is visible, else none.
+STRATEGIES = ("auto", "none", "mirrored")
 
 
 class ConfigError(GenreError, ValueError):
@@ -48,6 +51,9 @@ class TrainConfig:
     label_smoothing: float | None = None
     models_dir: str = "models"
     run_id: str | None = None
+    # ``batch_size`` is per replica (the global batch is batch_size x replicas); the learning
+    # rate is not scaled with the replicas.
+    strategy: str = "auto"
 
     def check(self) -> "TrainConfig":
         """Refuse an unknown model or protocol and a value out of range, one clear message
@@ -59,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(REGISTRY)}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"unknown split protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown distribution strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         check_count("epochs", self.epochs, EPOCHS_RANGE)
         check_count("batch size", self.batch_size, BATCH_RANGE)
         if not _whole(self.seed) or self.seed < 0:

@@ -71,9 +71,19 @@ class FeatureStore:
             self._songs[key] = np.load(self._path(song, variant), mmap_mode="r")
         return self._songs[key]
 
-    def dataset(self, windows: WindowSet, n_genres: int, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 1):
+    def dataset(
+        self,
+        windows: WindowSet,
+        n_genres: int,
+        batch_size: int,
+        shuffle: bool = False,
+        augment: bool = False,
+        seed: int = 1,
+        multiple: int = 1,
+    ):
         """A ``tf.data.Dataset`` of ``(features, one-hot labels)`` batches of ``windows``'s
-        windows; with ``augment``, each window comes as a random one of the stored variants."""
+        windows; with ``augment``, each window comes as a random one of the stored variants.
+        Each pass feeds a multiple of ``multiple`` windows, as ``WindowSet.dataset`` does."""
         import tensorflow as tf
 
         rng = np.random.default_rng(seed)
@@ -84,9 +94,10 @@ class FeatureStore:
         for row, song in enumerate(windows.song):
             position[row] = row - first.setdefault(int(song), row)
         shape = tuple(self.extractor.output_shape[1:])
+        fed = len(windows) - len(windows) % multiple
 
         def generate():
-            order = rng.permutation(len(windows)) if shuffle else np.arange(len(windows))
+            order = (rng.permutation(len(windows)) if shuffle else np.arange(len(windows)))[:fed]
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 variant = rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
@@ -95,4 +106,4 @@ class FeatureStore:
 
         signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))
         data = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        return data.apply(tf.data.experimental.assert_cardinality(-(-len(windows) // batch_size))).prefetch(2)
+        return data.apply(tf.data.experimental.assert_cardinality(-(-fed // batch_size))).prefetch(2)

@@ -271,6 +271,31 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModel(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
 
 
-def build_model(name: str, n_genres: int, mixed_precision: bool = False):
-    """Build the registered model ``name`` for ``n_genres`` genres (``mixed_bfloat16`` if asked)."""
-    return get_spec(name).build(n_genres, dtype="mixed_bfloat16" if mixed_precision else None)
+def build_model(name: str, n_genres: int, mixed_precision: bool = False, synchronized: bool = False):
+    """Build the registered model ``name`` for ``n_genres`` genres (``mixed_bfloat16`` if asked).
+
+    ``synchronized`` makes every BatchNormalization layer, in nested models too, compute its
+    batch statistics over all replicas (``BatchNormalization(synchronized=True)``): without it
+    each replica normalises by its own share of the batch. Single-device builds leave it off,
+    so their saved config is what it always was."""
+    model = get_spec(name).build(n_genres, dtype="mixed_bfloat16" if mixed_precision else None)
+    if synchronized:
+        for layer in batch_norm_layers(model):
+            # The builders (musicnn's pretrained network among them) make their own layers; the
+            # flag is only read when the layer is called and saved, so setting it here is the same
+            # as passing it to the constructor, without threading it through every builder.
+            layer.synchronized = True
+    return model
+
+
+def batch_norm_layers(model) -> list:
+    """Every BatchNormalization layer of ``model`` and of the models nested in it."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(batch_norm_layers(layer))
+    return found

@@ -67,19 +67,23 @@ class WindowSet:
         shuffle: bool = False,
         augment: bool = False,
         seed: int = 1,
+        multiple: int = 1,
     ):
         """A ``tf.data.Dataset`` of ``(windows, one-hot labels)`` batches.
 
         With ``shuffle``, the window order changes every epoch (a new pass draws the next
-        permutation from one seeded generator, so a whole run is repeatable).
+        permutation from one seeded generator, so a whole run is repeatable). Each pass feeds
+        a multiple of ``multiple`` windows, the first ones of its order (``multiple`` is the
+        number of replicas: see ``genre.distribute.fed_windows``).
         """
         import tensorflow as tf
 
         rng = np.random.default_rng(seed)
         eye = np.eye(n_genres, dtype=np.float32)
+        fed = len(self) - len(self) % multiple
 
         def generate():
-            order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
+            order = (rng.permutation(len(self)) if shuffle else np.arange(len(self)))[:fed]
             for first in range(0, len(order), batch_size):
                 rows = order[first : first + batch_size]
                 x = self.batch(rows, rng if augment else None)
@@ -87,7 +91,7 @@ class WindowSet:
                 yield x, y
 
         signature = (tf.TensorSpec((None, WINDOW, 1), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))
-        batches = -(-len(self) // batch_size)
+        batches = -(-fed // batch_size)
         data = tf.data.Dataset.from_generator(generate, output_signature=signature)
         # A known length lets Keras show progress and stops its "ran out of data" warning.
         return data.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)

@@ -21,6 +21,7 @@ from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
+from .distribute import Distribution, distribution, fed_windows
 from .errors import TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
@@ -59,27 +60,32 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         folds=config.folds,
     )
     audit(manifest)
+    # Resolved on every start, resume included: a run resumed on another host uses its devices.
+    dist = distribution(config.strategy)
     if saved is not None:
         check_dataset(run_dir, cache, manifest)
+        started = saved.get("distribution", {}).get("replicas", 1)
+        if started != dist.replicas:
+            log.warning("run %s started on %d replicas and resumes on %d: the global batch changes", run_dir, started, dist.replicas)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "genres.json", cache.genres)
         write_json(run_dir / "split.json", manifest)
-        write_json(run_dir / "config.json", _describe(config, cache, manifest))
+        write_json(run_dir / "config.json", _describe(config, cache, manifest, dist))
     created = read_json(run_dir / "config.json")["created"]
     status = StatusFile(run_dir / "status.json", config)
     stop = install_stop_handler()
     try:
         parts = fold_parts(manifest)
         if "folds" not in manifest:
-            _train_part(config, cache, parts[0], run_dir, backup_dir(run_dir, created), status, stop)
+            _train_part(config, dist, cache, parts[0], run_dir, backup_dir(run_dir, created), status, stop)
         else:
             fold_metrics = []
             for number, part in enumerate(parts, 1):
                 status.fold = (number, len(parts))
                 fold_dir = run_dir / f"fold-{number}"
                 if read_json(fold_dir / "metrics.json") is None:
-                    _train_part(config, cache, part, fold_dir, backup_dir(fold_dir, created), status, stop)
+                    _train_part(config, dist, cache, part, fold_dir, backup_dir(fold_dir, created), status, stop)
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
             _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
         status.write("finished")
@@ -110,6 +116,7 @@ def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[
 
 def _train_part(
     config: TrainConfig,
+    dist: Distribution,
     cache: SongCache,
     part: dict,
     out_dir: Path,
@@ -134,11 +141,20 @@ def _train_part(
         class_weight = {int(c): float(w) for c, w in zip(present, weights)}
 
     spec = get_spec(config.model)
-    model = build_model(config.model, n_genres, config.mixed_precision)
+    # config.batch_size is per replica: the pipeline yields global batches, which the strategy
+    # splits among its replicas, evenly (each pass feeds a multiple of the replicas).
+    replicas = dist.replicas
+    batch_size = config.batch_size * replicas
+    fed = fed_windows(len(train_windows), replicas)
+    if len(valid_windows) > fed_windows(len(valid_windows), replicas, "validation"):
+        log.info("validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas)
+    with dist.scope():
+        # One replica's BatchNorm statistics would see only its share of each batch.
+        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
     if spec.frozen is None:
         trained = model
-        train_data = train_windows.dataset(n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
-        valid_data = valid_windows.dataset(n_genres, config.batch_size) if len(valid_windows) else None
+        train_data = train_windows.dataset(n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas)
+        valid_data = valid_windows.dataset(n_genres, batch_size, multiple=replicas) if len(valid_windows) else None
     else:
         # Only the head trains: it learns from the frozen part's features, computed once.
         frozen, trained = model.layers[1], model.layers[2]
@@ -151,14 +167,15 @@ def _train_part(
 
         store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
         status.fields.pop("message", None)
-        train_data = store.dataset(train_windows, n_genres, config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
-        valid_data = store.dataset(valid_windows, n_genres, config.batch_size) if len(valid_windows) else None
-    trained.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
-    batches = -(-len(train_windows) // config.batch_size)
+        train_data = store.dataset(train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas)
+        valid_data = store.dataset(valid_windows, n_genres, batch_size, multiple=replicas) if len(valid_windows) else None
+    with dist.scope():
+        trained.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+    batches = -(-fed // batch_size)
     status.begin_part(config.epochs, batches)
     callbacks = [
         # History first: a kill between the two then leaves the checkpoint behind the history,
@@ -178,6 +195,9 @@ def _train_part(
         callbacks=callbacks,
         verbose=0,
     )
+    # Only this process writes the run folder (a mirrored run is one process). The best model is
+    # loaded outside the strategy's scope and evaluation calls it directly, never predict*():
+    # under a strategy those return one copy of the rows per replica.
     best = load_model(out_dir / "model.keras")
     status.write("evaluating")
     write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
@@ -216,7 +236,7 @@ def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds
     write_json(run_dir / "config.json", config)
 
 
-def _describe(config: TrainConfig, cache: SongCache, manifest: dict) -> dict:
+def _describe(config: TrainConfig, cache: SongCache, manifest: dict, dist: Distribution) -> dict:
     import keras
 
     model = build_model(config.model, len(cache.genres), config.mixed_precision)
@@ -236,6 +256,8 @@ def _describe(config: TrainConfig, cache: SongCache, manifest: dict) -> dict:
         "sample_rate": SAMPLE_RATE,
         "window": WINDOW,
         "seed": config.seed,
+        # train.strategy is what was asked for; this is what it came to on the host that started it.
+        "distribution": dist.describe() | {"global_batch_size": config.batch_size * dist.replicas},
         "genre_version": __version__,
         "keras_version": keras.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -15,7 +15,7 @@ from genre.config import DEFAULTS, ConfigError, TrainConfig, run_id_stem
 
 def test_the_cli_and_the_dashboard_take_their_defaults_from_train_config():
     args = build_parser().parse_args(["train"])
-    for name in ("model", "protocol", "seed", "test_fraction", "val_fraction", "folds", "epochs", "batch_size", "learning_rate", "mixed_precision"):
+    for name in ("model", "protocol", "seed", "test_fraction", "val_fraction", "folds", "epochs", "batch_size", "learning_rate", "mixed_precision", "strategy"):
         assert getattr(args, name) == DEFAULTS[name] == getattr(TrainConfig("x"), name), name
     settings = jobs.Settings("x")
     for field in fields(jobs.Settings):

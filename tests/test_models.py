@@ -42,3 +42,20 @@ def test_a_windows_output_does_not_depend_on_its_batch(name):
     alone = np.asarray(model(quiet[None, :, None], training=False))
     together = np.asarray(model(np.concatenate([others, quiet[None]])[..., None], training=False))
     np.testing.assert_allclose(together[-1], alone[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["seed", "fast", "transfer"])
+def test_synchronized_sets_every_batch_norm_and_nothing_else(name):
+    """Under distribution every BatchNorm, in nested models too (musicnn's), pools its batch
+    statistics over the replicas; a single-device build keeps the config it always had."""
+    from genre.models import batch_norm_layers
+
+    def configs(model):
+        return [layer.get_config() for layer in batch_norm_layers(model)]
+
+    plain, synced = build_model(name, 3), build_model(name, 3, synchronized=True)
+    assert batch_norm_layers(plain) and not any(c["synchronized"] for c in configs(plain))
+    assert all(c["synchronized"] for c in configs(synced))
+    assert [c | {"synchronized": False} for c in configs(synced)] == configs(plain)
+    if name == "transfer":  # musicnn's own normalisations sit two models deep
+        assert len(batch_norm_layers(plain)) > 10
