@@ -6,17 +6,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from genre.cli import main
 from genre.dataset import load_dataset
 from genre.pipeline import WindowSet
 from genre.shards import MANIFEST, ShardError, shard_dataset, write_shards
 from genre.splits import LeakageError, make_split
 
+REPO = Path(__file__).resolve().parent.parent
 # Small shards, so that every part of the synthetic split spans several files.
 SETTINGS = dict(test_fraction=0.34, val_fraction=0.25, seed=1, songs_per_shard=2)
 
@@ -174,3 +178,35 @@ def test_the_reader_refuses_what_it_cannot_read(shards, cache, tmp_path):
     assert not list(no_valid.glob("valid-*"))
     with pytest.raises(ShardError, match="the valid part holds no songs"):
         shard_dataset(no_valid, "valid", len(cache.genres), 4)
+
+
+def test_cli_shard_refuses_other_settings_in_one_line(synth_root, shards, capsys):
+    args = ["shard", str(synth_root), "--out", str(shards), "--test-fraction", "0.34", "--val-fraction", "0.25", "--songs-per-shard", "2"]
+    assert main(args) == 0
+    assert "already holds these shards" in capsys.readouterr().out
+    assert main([*args, "--seed", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genre: error: ") and "already holds other shards" in err and err.count("\n") == 1
+
+
+def error_line(stderr: str) -> str:
+    """The one line the CLI printed, after whatever TensorFlow's C++ start-up logged."""
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and all(line.startswith(("I0000", "W0000", "E0000", "WARNING: All")) for line in lines[:-1])
+    return lines[-1]
+
+
+@pytest.mark.slow
+def test_cli_shard_writes_and_its_errors_are_one_line(synth_root, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "genre", "shard", *a], capture_output=True, text=True, env=env)  # noqa: E731
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "test-00000-of-00001.tfrecord").write_bytes(b"")
+    out = run(str(synth_root), "--out", str(stray))
+    assert out.returncode == 2 and error_line(out.stderr) == f"genre: error: {stray} holds shard files but no shards.json (an interrupted shard?); empty it or pick another --out"
+    out = run("/no/such/folder", "--out", str(tmp_path / "s"))
+    assert out.returncode == 2 and error_line(out.stderr) == "genre: error: dataset folder not found: /no/such/folder"
+    out = run(str(synth_root), "--out", str(tmp_path / "s"), "--val-fraction", "0")
+    assert out.returncode == 0, out.stderr
+    assert "train" in out.stdout and (tmp_path / "s" / MANIFEST).is_file() and not list((tmp_path / "s").glob("valid-*"))
