@@ -74,6 +74,7 @@ def write_shards(
     Raises :class:`ShardError` for an ``out`` that holds other shards.
     """
     import tensorflow as tf
+    from tqdm import tqdm
 
     from .dataset import load_dataset
 
@@ -98,7 +99,7 @@ def write_shards(
     if existing is not None:
         differs = [key for key, value in identity.items() if existing.get(key) != value]
         if differs:
-            raise ShardError(f"{out} already holds other shards (their {', '.join(_WORDS.get(k, k) for k in differs)} differ); pick another --out or empty it")
+            raise ShardError(f"{out} already holds other shards (not the same {', '.join(_WORDS.get(k, k) for k in differs)}); pick another --out or empty it")
         if all((out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in _all_shards(existing)):
             return existing, False
 
@@ -109,6 +110,7 @@ def write_shards(
     else:
         plan = {part: list(split[part]) for part in PARTS}
     shards: dict[str, list[dict]] = {}
+    bar = tqdm(total=sum(len(songs) for songs in plan.values()), desc="sharding", unit="song", disable=not progress)
     for part, songs in plan.items():
         groups = [songs[i : i + songs_per_shard] for i in range(0, len(songs), songs_per_shard)]
         shards[part] = []
@@ -123,11 +125,13 @@ def write_shards(
                         starts = window_starts(len(song))
                         counts.append(len(starts))
                         writer.write(_example(song, int(cache.labels[i]), track_id, starts, fold_of.get(track_id)))
+                        bar.update()
                 digest = _sha256(tmp)
                 size = tmp.stat().st_size
             shards[part].append(
                 {"file": path.name, "songs": group, "song_windows": counts, "windows": int(sum(counts)), "bytes": size, "sha256": digest}
             )
+    bar.close()
     if "folds" not in split:
         # The shards' own audit: every song in a train file is a training song.
         audit(split, [t for s in shards["train"] for t in s["songs"]])

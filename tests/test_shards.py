@@ -152,9 +152,9 @@ def test_the_same_shards_again_are_left_alone_and_other_ones_refused(synth_root,
     manifest, written = write_shards(synth_root, shards, progress=False, **SETTINGS)
     assert not written and manifest == json.loads((shards / MANIFEST).read_text())
     assert {p.name: p.stat().st_mtime_ns for p in shards.iterdir()} == before
-    with pytest.raises(ShardError, match=r"already holds other shards \(their split differ"):
+    with pytest.raises(ShardError, match=r"already holds other shards \(not the same split\); pick another --out or empty it"):
         write_shards(synth_root, shards, progress=False, **(SETTINGS | {"seed": 2}))
-    with pytest.raises(ShardError, match=r"their songs per shard differ"):
+    with pytest.raises(ShardError, match=r"\(not the same songs per shard\)"):
         write_shards(synth_root, shards, progress=False, **(SETTINGS | {"songs_per_shard": 3}))
     # Shard files without their manifest: an interrupted shard, or someone else's.
     stray = tmp_path / "stray"
