@@ -22,6 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from .errors import GenreError
 from .files import atomic_path, read_json, write_json
 from .splits import PARTS, audit, fold_parts, make_split
 from .windows import window_starts
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -224,11 +228,12 @@ def shard_dataset(
     fold: int | None = None,
     shuffle_buffer: int = 512,
     with_track_ids: bool = False,
-):
+) -> "tf.data.Dataset":
     """The windows of ``part`` read from the shards in ``folder``, as a ``tf.data.Dataset`` of
     ``(windows (B, WINDOW, 1) float32, one-hot labels)`` batches (``with_track_ids``: and each
     window's track id), this worker's share only: worker ``worker_index`` of ``num_workers``
-    reads every ``num_workers``-th shard file of the part.
+    reads every ``num_workers``-th shard file of the part. A cross-validation set needs
+    ``fold`` (counted from 1, as the run's ``fold-K`` folders are).
 
     ``augment=True`` is refused: ``WindowSet``'s augmentation (random offsets, then colour)
     draws from a NumPy generator, which the graph cannot reproduce. ``shuffle_buffer`` counts
