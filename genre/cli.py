@@ -1,6 +1,6 @@
-"""``python -m genre``: cache a dataset, train, evaluate, classify, list and activate runs,
-download GTZAN. A :class:`GenreError` or an ``OSError`` is one line on stderr and exit code 2
-(3 for a cancelled training run); any other exception is a bug and keeps its traceback."""
+"""``python -m genre``: cache a dataset, shard it, train, evaluate, classify, list and activate
+runs, download GTZAN. A :class:`GenreError` or an ``OSError`` is one line on stderr and exit
+code 2 (3 for a cancelled training run); any other exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="decode a dataset into the cache and summarise it")
     scan.add_argument("data", nargs="?", default=os.environ.get(DATA_ENV), help=data_help)
     scan.set_defaults(handler=cmd_scan)
+
+    shard = commands.add_parser("shard", help="decode a dataset once into TFRecord shards of its split's parts, for data beyond memory")
+    shard.add_argument("data", nargs="?", default=os.environ.get(DATA_ENV), help=data_help)
+    shard.add_argument("--out", required=True, help="folder for the shards and their shards.json")
+    shard.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
+    shard.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split (default: %(default)s)")
+    shard.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
+    shard.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation (default: %(default)s)")
+    shard.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
+    shard.add_argument("--songs-per-shard", type=_positive_int, default=None, help="songs in each shard file (default: 100)")
+    shard.set_defaults(handler=cmd_shard)
 
     train = commands.add_parser("train", help="train a model; writes a run folder under models/")
     train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
@@ -160,6 +171,35 @@ def cmd_scan(args) -> None:
     print(f"cache: {cache.folder}")
     for track_id, reason in sorted(cache.failed.items()):
         print(f"  skipped {track_id}: {reason}")
+
+
+def cmd_shard(args) -> None:
+    from .config import TrainConfig
+    from .shards import SONGS_PER_SHARD, write_shards
+
+    config = TrainConfig(
+        data_root=_need_data(args.data),
+        protocol=args.protocol,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction,
+        folds=args.folds,
+    ).check()
+    manifest, written = write_shards(
+        config.data_root,
+        args.out,
+        protocol=config.protocol,
+        seed=config.seed,
+        test_fraction=config.test_fraction,
+        val_fraction=config.val_fraction,
+        folds=config.folds,
+        songs_per_shard=args.songs_per_shard or SONGS_PER_SHARD,
+    )
+    print(f"{args.out}: {'written' if written else 'already holds these shards; left as they are'}")
+    for part, shards in manifest["shards"].items():
+        songs = sum(len(s["songs"]) for s in shards)
+        windows = sum(s["windows"] for s in shards)
+        print(f"  {part:6s} {songs:6d} songs {windows:8d} windows in {len(shards)} file(s)")
 
 
 def cmd_train(args) -> None:
