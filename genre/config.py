@@ -45,7 +45,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     folds: int = 5
-    mixed_precision: bool | None = None
+    mixed_precision: bool = False
     balance: bool = True
     augment: bool | None = None
     label_smoothing: float | None = None
@@ -80,9 +80,7 @@ class TrainConfig:
         return self
 
     def resolved(self) -> "TrainConfig":
-        """A copy with the model's recipe filled in where this config says ``None``; mixed
-        bfloat16 by default only for a model whose recipe says so, on a CPU that runs it natively."""
-        from .hardware import native_bfloat16
+        """A copy with the model's recipe filled in where this config says ``None``."""
         from .models import get_spec
 
         spec = get_spec(self.model)
@@ -96,8 +94,6 @@ class TrainConfig:
         ):
             if values[name] is None:
                 values[name] = default
-        if values["mixed_precision"] is None:
-            values["mixed_precision"] = spec.bfloat16 and native_bfloat16()
         values["data_root"] = str(Path(self.data_root).expanduser().resolve())
         if not values["run_id"]:
             values["run_id"] = run_id_stem(self.model, self.protocol)

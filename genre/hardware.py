@@ -26,3 +26,13 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
 def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Whether the CPU computes bfloat16 products in hardware (AVX512-BF16 or AMX)."""
     return bool(cpu_flags(cpuinfo) & set(BFLOAT16_FLAGS))
+
+
+def bfloat16_warning(mixed_precision: bool, gpus: int, cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """What to tell a user who asks for mixed bfloat16 where it will be slower, else ``None``."""
+    if not mixed_precision or gpus or native_bfloat16(cpuinfo):
+        return None
+    return (
+        "this CPU has neither AVX512-BF16 nor AMX: oneDNN emulates bfloat16, so mixed precision "
+        "trains slower than float32 here (leave out --mixed-precision)"
+    )

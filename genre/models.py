@@ -22,9 +22,6 @@ class ModelSpec:
     learning_rate: float
     augment: bool = False
     label_smoothing: float = 0.0
-    # Trains in mixed bfloat16 by default where the CPU runs bfloat16 natively: set only for a
-    # model whose bfloat16 run was measured to match its float32 run (RESULTS.md).
-    bfloat16: bool = False
     extra: dict = field(default_factory=dict)
     # A model with a pretrained, frozen part: ``frozen()`` builds it (raw windows -> features)
     # and ``head(feature_shape, n_genres, dtype)`` the part that trains. Training computes the

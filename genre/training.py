@@ -21,10 +21,11 @@ from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
-from .distribute import Distribution, distribution, fed_windows
+from .distribute import Distribution, distribution, fed_windows, visible_gpus
 from .errors import TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
+from .hardware import bfloat16_warning
 from .files import atomic_path, read_json, write_json
 from .models import build_model, get_spec
 from .pipeline import WindowSet
@@ -62,6 +63,9 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     audit(manifest)
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
     dist = distribution(config.strategy)
+    warning = bfloat16_warning(config.mixed_precision, visible_gpus())
+    if warning:
+        log.warning(warning)
     if saved is not None:
         check_dataset(run_dir, cache, manifest)
         started = saved.get("distribution", {}).get("replicas", 1)

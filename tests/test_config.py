@@ -64,26 +64,3 @@ def test_the_cli_refuses_an_out_of_range_setting_before_making_a_run(synth_root,
     assert capsys.readouterr().err == "genre: error: the epochs must be a whole number from 1 to 1000, not 5000\n"
     assert not models.exists()
 
-
-def test_mixed_precision_defaults_to_the_recipe_on_hardware_that_runs_bfloat16(monkeypatch):
-    import dataclasses
-
-    import genre.hardware
-    from genre.models import REGISTRY
-
-    monkeypatch.setitem(REGISTRY, "seed", dataclasses.replace(REGISTRY["seed"], bfloat16=True))
-
-    monkeypatch.setattr(genre.hardware, "native_bfloat16", lambda: True)
-    assert TrainConfig("x", model="seed").resolved().mixed_precision is True
-    assert TrainConfig("x", model="fast").resolved().mixed_precision is False
-    assert TrainConfig("x", model="seed", mixed_precision=False).resolved().mixed_precision is False
-    monkeypatch.setattr(genre.hardware, "native_bfloat16", lambda: False)
-    assert TrainConfig("x", model="seed").resolved().mixed_precision is False
-    assert TrainConfig("x", model="fast", mixed_precision=True).resolved().mixed_precision is True
-
-
-def test_the_cli_can_force_either_precision():
-    parse = build_parser().parse_args
-    assert parse(["train", "--mixed-precision"]).mixed_precision is True
-    assert parse(["train", "--no-mixed-precision"]).mixed_precision is False
-    assert parse(["train"]).mixed_precision is None
