@@ -3,7 +3,8 @@
 None changes the network (same layers, shapes, weights, recipe). Two kinds of comparison:
 
 - in one process, interleaved: ``model.compile(jit_compile=...)`` -- Keras's default ``"auto"``
-  (plain TensorFlow graphs on a CPU) against XLA (``True``), in float32 and mixed bfloat16;
+  (plain TensorFlow graphs on a CPU) against XLA (``True``), in float32 and mixed bfloat16; and,
+  in mixed bfloat16, the Dropout layers in float32 (as built) against the model's own policy;
 - settings that must be fixed before TensorFlow starts (``TF_ENABLE_ONEDNN_OPTS``, the thread
   pools of ``tf.config.threading``): fresh worker processes, the variants alternated A B A B so a
   change in the machine's load hits all of them alike.
@@ -43,7 +44,7 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def steps(mixed: bool, jit, batch: int):
+def steps(mixed: bool, jit, batch: int, dropout_dtype: str | None = None):
     from genre import WINDOW
     from genre.models import build_model
 
@@ -51,6 +52,17 @@ def steps(mixed: bool, jit, batch: int):
     x = rng.normal(0, 0.1, (batch, WINDOW, 1)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
     model = build_model("seed", 10, mixed_precision=mixed)
+    if dropout_dtype:
+        # Dropout given no dtype keeps the float32 policy under mixed precision: bfloat16 in,
+        # a cast to float32, dropout, and a cast back in the next Conv1D. The same network with
+        # its Dropout layers in the model's policy skips both casts.
+        import keras
+
+        config = model.get_config()
+        for layer in config["layers"]:
+            if layer["class_name"] == "Dropout":
+                layer["config"]["dtype"] = dropout_dtype
+        model = keras.Model.from_config(config)
     model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=jit)
     return lambda: model.train_on_batch(x, y)
 
@@ -88,7 +100,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="A B A B rounds of worker processes")
-    parser.add_argument("--only", nargs="+", choices=("jit", "processes"), default=["jit", "processes"])
+    parser.add_argument("--only", nargs="+", choices=("jit", "dropout", "processes"), default=["jit", "dropout", "processes"])
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed bfloat16"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, default=0, help=argparse.SUPPRESS)
@@ -111,6 +123,12 @@ def main() -> None:
         results["jit_compile"] = {k: {"median_s": statistics.median(v), "runs": v} for k, v in times.items()}
         for k, v in results["jit_compile"].items():
             print(f"  {k:36s} {v['median_s']:7.3f} s/step {args.batch / v['median_s']:6.1f} windows/s", flush=True)
+    if "dropout" in args.only:
+        fns = {"mixed bfloat16": steps(True, "auto", args.batch), "mixed bfloat16, Dropout in mixed bfloat16": steps(True, "auto", args.batch, "mixed_bfloat16")}
+        times = interleaved(fns, args.repeats + 1)
+        results["dropout_policy"] = {k: {"median_s": statistics.median(v), "runs": v} for k, v in times.items()}
+        for k, v in results["dropout_policy"].items():
+            print(f"  {k:44s} {v['median_s']:7.3f} s/step {args.batch / v['median_s']:6.1f} windows/s", flush=True)
     if "processes" in args.only:
         runs: dict[str, dict[str, list[float]]] = {name: {p: [] for p in args.precisions} for name in VARIANTS}
         faults: dict[str, list[float]] = {}
