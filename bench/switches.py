@@ -28,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from precision import interleaved  # noqa: E402  (bench/, this script's folder, is on sys.path)
+
 VARIANTS = {  # name: (environment, intra-op threads, inter-op threads, precisions); 0 = TensorFlow's choice
     "default": ({}, 0, 0, None),
     # Without oneDNN a bfloat16 step takes about 25x longer (Eigen emulates it): float32 only.
@@ -65,18 +67,6 @@ def steps(mixed: bool, jit, batch: int, dropout_dtype: str | None = None):
         model = keras.Model.from_config(config)
     model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=jit)
     return lambda: model.train_on_batch(x, y)
-
-
-def interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
-    return times
 
 
 def worker(args) -> None:
