@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how training spreads over devices: none (one device), mirrored (a copy of the model on every GPU of "
         "this host, batches split among them, BatchNorm statistics synchronised), multi-worker (the same across the "
         "hosts TF_CONFIG describes; only the chief writes the run folder), auto (multi-worker when TF_CONFIG is set, "
-        "else mirrored when more than one GPU is visible, else none) (default: %(default)s)",
+        "else mirrored when more than one GPU is visible, else none) (default: %(default)s; with --resume, the run's own, unless another is given)",
     )
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
     train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
@@ -233,16 +233,23 @@ def _train(args) -> None:
         run_dir = Path(args.resume)
         check_run_id(run_dir.name)
 
+        def resumed_strategy(own: str) -> str:
+            # The default (auto) keeps the run's own; another --strategy replaces it.
+            return own if args.strategy == DEFAULTS["strategy"] else args.strategy
+
         def resumed() -> TrainConfig:
             config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
-            # The strategy is this start's (its hosts and devices), not necessarily the run's first.
-            config.models_dir, config.run_id, config.strategy = str(run_dir.parent), run_dir.name, args.strategy
+            config.models_dir, config.run_id = str(run_dir.parent), run_dir.name
+            # --strategy is about this start's hosts and devices: a multi-worker run that lost a
+            # worker can finish on one host.
+            config.strategy = resumed_strategy(config.strategy)
             return config
 
-        if not writes_run_folder(args.strategy):
+        saved = load_run(run_dir).config.get("train")
+        if not writes_run_folder(resumed_strategy((saved or {}).get("strategy", DEFAULTS["strategy"]))):
             train(resumed())  # a multi-worker run's other worker: it writes nothing in models/, nor locks it
             return
-        with training_lock(run_dir.parent, run_dir, sys.argv[1:], load_run(run_dir).config.get("train")):
+        with training_lock(run_dir.parent, run_dir, sys.argv[1:], saved):
             _print_metrics(train(resumed()))
         return
     from .runs import default_models_dir

@@ -89,7 +89,8 @@ def test_the_cli_passes_the_strategy_to_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(genre.training, "train", fake_train)
     models = tmp_path / "models"
     assert main(["train", "--data", str(tmp_path), "--strategy", "none", "--models-dir", str(models), "--run-id", "r"]) == 0
-    assert [c.strategy for c in seen] == ["none"]
+    assert main(["train", "--data", str(tmp_path), "--models-dir", str(models), "--run-id", "r2"]) == 0
+    assert [c.strategy for c in seen] == ["none", "auto"]
 
 
 def test_each_pass_feeds_a_multiple_of_the_replicas(synth_root):
