@@ -97,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         default=DEFAULTS["strategy"],
         choices=STRATEGIES,
-        help="how training spreads over this host's devices: none (one device), mirrored (a copy of the model on "
-        "every GPU, batches split among them, BatchNorm statistics synchronised), auto (mirrored when more than "
-        "one GPU is visible, else none) (default: %(default)s)",
+        help="how training spreads over devices: none (one device), mirrored (a copy of the model on every GPU of "
+        "this host, batches split among them, BatchNorm statistics synchronised), multi-worker (the same across the "
+        "hosts TF_CONFIG describes; only the chief writes the run folder), auto (multi-worker when TF_CONFIG is set, "
+        "else mirrored when more than one GPU is visible, else none) (default: %(default)s; with --resume, the run's own, unless another is given)",
     )
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
     train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options are ignored)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options but --strategy are ignored)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
@@ -222,6 +223,7 @@ def cmd_train(args) -> None:
 def _train(args) -> None:
     from .config import TrainConfig, run_id_stem
     from .jobs import JOB_ENV, training_lock
+    from .distribute import writes_run_folder
     from .runs import check_run_id
     from .training import train
 
@@ -230,10 +232,25 @@ def _train(args) -> None:
 
         run_dir = Path(args.resume)
         check_run_id(run_dir.name)
-        with training_lock(run_dir.parent, run_dir, sys.argv[1:], load_run(run_dir).config.get("train")):
+
+        def resumed_strategy(own: str) -> str:
+            # The default (auto) keeps the run's own; another --strategy replaces it.
+            return own if args.strategy == DEFAULTS["strategy"] else args.strategy
+
+        def resumed() -> TrainConfig:
             config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
             config.models_dir, config.run_id = str(run_dir.parent), run_dir.name
-            _print_metrics(train(config))
+            # --strategy is about this start's hosts and devices: a multi-worker run that lost a
+            # worker can finish on one host.
+            config.strategy = resumed_strategy(config.strategy)
+            return config
+
+        saved = load_run(run_dir).config.get("train")
+        if not writes_run_folder(resumed_strategy((saved or {}).get("strategy", DEFAULTS["strategy"]))):
+            train(resumed())  # a multi-worker run's other worker: it writes nothing in models/, nor locks it
+            return
+        with training_lock(run_dir.parent, run_dir, sys.argv[1:], saved):
+            _print_metrics(train(resumed()))
         return
     from .runs import default_models_dir
 
@@ -257,6 +274,10 @@ def _train(args) -> None:
     ).check()
     models_dir = Path(config.models_dir)
     stem = config.run_id or run_id_stem(config.model, config.protocol)
+    if not writes_run_folder(config.strategy):
+        config.run_id = stem
+        train(config)  # a multi-worker run's other worker: it writes nothing in models/, nor locks it
+        return
     config.run_id, created = _new_run_folder(models_dir, stem, numbered=not args.run_id, job=os.environ.get(JOB_ENV))
     try:
         with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:], asdict(config)):

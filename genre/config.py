@@ -17,8 +17,9 @@ EPOCHS_RANGE = (1, 1000)
 BATCH_RANGE = (1, 1024)
 FOLDS_RANGE = (2, 20)
 # How training spreads over devices (resolved at training time by genre.distribute):
-# "auto" is mirrored when more than one GPU is visible, else none.
-STRATEGIES = ("auto", "none", "mirrored")
+# "auto" is multi-worker when TF_CONFIG is set, else mirrored when more than one GPU is visible,
+# else none.
+STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
 
 
 class ConfigError(GenreError, ValueError):

@@ -1,6 +1,7 @@
 """Spreading a training run over the devices of one host with ``tf.distribute``.
 
-``TrainConfig.strategy`` names what the user asked for (``auto``, ``none``, ``mirrored``);
+``TrainConfig.strategy`` names what the user asked for (``auto``, ``none``, ``mirrored``,
+``multi-worker``);
 :func:`distribution` resolves it, at training time, into a :class:`Distribution`: the strategy
 object and its number of replicas. ``none`` holds no strategy at all, so a single-device run
 builds, compiles and fits exactly as it did before strategies existed.
@@ -10,21 +11,71 @@ Kept apart from ``genre.config`` because it loads TensorFlow (the dashboard's se
 
 from __future__ import annotations
 
+import json
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager
 
 from .config import STRATEGIES, ConfigError
 
 
-def resolve(requested: str, gpus: int) -> str:
-    """The strategy ``requested`` stands for on a host with ``gpus`` visible GPUs: ``auto`` is
-    ``mirrored`` with more than one GPU, else ``none``; the others stand for themselves."""
+# How long a worker waits in a collective (a gradient all-reduce, say) for the others before it
+# fails: a dead or killed worker then ends the survivors with an error instead of a hang. Long
+# enough for a slow first step (tracing) on a busy CPU; GENRE_COLLECTIVE_TIMEOUT overrides it.
+COLLECTIVE_TIMEOUT = 300.0
+
+
+def resolve(requested: str, gpus: int, tf_config: str | None = None) -> str:
+    """The strategy ``requested`` stands for on a host with ``gpus`` visible GPUs, ``tf_config``
+    being the ``TF_CONFIG`` environment variable: ``auto`` is ``multi-worker`` when ``TF_CONFIG``
+    is set, else ``mirrored`` with more than one GPU, else ``none``; the others stand for
+    themselves."""
     if requested not in STRATEGIES:
         raise ConfigError(f"unknown distribution strategy {requested!r}; choose one of {', '.join(STRATEGIES)}")
     if requested == "auto":
+        if tf_config:
+            return "multi-worker"
         return "mirrored" if gpus > 1 else "none"
     return requested
+
+
+@dataclass(frozen=True)
+class Task:
+    """This process's place in a multi-worker cluster, from ``TF_CONFIG``: ``index`` counts the
+    chief first (if the cluster has one), then the workers; the chief writes the run folder."""
+
+    is_chief: bool = True
+    index: int = 0
+    count: int = 1
+
+
+def writes_run_folder(requested: str, tf_config: str | None = None) -> bool:
+    """Whether this process writes the run folder: all but a multi-worker run's non-chief
+    workers (``tf_config`` defaults to ``TF_CONFIG``). Loads no TensorFlow."""
+    if tf_config is None:
+        tf_config = os.environ.get("TF_CONFIG")
+    if requested not in ("auto", "multi-worker") or not tf_config:
+        return True
+    return task_of(tf_config).is_chief
+
+
+def task_of(tf_config: str | None) -> Task:
+    """Read ``TF_CONFIG``: the chief is the task of type ``chief``, or worker 0 when the cluster
+    has no chief (TensorFlow's own convention)."""
+    if not tf_config:
+        return Task()
+    try:
+        spec = json.loads(tf_config)
+        cluster, task = spec["cluster"], spec["task"]
+        kind, number = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"TF_CONFIG is not a cluster and task description: {error}") from None
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if kind not in ("chief", "worker"):
+        raise ConfigError(f"TF_CONFIG's task type {kind!r} is not one that trains: chief or worker")
+    index = number if kind == "chief" else chiefs + number
+    return Task(is_chief=kind == "chief" or (kind == "worker" and number == 0 and not chiefs), index=index, count=chiefs + workers)
 
 
 def visible_gpus() -> int:
@@ -36,12 +87,27 @@ def visible_gpus() -> int:
 
 @dataclass(frozen=True)
 class Distribution:
-    """A resolved strategy: ``requested`` (as configured), ``resolved`` (``none`` or
-    ``mirrored``) and ``strategy``, the ``tf.distribute.Strategy`` (``None`` for ``none``)."""
+    """A resolved strategy: ``requested`` (as configured), ``resolved`` (``none``, ``mirrored``
+    or ``multi-worker``), ``strategy``, the ``tf.distribute.Strategy`` (``None`` for ``none``),
+    and ``task``, this process's place among the workers (the only one, but for multi-worker)."""
 
     requested: str
     resolved: str
     strategy: Any = None
+    task: Task = Task()
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run folder."""
+        return self.task.is_chief
+
+    @property
+    def worker_index(self) -> int:
+        return self.task.index
+
+    @property
+    def num_workers(self) -> int:
+        return self.task.count
 
     @property
     def replicas(self) -> int:
@@ -55,20 +121,38 @@ class Distribution:
 
     def describe(self) -> dict:
         """What ``config.json`` records about it."""
-        return {"requested": self.requested, "resolved": self.resolved, "replicas": self.replicas}
+        described = {"requested": self.requested, "resolved": self.resolved, "replicas": self.replicas}
+        return described | ({"workers": self.num_workers} if self.resolved == "multi-worker" else {})
 
 
-def distribution(requested: str) -> Distribution:
-    """Build the strategy ``requested`` resolves to on this host.
+def distribution(requested: str, tf_config: str | None = None) -> Distribution:
+    """Build the strategy ``requested`` resolves to on this host; ``tf_config`` defaults to the
+    ``TF_CONFIG`` environment variable.
 
     ``mirrored`` mirrors the model on every visible GPU; on a host without GPUs, on every
     logical CPU device (one, unless a program configured more before TensorFlow started,
     as the tests do), which gives one replica on an ordinary CPU-only host.
+    ``multi-worker`` is ``MultiWorkerMirroredStrategy`` over the cluster ``TF_CONFIG`` describes
+    (it waits for every worker to start), with the Keras workarounds of
+    ``genre.multiworker_fixes`` and a timeout on its collectives.
     """
-    resolved = resolve(requested, visible_gpus())
+    if tf_config is None:
+        tf_config = os.environ.get("TF_CONFIG")
+    resolved = resolve(requested, visible_gpus(), tf_config)
     if resolved == "none":
         return Distribution(requested, resolved)
     import tensorflow as tf
+
+    if resolved == "multi-worker":
+        if not tf_config:
+            raise ConfigError("--strategy multi-worker needs the TF_CONFIG environment variable (the cluster and this task)")
+        from . import multiworker_fixes
+
+        multiworker_fixes.apply()
+        task = task_of(tf_config)
+        timeout = float(os.environ.get("GENRE_COLLECTIVE_TIMEOUT", COLLECTIVE_TIMEOUT))
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+        return Distribution(requested, resolved, tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), task)
 
     # MirroredStrategy() alone takes the GPUs or else only the first CPU device.
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -92,3 +176,33 @@ def fed_windows(windows: int, replicas: int, part: str = "training") -> int:
             "train on one device (--strategy none) or give the part more songs"
         )
     return fed
+
+
+def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any], class_weight: dict[int, float] | None = None) -> Any:
+    """The input of a multi-worker run: ``make(share)`` builds the dataset of global batches
+    that yields only replica ``share[0]`` of ``share[1]``'s rows of each (``WindowSet.dataset``).
+
+    Why not hand ``fit`` one dataset of global batches: ``tf.distribute`` cannot shard a Python
+    generator's dataset by files, so AUTO sharding falls back to DATA, and every worker would run
+    the whole generator (decode and augment every window) to keep half of each batch; with
+    sharding OFF, each worker would train on every window. Here each worker's generators make
+    only its replicas' rows, in the same seeded order on every worker, so the shares are
+    disjoint and together are the global batch. ``class_weight`` becomes a sample weight per
+    row: ``fit`` cannot map a distributed dataset itself."""
+    import tensorflow as tf
+
+    strategy = dist.strategy
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        parts = [make((first + r, replicas)) for r in range(local)]
+        # A worker's replicas take its dataset's batches in turn.
+        data = parts[0] if local == 1 else tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
+        if class_weight:
+            weights = tf.constant([class_weight.get(c, 1.0) for c in range(max(class_weight) + 1)], tf.float32)
+            data = data.map(lambda x, y: (x, y, tf.gather(weights, tf.argmax(y, axis=-1))))
+        return data
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -80,13 +80,17 @@ class FeatureStore:
         augment: bool = False,
         seed: int = 1,
         multiple: int = 1,
+        share: tuple[int, int] = (0, 1),
     ):
         """A ``tf.data.Dataset`` of ``(features, one-hot labels)`` batches of ``windows``'s
         windows; with ``augment``, each window comes as a random one of the stored variants.
-        Each pass feeds a multiple of ``multiple`` windows, as ``WindowSet.dataset`` does."""
+        Each pass feeds a multiple of ``multiple`` windows, and ``share`` picks a replica's rows
+        of each batch, as ``WindowSet.dataset`` does."""
         import tensorflow as tf
 
         rng = np.random.default_rng(seed)
+        index, count = share
+        variant_rng = rng if count == 1 else np.random.default_rng([seed, index])
         eye = np.eye(n_genres, dtype=np.float32)
         # Position of each window within its song (windows of a song are consecutive).
         first = {}
@@ -99,8 +103,8 @@ class FeatureStore:
         def generate():
             order = (rng.permutation(len(windows)) if shuffle else np.arange(len(windows)))[:fed]
             for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                variant = rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
+                rows = order[start : start + batch_size][index::count]
+                variant = variant_rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
                 x = np.stack([self.song_features(int(windows.song[r]), int(v))[position[r]] for r, v in zip(rows, variant)])
                 yield x.astype(np.float32), eye[windows.labels[rows]]
 

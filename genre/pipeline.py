@@ -68,6 +68,7 @@ class WindowSet:
         augment: bool = False,
         seed: int = 1,
         multiple: int = 1,
+        share: tuple[int, int] = (0, 1),
     ):
         """A ``tf.data.Dataset`` of ``(windows, one-hot labels)`` batches.
 
@@ -75,18 +76,26 @@ class WindowSet:
         permutation from one seeded generator, so a whole run is repeatable). Each pass feeds
         a multiple of ``multiple`` windows, the first ones of its order (``multiple`` is the
         number of replicas: see ``genre.distribute.fed_windows``).
+
+        ``share=(k, n)`` yields only the rows ``k, k + n, ...`` of each batch of ``batch_size``:
+        replica ``k`` of ``n``'s share of the global batch, under multi-worker training, where
+        every worker runs this generator for its own replicas. The window order is then drawn
+        from ``seed`` alone (the same on every worker, so the shares are disjoint) and the
+        augmentation from ``seed`` and ``k``.
         """
         import tensorflow as tf
 
         rng = np.random.default_rng(seed)
+        index, count = share
+        augment_rng = rng if count == 1 else np.random.default_rng([seed, index])
         eye = np.eye(n_genres, dtype=np.float32)
         fed = len(self) - len(self) % multiple
 
         def generate():
             order = (rng.permutation(len(self)) if shuffle else np.arange(len(self)))[:fed]
             for first in range(0, len(order), batch_size):
-                rows = order[first : first + batch_size]
-                x = self.batch(rows, rng if augment else None)
+                rows = order[first : first + batch_size][index::count]
+                x = self.batch(rows, augment_rng if augment else None)
                 y = eye[self.labels[rows]]
                 yield x, y
 

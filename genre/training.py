@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import asdict
+import tempfile
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
-from .distribute import Distribution, distribution, fed_windows, visible_gpus
-from .errors import TrainingCancelled
+from .distribute import Distribution, distribution, fed_windows, per_replica_input, visible_gpus
+from .errors import GenreError, TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
 from .hardware import bfloat16_warning
@@ -41,12 +42,19 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 
     A folder that already holds this run's ``config.json`` is resumed: finished folds are kept
     and the current one continues from its last completed epoch.
+
+    Under ``multi-worker`` only the chief writes the run folder. Every other worker trains the
+    same way (the same split, from the seed; the same callbacks, whose saves are collective)
+    but writes into a temporary folder of its own, deleted at the end; resuming, it starts from
+    a copy of what the chief's folder and checkpoint hold, so that every worker resumes alike.
     """
     config = config.resolved()
     run_dir = Path(config.models_dir) / config.run_id
     saved = read_json(run_dir / "config.json")
     if saved is not None:
-        config = TrainConfig.from_dict(saved["train"])
+        # The strategy is the caller's, not the run's: it is about this start's hosts and devices
+        # (a multi-worker run that lost a worker can finish on one).
+        config = replace(TrainConfig.from_dict(saved["train"]), strategy=config.strategy)
         log.info("resuming run %s", run_dir)
     cache = load_dataset(config.data_root, progress=progress)
     # A split.json without a config.json is left from a start that died before it was set up,
@@ -63,6 +71,41 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     audit(manifest)
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
     dist = distribution(config.strategy)
+    if not dist.is_chief:
+        scratch = Path(tempfile.mkdtemp(prefix=f"genre-worker-{dist.worker_index}-"))
+        try:
+            return _train_worker(config, saved, cache, manifest, dist, run_dir, scratch / run_dir.name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _train_run(config, saved, cache, manifest, dist, run_dir)
+
+
+def _train_worker(config: TrainConfig, saved: dict | None, cache: SongCache, manifest: dict, dist: Distribution, run_dir: Path, scratch: Path) -> Path:
+    """A non-chief worker's run: in ``scratch``, started from a copy of the chief's ``run_dir``
+    (its config, history, best models, finished folds) and checkpoints, if it has any."""
+    if saved is not None:
+        for name in ("config.json", "genres.json", "split.json"):
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / name, scratch / name)
+        created = saved["created"]
+        for folder in [run_dir, *sorted(run_dir.glob("fold-*"))]:
+            mirror = scratch / folder.relative_to(run_dir)
+            for name in ("history.json", "model.keras", "metrics.json"):
+                if (folder / name).exists():
+                    mirror.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(folder / name, mirror / name)
+            if backup_dir(folder, created).is_dir():
+                shutil.copytree(backup_dir(folder, created), scratch / "backups" / mirror.relative_to(scratch))
+    _train_run(config, saved, cache, manifest, dist, scratch, backups=scratch / "backups")
+    return run_dir
+
+
+def _train_run(config: TrainConfig, saved: dict | None, cache: SongCache, manifest: dict, dist: Distribution, run_dir: Path, backups: Path | None = None) -> Path:
+    """Train into ``run_dir``, with the checkpoints in ``backups`` (default: the cache folder's)."""
+
+    def backup(out_dir: Path) -> Path:
+        return backup_dir(out_dir, created) if backups is None else backups / out_dir.relative_to(run_dir)
+
     warning = bfloat16_warning(config.mixed_precision, visible_gpus())
     if warning:
         log.warning(warning)
@@ -82,16 +125,17 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     try:
         parts = fold_parts(manifest)
         if "folds" not in manifest:
-            _train_part(config, dist, cache, parts[0], run_dir, backup_dir(run_dir, created), status, stop)
+            _train_part(config, dist, cache, parts[0], run_dir, backup(run_dir), status, stop)
         else:
             fold_metrics = []
             for number, part in enumerate(parts, 1):
                 status.fold = (number, len(parts))
                 fold_dir = run_dir / f"fold-{number}"
                 if read_json(fold_dir / "metrics.json") is None:
-                    _train_part(config, dist, cache, part, fold_dir, backup_dir(fold_dir, created), status, stop)
+                    _train_part(config, dist, cache, part, fold_dir, backup(fold_dir), status, stop)
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
-            _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
+            if dist.is_chief:
+                _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
         status.write("finished")
     except TrainingCancelled:
         status.write("cancelled", message="cancelled; resume with: python -m genre train --resume " + str(run_dir))
@@ -157,8 +201,10 @@ def _train_part(
         model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
     if spec.frozen is None:
         trained = model
-        train_data = train_windows.dataset(n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas)
-        valid_data = valid_windows.dataset(n_genres, batch_size, multiple=replicas) if len(valid_windows) else None
+        make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
+            n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+        )
+        make_valid = lambda share=(0, 1): valid_windows.dataset(n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
     else:
         # Only the head trains: it learns from the frozen part's features, computed once.
         frozen, trained = model.layers[1], model.layers[2]
@@ -171,8 +217,17 @@ def _train_part(
 
         store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
         status.fields.pop("message", None)
-        train_data = store.dataset(train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas)
-        valid_data = store.dataset(valid_windows, n_genres, batch_size, multiple=replicas) if len(valid_windows) else None
+        make_train = lambda share=(0, 1): store.dataset(  # noqa: E731
+            train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+        )
+        make_valid = lambda share=(0, 1): store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
+    if dist.resolved == "multi-worker":
+        train_data = per_replica_input(dist, make_train, class_weight)
+        valid_data = per_replica_input(dist, make_valid) if len(valid_windows) else None
+        class_weight = None  # now in the input, as sample weights
+    else:
+        train_data = make_train()
+        valid_data = make_valid() if len(valid_windows) else None
     with dist.scope():
         trained.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -190,21 +245,43 @@ def _train_part(
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss", whole=model),
         ProgressCallback(status, stop),
     ]
-    trained.fit(
-        train_data,
-        validation_data=valid_data,
-        epochs=config.epochs,
-        class_weight=class_weight,
-        shuffle=False,  # the dataset reshuffles itself each epoch
-        callbacks=callbacks,
-        verbose=0,
-    )
-    # Only this process writes the run folder (a mirrored run is one process). The best model is
-    # loaded outside the strategy's scope and evaluation calls it directly, never predict*():
-    # under a strategy those return one copy of the rows per replica.
+    try:
+        trained.fit(
+            train_data,
+            validation_data=valid_data,
+            epochs=config.epochs,
+            class_weight=class_weight,
+            shuffle=False,  # the dataset reshuffles itself each epoch
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except (tf_errors().UnavailableError, tf_errors().DeadlineExceededError, tf_errors().AbortedError) as error:
+        if dist.resolved != "multi-worker":
+            raise
+        # TensorFlow's message is many lines of ops; its first line names the worker.
+        first = str(error).strip().splitlines()[0]
+        raise WorkerLost(f"a worker of this multi-worker run failed or stopped, so every worker stops ({first}); "
+                         "the run can be resumed with --resume") from error
+    if not dist.is_chief:
+        return  # the chief evaluates, alone: the model is called outside any collective
+    # Only this process writes the run folder (a mirrored run is one process; of a multi-worker
+    # run, the chief). The best model is loaded outside the strategy's scope and evaluation
+    # calls it directly, never predict*(): under a strategy those return one copy of the rows
+    # per replica, and under multi-worker they would wait on the other workers.
     best = load_model(out_dir / "model.keras")
     status.write("evaluating")
     write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
+
+
+def tf_errors():
+    """``tf.errors``, loaded when needed."""
+    import tensorflow as tf
+
+    return tf.errors
+
+
+class WorkerLost(GenreError):
+    """Another worker of a multi-worker run died, stopped or timed out."""
 
 
 def backup_dir(out_dir: Path, created: str) -> Path:
