@@ -439,14 +439,11 @@ def _make_bar(total: int | None, initial: int, desc: str) -> Any:
 def _verify(part: Path, md5: str, progress: bool) -> None:
     """Compare the md5 of the complete download and delete it if the check fails."""
     _say(progress, "Verifying checksum...")
-    digest = hashlib.md5(usedforsecurity=False)
     try:
         with open(part, "rb") as handle:
-            for block in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(block)
+            found = hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
     except OSError as e:
         raise DownloadError(f"cannot read {part}: {e.strerror or e}") from e
-    found = digest.hexdigest()
     if found != md5:
         # A complete file with the wrong checksum cannot be repaired by resuming it.
         part.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 from .augment import colour
 from .dataset import SongCache
 from .files import atomic_path
-from .pipeline import WindowSet
+from .pipeline import BatchPlan, WindowSet
 from .windows import cut_window, window_starts
 
 
@@ -88,9 +88,7 @@ class FeatureStore:
         of each batch, as ``WindowSet.dataset`` does."""
         import tensorflow as tf
 
-        rng = np.random.default_rng(seed)
-        index, count = share
-        variant_rng = rng if count == 1 else np.random.default_rng([seed, index])
+        plan = BatchPlan(len(windows), batch_size, shuffle, seed, multiple, share)
         eye = np.eye(n_genres, dtype=np.float32)
         # Position of each window within its song (windows of a song are consecutive).
         first = {}
@@ -98,16 +96,12 @@ class FeatureStore:
         for row, song in enumerate(windows.song):
             position[row] = row - first.setdefault(int(song), row)
         shape = tuple(self.extractor.output_shape[1:])
-        fed = len(windows) - len(windows) % multiple
 
         def generate():
-            order = (rng.permutation(len(windows)) if shuffle else np.arange(len(windows)))[:fed]
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size][index::count]
-                variant = variant_rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
+            for rows in plan:
+                variant = plan.augment_rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
                 x = np.stack([self.song_features(int(windows.song[r]), int(v))[position[r]] for r, v in zip(rows, variant)])
                 yield x.astype(np.float32), eye[windows.labels[rows]]
 
         signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))
-        data = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        return data.apply(tf.data.experimental.assert_cardinality(-(-fed // batch_size))).prefetch(2)
+        return plan.dataset(generate, signature)

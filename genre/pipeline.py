@@ -85,22 +85,45 @@ class WindowSet:
         """
         import tensorflow as tf
 
-        rng = np.random.default_rng(seed)
-        index, count = share
-        augment_rng = rng if count == 1 else np.random.default_rng([seed, index])
+        plan = BatchPlan(len(self), batch_size, shuffle, seed, multiple, share)
         eye = np.eye(n_genres, dtype=np.float32)
-        fed = len(self) - len(self) % multiple
 
         def generate():
-            order = (rng.permutation(len(self)) if shuffle else np.arange(len(self)))[:fed]
-            for first in range(0, len(order), batch_size):
-                rows = order[first : first + batch_size][index::count]
-                x = self.batch(rows, augment_rng if augment else None)
-                y = eye[self.labels[rows]]
-                yield x, y
+            for rows in plan:
+                yield self.batch(rows, plan.augment_rng if augment else None), eye[self.labels[rows]]
 
         signature = (tf.TensorSpec((None, WINDOW, 1), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))
-        batches = -(-fed // batch_size)
+        return plan.dataset(generate, signature)
+
+
+class BatchPlan:
+    """Which rows each batch of one pass over ``windows`` windows takes, for the datasets of
+    :meth:`WindowSet.dataset` and ``FeatureStore.dataset``.
+
+    With ``shuffle`` every pass draws a new permutation from one generator seeded by ``seed``;
+    a pass feeds the first multiple of ``multiple`` windows of its order; ``share=(k, n)`` keeps
+    rows ``k, k + n, ...`` of each batch (replica ``k`` of ``n``). ``augment_rng`` is the
+    generator for augmentation: the order's own on one share (so a run repeats as it always
+    has), else one seeded by ``seed`` and ``k``, so every worker draws the same order.
+    """
+
+    def __init__(self, windows: int, batch_size: int, shuffle: bool, seed: int, multiple: int = 1, share: tuple[int, int] = (0, 1)):
+        self.windows, self.batch_size, self.shuffle = windows, batch_size, shuffle
+        self.index, self.count = share
+        self.rng = np.random.default_rng(seed)
+        self.augment_rng = self.rng if self.count == 1 else np.random.default_rng([seed, self.index])
+        self.fed = windows - windows % multiple
+        self.batches = -(-self.fed // batch_size)
+
+    def __iter__(self):
+        order = (self.rng.permutation(self.windows) if self.shuffle else np.arange(self.windows))[: self.fed]
+        for first in range(0, len(order), self.batch_size):
+            yield order[first : first + self.batch_size][self.index :: self.count]
+
+    def dataset(self, generate, signature):
+        """``generate``'s batches as a ``tf.data.Dataset`` of this plan's known length."""
+        import tensorflow as tf
+
         data = tf.data.Dataset.from_generator(generate, output_signature=signature)
         # A known length lets Keras show progress and stops its "ran out of data" warning.
-        return data.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
+        return data.apply(tf.data.experimental.assert_cardinality(self.batches)).prefetch(2)

@@ -171,11 +171,8 @@ def _all_shards(manifest: dict) -> list[dict]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _example(song: np.ndarray, label: int, track_id: str, starts: np.ndarray, fold: int | None) -> bytes:
