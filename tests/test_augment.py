@@ -40,3 +40,30 @@ def test_lowpass_response_passes_below_and_stops_at_the_cutoff():
     freqs = np.array([0.0, 7_000.0, 8_000.0, 9_000.0])
     np.testing.assert_allclose(lowpass_response(freqs, 8_000.0), [1, 1, 0, 0], atol=1e-9)
     np.testing.assert_allclose(lowpass_response(freqs, np.inf), [1, 1, 1, 1])
+
+
+def colour_before_the_graph_version(windows, rng, sample_rate=SAMPLE_RATE):
+    """``colour`` as it was before its draws and response were split apart, kept to pin the
+    split to the same draws, in the same order, and the same output bits (runs and the feature
+    cache are reproduced from their seeds)."""
+    windows = np.asarray(windows, dtype=np.float32)
+    n, samples = windows.shape
+    freqs = np.fft.rfftfreq(samples, 1.0 / sample_rate)
+    octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
+    tilt = rng.uniform(-3.0, 3.0, size=(n, 1))
+    gain = rng.uniform(-6.0, 6.0, size=(n, 1))
+    response = 10.0 ** ((gain + np.clip(tilt * octaves, -12.0, 12.0)) / 20.0)
+    cutoff = np.where(rng.random(size=(n, 1)) < 0.5, rng.uniform(3_500.0, 11_000.0, size=(n, 1)), np.inf)
+    start = 0.9 * cutoff
+    with np.errstate(invalid="ignore"):
+        position = np.clip((freqs - start) / np.maximum(cutoff - start, 1e-9), 0.0, 1.0)
+    response *= np.where(np.isinf(cutoff), 1.0, 0.5 * (1.0 + np.cos(np.pi * position)))
+    spectrum = np.fft.rfft(windows, axis=1) * response
+    return np.fft.irfft(spectrum, n=samples, axis=1).astype(np.float32)
+
+
+def test_colour_draws_and_output_are_those_of_the_original():
+    windows = np.random.default_rng(2).normal(0, 0.1, (16, 5_001)).astype(np.float32)
+    ours, theirs = np.random.default_rng(9), np.random.default_rng(9)
+    np.testing.assert_array_equal(colour(windows, ours), colour_before_the_graph_version(windows, theirs))
+    assert ours.random() == theirs.random()  # nothing more or less drawn
