@@ -81,6 +81,45 @@ def lowpass_response(
     return xp.where(xp.isinf(cutoff), 1.0, 0.5 * (1.0 + xp.cos(np.pi * position)))
 
 
+def colour_graph(windows: tf.Tensor, seed: tf.Tensor, sample_rate: int = SAMPLE_RATE) -> tf.Tensor:
+    """``colour`` in the TensorFlow graph, for a ``tf.data`` map: windows ``(n, samples)`` or
+    ``(n, samples, 1)`` float32 (``samples`` known when traced), returned in the same shape.
+
+    The draws come from ``seed`` (shape ``[2]`` int, a stateless seed as
+    ``tf.random.stateless_uniform`` takes): the same seed, the same colours. They follow
+    ``colour``'s distributions, not its NumPy generator's numbers."""
+    import tensorflow as tf
+    import tensorflow.experimental.numpy as tnp
+
+    windows = tf.convert_to_tensor(windows, tf.float32)
+    rank = windows.shape.rank
+    if rank not in (2, 3) or (rank == 3 and windows.shape[2] != 1) or windows.shape[1] is None:
+        raise ValueError(f"colour_graph takes windows (n, samples) or (n, samples, 1) with samples known, not {windows.shape}")
+    flat = windows[..., 0] if rank == 3 else windows
+    samples = flat.shape[1]
+    freqs = tf.constant(np.fft.rfftfreq(samples, 1.0 / sample_rate), tf.float32)
+    response = colour_response(freqs, *colour_draws_graph(tf.shape(flat)[0], seed), xp=tnp)
+    # irfft's default length is 2 * (bins - 1), one short for an odd window: both get the length.
+    spectrum = tf.signal.rfft(flat, fft_length=[samples]) * tf.cast(response, tf.complex64)
+    out = tf.signal.irfft(spectrum, fft_length=[samples])
+    return out[..., None] if rank == 3 else out
+
+
+def colour_draws_graph(n: int | tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``colour_draws`` in the graph, from a stateless ``seed`` (shape ``[2]`` int): gain (dB),
+    tilt (dB per octave) and cutoff (Hz, ``inf`` for none), each ``(n, 1)`` float32."""
+    import tensorflow as tf
+
+    # One seed per quantity, so none of them repeats another's numbers.
+    tilt_seed, gain_seed, choice_seed, cutoff_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    shape = tf.stack([n, 1])
+    tilt = tf.random.stateless_uniform(shape, tilt_seed, -TILT_DB_PER_OCTAVE, TILT_DB_PER_OCTAVE)
+    gain = tf.random.stateless_uniform(shape, gain_seed, -GAIN_DB, GAIN_DB)
+    lowpassed = tf.random.stateless_uniform(shape, choice_seed) < LOWPASS_PROBABILITY
+    cutoff = tf.where(lowpassed, tf.random.stateless_uniform(shape, cutoff_seed, *LOWPASS_HZ), np.inf)
+    return gain, tilt, cutoff
+
+
 def band_limit(song: np.ndarray, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """``song`` as a recording that keeps only ``cutoff_hz``: resampled to twice the cutoff and
     back (librosa's default resampler), the same length as before."""
