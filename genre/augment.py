@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import SAMPLE_RATE
+from . import SAMPLE_RATE, WINDOW
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -118,6 +118,21 @@ def colour_draws_graph(n: int | tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, 
     lowpassed = tf.random.stateless_uniform(shape, choice_seed) < LOWPASS_PROBABILITY
     cutoff = tf.where(lowpassed, tf.random.stateless_uniform(shape, cutoff_seed, *LOWPASS_HZ), np.inf)
     return gain, tilt, cutoff
+
+
+def shift_starts_graph(
+    starts: tf.Tensor, song_length: int | tf.Tensor, seed: tf.Tensor, window: int = WINDOW
+) -> tf.Tensor:
+    """``WindowSet.batch``'s shift in the graph: each window start moved by a uniform whole
+    offset in ``[-window // 2, window // 2]``, then clipped to ``[0, song_length - window]``
+    (0 for a song shorter than a window), drawn from a stateless ``seed`` (shape ``[2]`` int).
+    ``starts`` is an int32 or int64 tensor of one song's starts; the result has its dtype."""
+    import tensorflow as tf
+
+    starts = tf.convert_to_tensor(starts)
+    offsets = tf.random.stateless_uniform(tf.shape(starts), seed, -window // 2, window // 2 + 1, dtype=starts.dtype)
+    latest = tf.maximum(tf.cast(song_length, starts.dtype) - window, 0)
+    return tf.clip_by_value(starts + offsets, 0, latest)
 
 
 def band_limit(song: np.ndarray, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -21,6 +21,7 @@ from genre.augment import (
     colour_graph,
     colour_response,
     lowpass_response,
+    shift_starts_graph,
 )
 
 
@@ -149,3 +150,39 @@ def test_colour_graph_is_deterministic_for_a_seed_and_differs_for_another():
     np.testing.assert_array_equal(a, colour_graph(windows, tf.constant([1, 2])).numpy())
     other = colour_graph(windows, tf.constant([1, 3])).numpy()
     assert not np.allclose(a, other, rtol=1e-3, atol=1e-3)
+
+
+def test_colour_and_shift_run_in_a_dataset_map():
+    """Traced once, in graph mode, with the window count unknown (as after batching a dataset)."""
+    songs = np.random.default_rng(6).normal(0, 0.1, (4, 3, 1_000, 1)).astype(np.float32)
+    seeds = np.arange(8, dtype=np.int64).reshape(4, 2)
+    starts = np.tile(np.array([0, 2_000, 4_000], np.int64), (4, 1))
+    windows = tf.data.Dataset.from_tensor_slices(songs).unbatch().batch(3)
+    assert windows.element_spec.shape.as_list() == [None, 1_000, 1]
+    data = tf.data.Dataset.zip(windows, tf.data.Dataset.from_tensor_slices((seeds, starts)))
+    mapped = data.map(
+        lambda batch, draw: (colour_graph(batch, draw[0]), shift_starts_graph(draw[1], 5_000, draw[0], window=1_000)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    for (coloured, shifted), song, seed, start in zip(mapped.as_numpy_iterator(), songs, seeds, starts):
+        np.testing.assert_allclose(coloured, colour_graph(tf.constant(song), tf.constant(seed)).numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(shifted, shift_starts_graph(tf.constant(start), 5_000, tf.constant(seed), window=1_000).numpy())
+
+
+def test_shift_stays_inside_the_song_and_goes_both_ways():
+    length = 10 * WINDOW
+    latest = length - WINDOW
+    starts = tf.constant(np.repeat([0, latest // 2, latest], 2_000), tf.int64)
+    shifted = shift_starts_graph(starts, length, tf.constant([3, 4])).numpy()
+    assert shifted.dtype == np.int64 and shifted.min() >= 0 and shifted.max() <= latest
+    offsets = shifted[2_000:4_000] - latest // 2  # the middle: never clipped
+    assert -WINDOW // 2 <= offsets.min() < -0.45 * WINDOW and 0.45 * WINDOW < offsets.max() <= WINDOW // 2
+    assert 0.4 < (offsets < 0).mean() < 0.6
+    # At the ends about half the shifts would leave the song: they stop at its edge.
+    assert 0.4 < (shifted[:2_000] == 0).mean() < 0.6 and 0.4 < (shifted[4_000:] == latest).mean() < 0.6
+    np.testing.assert_array_equal(shifted, shift_starts_graph(starts, length, tf.constant([3, 4])).numpy())
+    other = shift_starts_graph(starts, length, tf.constant([3, 5])).numpy()
+    assert (shifted[2_000:4_000] != other[2_000:4_000]).mean() > 0.99
+    short = shift_starts_graph(tf.constant([0, 0], tf.int32), WINDOW // 3, tf.constant([3, 4])).numpy()
+    assert short.dtype == np.int32 and (short == 0).all()  # a song shorter than a window stays at 0
