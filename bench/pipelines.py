@@ -3,8 +3,10 @@
 The memory-mapped song cache (``WindowSet.dataset``, the default) against TFRecord shards
 (``genre.shards.shard_dataset``: list_files -> interleave -> parse -> windows cut in the graph
 -> shuffle -> batch -> prefetch), both reading the training part of the stratified split,
-shuffled, batch 32, no augmentation and no model: the figure is what each pipeline can feed.
-One full pass of each, alternated A B A B, medians. The shards are written into ``--shards``
+shuffled, batch 32, no model: the figure is what each pipeline can feed; plain, and with the
+training augmentation (random shift and colour: NumPy in the cache's generator, the graph's
+``colour_graph`` in the shards').
+One full pass of each, alternated A B C D A B C D, medians. The shards are written into ``--shards``
 first (once; a later run reuses them). Writes ``bench/results/pipelines.json``.
 """
 
@@ -47,6 +49,8 @@ def main() -> None:
     pipelines = {
         "memory-mapped cache": lambda: WindowSet.for_tracks(cache, train).dataset(n_genres, 32, shuffle=True, seed=1),
         "TFRecord shards": lambda: shard_dataset(args.shards, "train", n_genres, 32, shuffle=True, seed=1),
+        "cache, augmented": lambda: WindowSet.for_tracks(cache, train).dataset(n_genres, 32, shuffle=True, augment=True, seed=1),
+        "shards, augmented": lambda: shard_dataset(args.shards, "train", n_genres, 32, shuffle=True, augment=True, seed=1),
     }
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     seconds: dict[str, list[float]] = {name: [] for name in pipelines}

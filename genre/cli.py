@@ -77,14 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model; writes a run folder under models/")
     train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
     train.add_argument("--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)")
-    train.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
+    train.add_argument(
+        "--shards",
+        metavar="DIR",
+        help="train from the TFRecord shards in DIR (python -m genre shard) instead of --data, streaming the windows; "
+        "the split is the shards' own",
+    )
+    train.add_argument("--protocol", choices=PROTOCOLS, help=f"song split protocol (default: {DEFAULTS['protocol']}; with --shards, theirs)")
     train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
     train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size per replica: the global batch is this times the replicas (default: the model's recipe)")
     train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the replicas (default: the model's recipe)")
-    train.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split and the training (default: %(default)s)")
-    train.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
-    train.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation; 0 trains on all (default: %(default)s)")
-    train.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
+    train.add_argument("--seed", type=int, help=f"random seed of the split and the training (default: {DEFAULTS['seed']}; with --shards, theirs)")
+    train.add_argument("--test-fraction", type=_fraction, help=f"stratified: share of songs held out for test (default: {DEFAULTS['test_fraction']}; with --shards, theirs)")
+    train.add_argument("--val-fraction", type=_fraction, help=f"share of training songs kept for validation; 0 trains on all (default: {DEFAULTS['val_fraction']}; with --shards, theirs)")
+    train.add_argument("--folds", type=_positive_int, help=f"cv: number of folds (default: {DEFAULTS['folds']}; with --shards, theirs)")
     train.add_argument(
         "--mixed-precision",
         action="store_true",
@@ -109,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
     evaluate.add_argument("run", help="run folder")
-    evaluate.add_argument("--data", help="dataset folder (default: the one the run was trained on)")
+    evaluate.add_argument("--data", help="dataset folder (default: the one the run was trained on, or its shards)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     classify = commands.add_parser("classify", help="classify audio files with a trained run")
@@ -255,16 +261,11 @@ def _train(args) -> None:
     from .runs import default_models_dir
 
     config = TrainConfig(
-        data_root=_need_data(args.data),
+        **_data_and_split(args),
         model=args.model,
-        protocol=args.protocol,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        val_fraction=args.val_fraction,
-        folds=args.folds,
         mixed_precision=args.mixed_precision,
         balance=args.balance,
         augment=args.augment,
@@ -288,6 +289,22 @@ def _train(args) -> None:
             folder.rmdir()  # refused or failed before anything was written: leave no empty run
         raise
     _print_metrics(run_dir)
+
+
+def _data_and_split(args) -> dict:
+    """``train``'s dataset and split settings: from --data and the options given (the defaults
+    for the others), or, with --shards, the shards' own, where an option given must agree."""
+    given = {name: getattr(args, name) for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds") if getattr(args, name) is not None}
+    if not args.shards:
+        return {"data_root": _need_data(args.data)} | {name: DEFAULTS[name] for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds")} | given
+    if args.data and args.data != os.environ.get(DATA_ENV):
+        raise DatasetError("pass --data or --shards, not both: the shards hold their dataset")
+    from .shards import read_manifest
+    from .splits import split_settings
+
+    manifest = read_manifest(args.shards)
+    # Settings given that differ from the shards' are refused by training, with the shards' values.
+    return {"data_root": manifest["data_root"], "shards": args.shards} | split_settings(manifest["split"]) | given
 
 
 def _new_run_folder(models_dir: Path, stem: str, numbered: bool, job: str | None) -> tuple[str, bool]:
@@ -327,7 +344,13 @@ def cmd_evaluate(args) -> None:
     if "folds" in manifest:
         raise RunError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
-    cache = load_dataset(args.data or config["data_root"])
+    shards = (config.get("train") or {}).get("shards")
+    if shards and not args.data:
+        from .shard_songs import ShardSongs
+
+        cache = ShardSongs(shards)
+    else:
+        cache = load_dataset(args.data or config["data_root"])
     check_dataset(run_dir, cache, manifest, parts=("test",))
     write_json(run_dir / "metrics.json", evaluate(load_model(run_dir / "model.keras"), cache, manifest["test"]))
     _print_metrics(run_dir)

@@ -55,6 +55,9 @@ class TrainConfig:
     # ``batch_size`` is per replica (the global batch is batch_size x replicas); the learning
     # rate is not scaled with the replicas.
     strategy: str = "auto"
+    # A shard folder (``python -m genre shard``) to train from instead of the song cache; the
+    # split is then the shards' own, and ``data_root`` names the folder they were made from.
+    shards: str | None = None
 
     def check(self) -> "TrainConfig":
         """Refuse an unknown model or protocol and a value out of range, one clear message
@@ -96,6 +99,8 @@ class TrainConfig:
             if values[name] is None:
                 values[name] = default
         values["data_root"] = str(Path(self.data_root).expanduser().resolve())
+        if self.shards:
+            values["shards"] = str(Path(self.shards).expanduser().resolve())
         if not values["run_id"]:
             values["run_id"] = run_id_stem(self.model, self.protocol)
         return TrainConfig(**values)

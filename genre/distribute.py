@@ -206,3 +206,16 @@ def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any]
         return data
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def per_worker_input(dist: Distribution, make: Callable[[int, int, int], Any]) -> Any:
+    """The input of a multi-worker run that reads its own files: ``make(worker, workers,
+    local_replicas)`` builds worker ``worker`` of ``workers``'s dataset of per-replica batches,
+    which its ``local_replicas`` replicas take in turn (``genre.shards.shard_dataset``)."""
+    strategy = dist.strategy
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(context):
+        return make(context.input_pipeline_id, context.num_input_pipelines, replicas // context.num_input_pipelines)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -7,12 +7,13 @@ genre's index), ``track_id`` (bytes) and ``starts`` (the song's window starts, a
 fold, counted from 1, in which the song is a test song). A plain split gets one set of shards
 per part (``train-00000-of-00003.tfrecord``, ``valid-...``, ``test-...``), cross-validation one
 set (``all-...``). ``shards.json`` names the genres, the split manifest exactly as
-``genre.splits`` makes it, and every shard file with its songs, windows, size and sha256.
+``genre.splits`` makes it, and every shard file with its songs, their windows, samples and byte
+offsets (so one song can be read back alone: ``genre.shard_songs``), its size and sha256.
 
-``shard_dataset`` reads a part back as ``tf.data`` batches with no Python in the loop:
-``list_files`` -> file sharding across workers -> parallel ``interleave`` -> parse -> windows
-cut in the graph -> shuffle -> batch -> prefetch. Its windows are the ones ``WindowSet`` cuts
-from the cache, sample for sample.
+``shard_dataset`` reads a part back as ``tf.data`` batches with no Python in the loop: the
+part's files -> dealt out among workers -> parallel ``interleave`` -> parse -> windows cut (and,
+for training, shifted and coloured) in the graph -> shuffle -> batch -> prefetch. Unaugmented,
+its windows are the ones ``WindowSet`` cuts from the cache, sample for sample.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,12 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "shards.json"
-FORMAT = 1
+FORMAT = 2  # 2: song samples and byte offsets in shards.json
 SONGS_PER_SHARD = 100  # about 130 MB of 30 s songs: TensorFlow's advice is 100-200 MB a file
 CV_PART = "all"
 # soundfile reads 16-bit PCM as int / 32768, so a 16-bit source round-trips bit for bit; other
 # sources lose at most half a step of 1/32768.
 PCM_SCALE = 32768.0
+# A TFRecord record: its length (8 bytes) and that length's CRC (4), the data, the data's CRC (4).
+RECORD_OVERHEAD = 16
 _SHARD_NAME = re.compile(r"^(train|valid|test|all)-\d{5}-of-\d{5}\.tfrecord$")
 
 
@@ -120,7 +124,7 @@ def write_shards(
         shards[part] = []
         for index, group in enumerate(groups):
             path = out / shard_name(part, index, len(groups))
-            counts = []
+            counts, samples, offsets, position = [], [], [], 0
             with atomic_path(path) as tmp:
                 with tf.io.TFRecordWriter(str(tmp)) as writer:
                     for track_id in group:
@@ -128,12 +132,27 @@ def write_shards(
                         song = cache.song(i)
                         starts = window_starts(len(song))
                         counts.append(len(starts))
-                        writer.write(_example(song, int(cache.labels[i]), track_id, starts, fold_of.get(track_id)))
+                        samples.append(len(song))
+                        record = _example(song, int(cache.labels[i]), track_id, starts, fold_of.get(track_id))
+                        writer.write(record)
+                        offsets.append(position)
+                        position += RECORD_OVERHEAD + len(record)
                         bar.update()
                 digest = _sha256(tmp)
                 size = tmp.stat().st_size
+            if size != position:
+                raise ShardError(f"{path.name}: TensorFlow wrote {size} bytes where the TFRecord format makes {position}; the offsets would be wrong")
             shards[part].append(
-                {"file": path.name, "songs": group, "song_windows": counts, "windows": int(sum(counts)), "bytes": size, "sha256": digest}
+                {
+                    "file": path.name,
+                    "songs": group,
+                    "song_windows": counts,
+                    "song_samples": samples,
+                    "offsets": offsets,
+                    "windows": int(sum(counts)),
+                    "bytes": size,
+                    "sha256": digest,
+                }
             )
     bar.close()
     if "folds" not in split:
@@ -194,6 +213,8 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     manifest = read_json(Path(folder) / MANIFEST)
     if manifest is None:
         raise ShardError(f"{folder} holds no shards (no {MANIFEST}); make them with: python -m genre shard DATA --out {folder}")
+    if manifest.get("format") != FORMAT:
+        raise ShardError(f"{folder} holds shards of format {manifest.get('format')} (this genre reads {FORMAT}); shard again into an empty folder")
     return manifest
 
 
@@ -212,6 +233,65 @@ def part_songs(manifest: dict, part: str, fold: int | None = None) -> list[str]:
     return split[part]
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """What one worker reads of a part: its ``files``, whether it keeps only every
+    ``num_workers``-th window of them (``by_window``: fewer files than workers), and the
+    ``fed`` windows it feeds each pass, in ``batches`` batches.
+
+    One worker feeds the part's windows (a multiple of ``multiple``, its replicas: see
+    ``genre.distribute.fed_windows``). Several workers each feed the same number of whole
+    batches, ``multiple`` of them (one per local replica) a step: the fewest any worker can, as
+    every replica must take the same number of steps; a shuffled part leaves out other windows
+    each epoch. Shards of about equal size, many more than the workers, leave out few.
+    """
+
+    files: tuple[str, ...]
+    by_window: bool
+    fed: int
+    batches: int
+    windows: int  # of this worker's files, before any is left out
+
+
+def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0, num_workers: int = 1, fold: int | None = None, multiple: int = 1) -> ShardPlan:
+    """Worker ``worker_index`` of ``num_workers``'s share of ``part``; :class:`ShardError` when
+    it cannot feed a single step."""
+    if not 0 <= worker_index < num_workers:
+        raise ShardError(f"worker {worker_index} of {num_workers} does not exist")
+    wanted = set(part_songs(manifest, part, fold))
+    if not wanted:
+        raise ShardError(f"the {part} part{f' of fold {fold}' if fold else ''} holds no songs")
+    listed = sorted(manifest["shards"].get(_stored_part(manifest, part), []), key=lambda s: s["file"])
+
+    def windows_of(entries: list[dict]) -> int:
+        return sum(n for s in entries for t, n in zip(s["songs"], s["song_windows"]) if t in wanted)
+
+    total = windows_of(listed)
+    by_window = num_workers > len(listed)
+    if by_window:
+        mine = listed
+        each = [total // num_workers + (w < total % num_workers) for w in range(num_workers)]
+    else:
+        mine = listed[worker_index::num_workers]
+        each = [windows_of(listed[w::num_workers]) for w in range(num_workers)]
+    if num_workers == 1:
+        fed = each[0] - each[0] % multiple
+        step = multiple
+    else:
+        step = batch_size * multiple
+        fed = min(each) - min(each) % step
+    if not fed:
+        raise ShardError(
+            f"the {part} part's {total} windows cannot give each of {num_workers} worker(s) one step of "
+            f"{step} windows; use fewer workers or replicas, a smaller batch, or more songs"
+        )
+    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, -(-fed // batch_size), each[worker_index])
+
+
+def _stored_part(manifest: dict, part: str) -> str:
+    return CV_PART if "folds" in manifest["split"] else part
+
+
 def shard_dataset(
     folder: str | os.PathLike,
     part: str,
@@ -225,51 +305,49 @@ def shard_dataset(
     fold: int | None = None,
     shuffle_buffer: int = 512,
     with_track_ids: bool = False,
+    multiple: int = 1,
+    class_weight: dict[int, float] | None = None,
 ) -> "tf.data.Dataset":
     """The windows of ``part`` read from the shards in ``folder``, as a ``tf.data.Dataset`` of
-    ``(windows (B, WINDOW, 1) float32, one-hot labels)`` batches (``with_track_ids``: and each
-    window's track id), this worker's share only: worker ``worker_index`` of ``num_workers``
-    reads every ``num_workers``-th shard file of the part. A cross-validation set needs
-    ``fold`` (counted from 1, as the run's ``fold-K`` folders are).
+    ``(windows (B, WINDOW, 1) float32, one-hot labels)`` batches, this worker's share only
+    (:func:`shard_plan`): worker ``worker_index`` of ``num_workers`` reads every
+    ``num_workers``-th shard file of the part (with fewer files than workers, every file, keeping
+    every ``num_workers``-th window). A cross-validation set needs ``fold`` (counted from 1, as
+    the run's ``fold-K`` folders are).
 
-    ``augment=True`` is refused: ``WindowSet``'s augmentation (random offsets, then colour)
-    draws from a NumPy generator, which the graph cannot reproduce. ``shuffle_buffer`` counts
-    windows (each holds 264 KB as float32).
+    ``with_track_ids`` adds each window's track id; ``class_weight`` a sample weight per window
+    (from its genre). ``augment`` shifts each window by up to half a window inside its song and
+    colours it (gain, EQ tilt, low-pass), as ``WindowSet`` does for training, from TensorFlow's
+    stateless generators (the same distributions, not the same draws), new ones each pass.
+    ``shuffle`` also reorders this worker's files each pass. ``shuffle_buffer`` counts windows
+    (each holds 264 KB as float32).
     """
     import tensorflow as tf
 
-    if augment:
-        raise ShardError("sharded input does not augment yet: WindowSet's augmentation draws from NumPy and cannot be reproduced in the graph")
-    if not 0 <= worker_index < num_workers:
-        raise ShardError(f"worker {worker_index} of {num_workers} does not exist")
+    from .augment import colour_graph, shift_starts_graph
+
+    if with_track_ids and class_weight:
+        raise ShardError("a dataset yields track ids or sample weights, not both")
     folder = Path(folder)
     manifest = read_manifest(folder)
     if n_genres != len(manifest["genres"]):
         raise ShardError(f"the shards hold {len(manifest['genres'])} genres, not {n_genres}")
-    wanted = part_songs(manifest, part, fold)
-    if not wanted:
-        raise ShardError(f"the {part} part{f' of fold {fold}' if fold else ''} holds no songs")
-    cv = "folds" in manifest["split"]
-    stored = CV_PART if cv else part
+    plan = shard_plan(manifest, part, batch_size, worker_index, num_workers, fold, multiple)
+    stored = _stored_part(manifest, part)
     listed = manifest["shards"].get(stored, [])
-    names = sorted(s["file"] for s in listed)
-    pattern = str(folder / f"{stored}-*-of-*.tfrecord")
-    found = sorted(Path(p).name for p in tf.io.gfile.glob(pattern))
-    if found != names:
-        raise ShardError(f"{folder}'s {stored} shard files are not the ones {MANIFEST} lists ({len(found)} found, {len(names)} listed)")
+    missing = [s["file"] for s in listed if not (folder / s["file"]).is_file()]
+    if missing:
+        raise ShardError(f"{folder} lacks {len(missing)} of the {stored} shard files {MANIFEST} lists, e.g. {missing[0]}")
+    cv = "folds" in manifest["split"]
     if part == "train" and not cv:
         audit(manifest["split"], [t for s in listed for t in s["songs"]])
-    if len(names) < num_workers:
-        raise ShardError(f"{len(names)} {stored} shard file(s) cannot be shared among {num_workers} workers; shard again with fewer --songs-per-shard")
 
-    # Files are dealt out before anything is read: each worker opens only its own.
-    files = tf.data.Dataset.list_files(pattern, shuffle=False).shard(num_workers, worker_index)
-    mine = [Path(p.decode()).name for p in files.as_numpy_iterator()]
-    by_name = {s["file"]: s for s in listed}
-    keep = set(wanted)
-    windows = sum(n for name in mine for t, n in zip(by_name[name]["songs"], by_name[name]["song_windows"]) if t in keep)
+    # The manifest's own list, not a glob: a folder name with glob characters reads the same.
+    files = tf.data.Dataset.from_tensor_slices([str(folder / name) for name in plan.files])
+    if shuffle and not plan.by_window:
+        files = files.shuffle(len(plan.files), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(
-        tf.data.TFRecordDataset, cycle_length=max(1, min(len(mine), 4)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        tf.data.TFRecordDataset, cycle_length=max(1, min(len(plan.files), 4)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     spec = {
         "audio": tf.io.FixedLenFeature([], tf.string),
@@ -280,17 +358,22 @@ def shard_dataset(
     songs = records.map(lambda r: tf.io.parse_single_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
     if cv:
         # A fold's train and valid parts are not one fold field's values: valid is carved per fold.
+        keep = sorted(part_songs(manifest, part, fold))
         table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(sorted(keep)), tf.ones(len(keep), tf.int64)), default_value=0
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keep), tf.ones(len(keep), tf.int64)), default_value=0
         )
         songs = songs.filter(lambda s: table.lookup(s["track_id"]) > 0)
 
     eye = tf.eye(n_genres, dtype=tf.float32)
+    # Each worker draws its own augmentation, new each pass.
+    stream = seed * 1_000 + worker_index
 
-    def cut(s):
+    def cut(s, song_seed=None):
         pcm = tf.io.decode_raw(s["audio"], tf.int16, little_endian=True)
         song = tf.cast(pcm, tf.float32) / PCM_SCALE
         starts = tf.sparse.to_dense(s["starts"])
+        if song_seed is not None:
+            starts = shift_starts_graph(starts, tf.shape(song, out_type=tf.int64)[0], song_seed)
         # Zeros past the end: the last window may run over it (genre.windows.cut_window).
         padded = tf.concat([song, tf.zeros([WINDOW], tf.float32)], 0)
         rows = tf.gather(padded, starts[:, None] + tf.range(WINDOW, dtype=tf.int64)[None, :])
@@ -299,11 +382,26 @@ def shard_dataset(
         ids = tf.repeat(s["track_id"][None], count)
         return rows[..., None], labels, ids
 
-    data = songs.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    if augment:
+        seeds = tf.data.Dataset.random(seed=stream, rerandomize_each_iteration=True).batch(2)
+        data = tf.data.Dataset.zip(songs, seeds).map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        data = songs.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = data.unbatch()
+    if plan.by_window:
+        data = data.shard(num_workers, worker_index)
     if shuffle:
         data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if not with_track_ids:
+    data = data.take(plan.fed).batch(batch_size)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=stream + 500, rerandomize_each_iteration=True).batch(2)
+        data = tf.data.Dataset.zip(data, seeds).map(
+            lambda batch, batch_seed: (colour_graph(batch[0], batch_seed), *batch[1:]), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if class_weight:
+        weights = tf.constant([class_weight.get(c, 1.0) for c in range(n_genres)], tf.float32)
+        data = data.map(lambda x, y, t: (x, y, tf.gather(weights, tf.argmax(y, axis=-1))))
+    elif not with_track_ids:
         data = data.map(lambda x, y, t: (x, y))
-    data = data.batch(batch_size)
     # A known length lets Keras show progress.
-    return data.apply(tf.data.experimental.assert_cardinality(-(-windows // batch_size))).prefetch(tf.data.AUTOTUNE)
+    return data.apply(tf.data.experimental.assert_cardinality(plan.batches)).prefetch(tf.data.AUTOTUNE)

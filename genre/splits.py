@@ -139,6 +139,17 @@ def make_split(protocol: str, track_ids: Sequence[str], labels: Sequence[int], *
     raise SplitError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
+def split_settings(manifest: dict) -> dict:
+    """The settings ``make_split`` made ``manifest`` with: ``protocol`` and those of its options
+    that it uses (``seed``, ``test_fraction``, ``val_fraction``, ``folds``)."""
+    settings = {"protocol": manifest["protocol"]}
+    if manifest["protocol"] == "stratified":
+        settings |= {k: manifest[k] for k in ("seed", "test_fraction", "val_fraction")}
+    elif manifest["protocol"] == "cv":
+        settings |= {"seed": manifest["seed"], "val_fraction": manifest["val_fraction"], "folds": len(manifest["folds"])}
+    return settings
+
+
 def fold_parts(manifest: dict) -> list[dict]:
     """The train/valid/test parts of a manifest: one for a plain split, one per fold for CV."""
     return manifest["folds"] if "folds" in manifest else [manifest]

@@ -20,9 +20,9 @@ import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
-from .distribute import Distribution, distribution, fed_windows, per_replica_input, visible_gpus
+from .distribute import Distribution, distribution, fed_windows, per_replica_input, per_worker_input, visible_gpus
 from .errors import GenreError, TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
@@ -31,7 +31,9 @@ from .files import atomic_path, read_json, write_json
 from .models import build_model, get_spec
 from .pipeline import WindowSet
 from .prediction import load_model
-from .splits import artist_index, audit, fold_parts, make_split
+from .shard_songs import ShardSongs
+from .shards import read_manifest
+from .splits import artist_index, audit, fold_parts, make_split, split_settings
 from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_handler
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,21 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         # (a multi-worker run that lost a worker can finish on one).
         config = replace(TrainConfig.from_dict(saved["train"]), strategy=config.strategy)
         log.info("resuming run %s", run_dir)
-    cache = load_dataset(config.data_root, progress=progress)
+    cache = ShardSongs(config.shards) if config.shards else load_dataset(config.data_root, progress=progress)
     # A split.json without a config.json is left from a start that died before it was set up,
     # perhaps with other settings: only a run that has its config reuses its split.
-    manifest = (read_json(run_dir / "split.json") if saved is not None else None) or make_split(
-        config.protocol,
-        cache.track_ids,
-        cache.labels,
-        test_fraction=config.test_fraction,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        folds=config.folds,
+    manifest = (read_json(run_dir / "split.json") if saved is not None else None) or (
+        shard_split(config, cache)
+        if config.shards
+        else make_split(
+            config.protocol,
+            cache.track_ids,
+            cache.labels,
+            test_fraction=config.test_fraction,
+            val_fraction=config.val_fraction,
+            seed=config.seed,
+            folds=config.folds,
+        )
     )
     audit(manifest)
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
@@ -78,6 +84,16 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return _train_run(config, saved, cache, manifest, dist, run_dir)
+
+
+def shard_split(config: TrainConfig, shards: ShardSongs) -> dict:
+    """The split of the shards ``config`` trains from; :class:`ConfigError` when ``config``
+    asks for another (the shards hold the parts of one split only)."""
+    split = shards.manifest["split"]
+    differs = [f"{name} {getattr(config, name)!r} (theirs: {value!r})" for name, value in split_settings(split).items() if getattr(config, name) != value]
+    if differs:
+        raise ConfigError(f"the shards in {config.shards} hold another split: {'; '.join(differs)}; leave those settings out, or shard again with them")
+    return split
 
 
 def _train_worker(config: TrainConfig, saved: dict | None, cache: SongCache, manifest: dict, dist: Distribution, run_dir: Path, scratch: Path) -> Path:
@@ -125,14 +141,14 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: SongCache, manife
     try:
         parts = fold_parts(manifest)
         if "folds" not in manifest:
-            _train_part(config, dist, cache, parts[0], run_dir, backup(run_dir), status, stop)
+            _train_part(config, dist, cache, parts[0], None, run_dir, backup(run_dir), status, stop)
         else:
             fold_metrics = []
             for number, part in enumerate(parts, 1):
                 status.fold = (number, len(parts))
                 fold_dir = run_dir / f"fold-{number}"
                 if read_json(fold_dir / "metrics.json") is None:
-                    _train_part(config, dist, cache, part, fold_dir, backup(fold_dir), status, stop)
+                    _train_part(config, dist, cache, part, number, fold_dir, backup(fold_dir), status, stop)
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
             if dist.is_chief:
                 _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
@@ -165,8 +181,9 @@ def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[
 def _train_part(
     config: TrainConfig,
     dist: Distribution,
-    cache: SongCache,
+    cache: SongCache | ShardSongs,
     part: dict,
+    fold: int | None,
     out_dir: Path,
     backup: Path,
     status: StatusFile,
@@ -199,7 +216,11 @@ def _train_part(
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
         model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
-    if spec.frozen is None:
+    if spec.frozen is None and config.shards:
+        trained = model
+        train_data, valid_data, batches = _shard_input(config, dist, fold, n_genres, class_weight, bool(part["valid"]))
+        class_weight = None  # in the input, as sample weights
+    elif spec.frozen is None:
         trained = model
         make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
             n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
@@ -221,20 +242,21 @@ def _train_part(
             train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
         )
         make_valid = lambda share=(0, 1): store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
-    if dist.resolved == "multi-worker":
-        train_data = per_replica_input(dist, make_train, class_weight)
-        valid_data = per_replica_input(dist, make_valid) if len(valid_windows) else None
-        class_weight = None  # now in the input, as sample weights
-    else:
-        train_data = make_train()
-        valid_data = make_valid() if len(valid_windows) else None
+    if spec.frozen is not None or not config.shards:
+        batches = -(-fed // batch_size)
+        if dist.resolved == "multi-worker":
+            train_data = per_replica_input(dist, make_train, class_weight)
+            valid_data = per_replica_input(dist, make_valid) if len(valid_windows) else None
+            class_weight = None  # now in the input, as sample weights
+        else:
+            train_data = make_train()
+            valid_data = make_valid() if len(valid_windows) else None
     with dist.scope():
         trained.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-    batches = -(-fed // batch_size)
     status.begin_part(config.epochs, batches)
     callbacks = [
         # History first: a kill between the two then leaves the checkpoint behind the history,
@@ -271,6 +293,38 @@ def _train_part(
     best = load_model(out_dir / "model.keras")
     status.write("evaluating")
     write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
+
+
+def _shard_input(config: TrainConfig, dist: Distribution, fold: int | None, n_genres: int, class_weight: dict | None, has_valid: bool):
+    """The training and validation input read from ``config.shards`` (``genre.shards``), and
+    the training steps of an epoch. One process feeds global batches that the strategy splits
+    among its replicas; under multi-worker each worker reads its own shard files and feeds its
+    replicas' batches (``per_worker_input``)."""
+    from .shards import shard_dataset, shard_plan
+
+    replicas = dist.replicas
+
+    def make(part: str, worker: int = 0, workers: int = 1, local: int = replicas, batch: int | None = None):
+        training = part == "train"
+        return shard_dataset(
+            config.shards, part, n_genres, batch or config.batch_size * replicas,
+            shuffle=training, augment=training and config.augment, seed=config.seed,
+            worker_index=worker, num_workers=workers, fold=fold, multiple=local,
+            class_weight=class_weight if training else None,
+        )
+
+    if dist.resolved != "multi-worker":
+        plan = shard_plan(read_manifest(config.shards), "train", config.batch_size * replicas, fold=fold, multiple=replicas)
+        return make("train"), make("valid") if has_valid else None, plan.batches
+    workers = dist.num_workers
+    local = replicas // workers
+    plan = shard_plan(read_manifest(config.shards), "train", config.batch_size, 0, workers, fold, local)
+    log.info("multi-worker shards: each worker feeds %d of its %d training windows an epoch", plan.fed, plan.windows)
+
+    def per_worker(part: str):
+        return per_worker_input(dist, lambda worker, workers, local: make(part, worker, workers, local, config.batch_size))
+
+    return per_worker("train"), per_worker("valid") if has_valid else None, plan.batches // local
 
 
 def tf_errors():
@@ -328,6 +382,7 @@ def _describe(config: TrainConfig, cache: SongCache, manifest: dict, dist: Distr
         "parameters": int(model.count_params()),
         "protocol": config.protocol,
         "data_root": str(Path(config.data_root).expanduser().resolve()),
+        "shards": config.shards,
         "dataset_tracks": len(cache.track_ids),
         "dataset_failed": len(cache.failed),
         "genres": cache.genres,

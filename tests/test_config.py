@@ -9,14 +9,18 @@ from datetime import datetime
 import pytest
 
 from genre import jobs
-from genre.cli import build_parser, main
+from genre.cli import _data_and_split, build_parser, main
 from genre.config import DEFAULTS, ConfigError, TrainConfig, run_id_stem
 
 
 def test_the_cli_and_the_dashboard_take_their_defaults_from_train_config():
-    args = build_parser().parse_args(["train"])
-    for name in ("model", "protocol", "seed", "test_fraction", "val_fraction", "folds", "epochs", "batch_size", "learning_rate", "mixed_precision", "strategy"):
+    args = build_parser().parse_args(["train", "--data", "x"])
+    for name in ("model", "epochs", "batch_size", "learning_rate", "mixed_precision", "strategy"):
         assert getattr(args, name) == DEFAULTS[name] == getattr(TrainConfig("x"), name), name
+    # The split's options are left unset by the parser: with --shards they are the shards' own.
+    split = _data_and_split(args)
+    for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds"):
+        assert getattr(args, name) is None and split[name] == DEFAULTS[name] == getattr(TrainConfig("x"), name), name
     settings = jobs.Settings("x")
     for field in fields(jobs.Settings):
         if field.name != "data_dir":

@@ -17,7 +17,7 @@ import pytest
 from genre.cli import main
 from genre.dataset import load_dataset
 from genre.pipeline import WindowSet
-from genre.shards import MANIFEST, ShardError, shard_dataset, write_shards
+from genre.shards import MANIFEST, ShardError, shard_dataset, shard_plan, write_shards
 from genre.splits import LeakageError, make_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,18 +95,78 @@ def test_the_reader_yields_exactly_the_windows_of_the_cache(shards, cache, part)
     assert int(data.cardinality()) == -(-len(WindowSet.for_tracks(cache, split[part])) // 5)
 
 
-def test_workers_get_disjoint_shares_that_make_the_whole(shards, cache):
-    split = json.loads((shards / MANIFEST).read_text())["split"]
+def test_workers_read_disjoint_files_and_feed_the_same_whole_batches(shards, cache):
+    manifest = json.loads((shards / MANIFEST).read_text())
+    split = manifest["split"]
+    expected = cache_windows(cache, split["train"])
+    plans = [shard_plan(manifest, "train", 4, worker, 2) for worker in range(2)]
+    # Every file goes to one worker; each feeds the fewest whole batches any worker can.
+    assert sorted(f for p in plans for f in p.files) == sorted(s["file"] for s in manifest["shards"]["train"])
+    assert sum(p.windows for p in plans) == sum(len(w) for w in expected.values())
+    assert plans[0].fed == plans[1].fed == min(p.windows for p in plans) // 4 * 4
     shares = []
     for worker in range(2):
         data = shard_dataset(shards, "train", len(cache.genres), 4, shuffle=True, seed=3, worker_index=worker, num_workers=2, with_track_ids=True)
+        assert int(data.cardinality()) == plans[worker].batches == plans[worker].fed // 4
         shares.append(read_windows(data))
-        assert int(data.cardinality()) == -(-sum(len(w) for w in shares[-1].values()) // 4)
+        assert sum(len(w) for w in shares[-1].values()) == plans[worker].fed
     assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
-    assert_same_windows(shares[0] | shares[1], cache_windows(cache, split["train"]), ordered=False)
+    for share in shares:  # windows of the cache, each at most once
+        for track, windows in share.items():
+            keys = [w[0].tobytes() for w in expected[track]]
+            assert all(keys.count(w[0].tobytes()) == 1 for w in windows) and len({w[0].tobytes() for w in windows}) == len(windows)
     # The training batches themselves: windows and one-hot labels only.
     x, y = next(iter(shard_dataset(shards, "train", len(cache.genres), 4, worker_index=1, num_workers=2)))
     assert x.shape == (4, 66150, 1) and y.shape == (4, len(cache.genres))
+
+
+def test_more_workers_than_files_share_the_windows_of_every_file(shards, cache):
+    manifest = json.loads((shards / MANIFEST).read_text())
+    files = len(manifest["shards"]["valid"])
+    workers = files + 1
+    expected = cache_windows(cache, manifest["split"]["valid"])
+    total = sum(len(w) for w in expected.values())
+    got = []
+    for worker in range(workers):
+        plan = shard_plan(manifest, "valid", 1, worker, workers)
+        assert plan.by_window and plan.fed == total // workers
+        got.append(read_windows(shard_dataset(shards, "valid", len(cache.genres), 1, worker_index=worker, num_workers=workers, with_track_ids=True)))
+    rows = [(t, w[0].tobytes()) for share in got for t, ws in share.items() for w in ws]
+    assert len(rows) == len(set(rows)) == total // workers * workers  # disjoint, the remainder left out
+
+
+def test_one_worker_on_several_replicas_feeds_a_multiple_of_them(shards, cache):
+    manifest = json.loads((shards / MANIFEST).read_text())
+    total = sum(s["windows"] for s in manifest["shards"]["train"])
+    plan = shard_plan(manifest, "train", 4, multiple=3)
+    assert plan.fed == total - total % 3 and plan.batches == -(-plan.fed // 4)
+    data = shard_dataset(shards, "train", len(cache.genres), 4, shuffle=True, multiple=3)
+    assert sum(int(x.shape[0]) for x, _ in data) == plan.fed
+
+
+def test_augmented_windows_are_shifted_and_coloured_anew_each_pass(shards, cache):
+    split = json.loads((shards / MANIFEST).read_text())["split"]
+    plain = cache_windows(cache, split["train"])
+    data = shard_dataset(shards, "train", len(cache.genres), 4, augment=True, seed=5, with_track_ids=True)
+    first, second = read_windows(data), read_windows(data)
+    again = read_windows(shard_dataset(shards, "train", len(cache.genres), 4, augment=True, seed=5, with_track_ids=True))
+    assert sorted(first) == sorted(plain)
+    for track in plain:
+        assert len(first[track]) == len(plain[track])
+        for (a, la), (b, lb), (p, lp) in zip(first[track], second[track], plain[track]):
+            assert la == lb == lp and np.all(np.isfinite(a))
+            assert not np.array_equal(a, p) and not np.array_equal(a, b)  # changed, and changed again next pass
+    for track in plain:  # the same seed, the same run
+        for (a, _), (b, _) in zip(first[track], again[track]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_class_weights_become_sample_weights(shards, cache):
+    weights = {0: 0.5, 1: 2.0, 2: 1.0}
+    x, y, w = next(iter(shard_dataset(shards, "train", len(cache.genres), 8, class_weight=weights)))
+    np.testing.assert_allclose(w.numpy(), [weights[int(c)] for c in y.numpy().argmax(axis=1)])
+    with pytest.raises(ShardError, match="track ids or sample weights, not both"):
+        shard_dataset(shards, "train", len(cache.genres), 8, class_weight=weights, with_track_ids=True)
 
 
 def test_the_audit_holds_for_shards(shards, cache, tmp_path):
@@ -166,12 +226,12 @@ def test_the_same_shards_again_are_left_alone_and_other_ones_refused(synth_root,
 
 
 def test_the_reader_refuses_what_it_cannot_read(shards, cache, tmp_path):
-    with pytest.raises(ShardError, match="does not augment"):
-        shard_dataset(shards, "train", len(cache.genres), 4, augment=True)
     with pytest.raises(ShardError, match="holds no shards"):
         shard_dataset(tmp_path, "train", len(cache.genres), 4)
-    with pytest.raises(ShardError, match="cannot be shared among 9 workers"):
-        shard_dataset(shards, "train", len(cache.genres), 4, worker_index=0, num_workers=9)
+    with pytest.raises(ShardError, match="cannot give each of 500 worker"):
+        shard_dataset(shards, "train", len(cache.genres), 4, worker_index=0, num_workers=500)
+    with pytest.raises(ShardError, match="worker 2 of 2 does not exist"):
+        shard_dataset(shards, "train", len(cache.genres), 4, worker_index=2, num_workers=2)
     with pytest.raises(ShardError, match="the shards hold 3 genres, not 4"):
         shard_dataset(shards, "train", 4, 4)
     no_valid = shards_of(cache.root, tmp_path / "no-valid", val_fraction=0)
