@@ -380,6 +380,26 @@ def test_a_killed_worker_ends_the_other_and_the_run_resumes_on_one(synth_root, t
     assert read_json(run / "metrics.json") is not None
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--model", "transfer"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"])
+def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root, tmp_path):
+    from genre.dataset import load_dataset
+    from genre.files import read_json
+
+    cache = load_dataset(str(synth_root), progress=False)
+    models = tmp_path / "models"
+    # train_argv says --model fast; a later --model in ``extra`` replaces it.
+    results = [finish(p) for p in start_workers(train_argv(synth_root, models, 1, "--strategy", "multi-worker", *extra), tmp_path)]
+    assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
+    run = models / "mw"
+    config, metrics = read_json(run / "config.json"), read_json(run / "metrics.json")
+    assert config["distribution"]["workers"] == 2 and read_json(run / "status.json")["state"] == "finished"
+    if "cv" in extra:  # every song tested once, in the fold that held it out
+        assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"] and metrics["test_songs"] == len(cache)
+    else:
+        assert config["model"] == "transfer" and metrics["test_songs"] == len(read_json(run / "split.json")["test"])
+
+
 def test_the_replicas_shares_of_each_batch_are_disjoint_and_make_it_whole(synth_root):
     """Under multi-worker every worker makes only its replicas' rows, in one seeded order."""
     import numpy as np
