@@ -45,6 +45,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     A folder that already holds this run's ``config.json`` is resumed: finished folds are kept
     and the current one continues from its last completed epoch.
 
+    With ``config.shards`` the songs and the split come from TFRecord shards (``genre.shards``):
+    the training windows stream from them, and whole songs (evaluation, frozen features) are
+    read one at a time (``genre.shard_songs``).
+
     Under ``multi-worker`` only the chief writes the run folder. Every other worker trains the
     same way (the same split, from the seed; the same callbacks, whose saves are collective)
     but writes into a temporary folder of its own, deleted at the end; resuming, it starts from
@@ -216,33 +220,33 @@ def _train_part(
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
         model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
-    if spec.frozen is None and config.shards:
-        trained = model
+    trained = model
+    if config.shards and spec.frozen is None:
+        # The windows stream from the shards, the class weights in them as sample weights.
         train_data, valid_data, batches = _shard_input(config, dist, fold, n_genres, class_weight, bool(part["valid"]))
-        class_weight = None  # in the input, as sample weights
-    elif spec.frozen is None:
-        trained = model
-        make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
-            n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
-        )
-        make_valid = lambda share=(0, 1): valid_windows.dataset(n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
+        class_weight = None
     else:
-        # Only the head trains: it learns from the frozen part's features, computed once.
-        frozen, trained = model.layers[1], model.layers[2]
-        store = FeatureStore(cache, frozen, variants=spec.feature_variants if config.augment else 1, seed=config.seed)
+        if spec.frozen is None:
+            make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
+                n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+            )
+            make_valid = lambda share=(0, 1): valid_windows.dataset(n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
+        else:
+            # Only the head trains: it learns from the frozen part's features, computed once.
+            frozen, trained = model.layers[1], model.layers[2]
+            store = FeatureStore(cache, frozen, variants=spec.feature_variants if config.augment else 1, seed=config.seed)
 
-        def feature_progress(done: int, total: int) -> None:
-            if stop.requested:
-                raise TrainingCancelled("training was cancelled")
-            status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing the pretrained part's features once: {done} of {total} songs x recordings")
+            def feature_progress(done: int, total: int) -> None:
+                if stop.requested:
+                    raise TrainingCancelled("training was cancelled")
+                status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing the pretrained part's features once: {done} of {total} songs x recordings")
 
-        store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
-        status.fields.pop("message", None)
-        make_train = lambda share=(0, 1): store.dataset(  # noqa: E731
-            train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
-        )
-        make_valid = lambda share=(0, 1): store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
-    if spec.frozen is not None or not config.shards:
+            store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
+            status.fields.pop("message", None)
+            make_train = lambda share=(0, 1): store.dataset(  # noqa: E731
+                train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+            )
+            make_valid = lambda share=(0, 1): store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
         batches = -(-fed // batch_size)
         if dist.resolved == "multi-worker":
             train_data = per_replica_input(dist, make_train, class_weight)
