@@ -381,6 +381,33 @@ def test_a_killed_worker_ends_the_other_and_the_run_resumes_on_one(synth_root, t
 
 
 @pytest.mark.slow
+def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_path):
+    """Both workers resume from the chief's folder and checkpoint (a shared models folder, as
+    two hosts would mount it): the other worker starts from a copy of them."""
+    from genre.dataset import load_dataset
+    from genre.files import read_json
+
+    load_dataset(str(synth_root), progress=False)
+    models = tmp_path / "models"
+    chief, other = start_workers(train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
+    while not list((tmp_path / "tmp-1").glob("genre-worker-*/mw/history.json")):
+        assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
+        time.sleep(0.05)
+    other.send_signal(signal.SIGKILL)
+    finish(other)
+    assert finish(chief)[0] == 2
+    run = models / "mw"
+    done = read_json(run / "history.json")
+    assert 1 <= len(done) < 3
+    results = [finish(p) for p in start_workers(["-m", "genre", "train", "--resume", str(run)], tmp_path)]
+    assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
+    history = read_json(run / "history.json")
+    # Resumed, not restarted: the epochs trained before the loss are kept as they were.
+    assert [e["epoch"] for e in history] == [1, 2, 3] and history[: len(done)] == done
+    assert read_json(run / "status.json")["state"] == "finished" and read_json(run / "config.json")["distribution"]["workers"] == 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--model", "transfer"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"])
 def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root, tmp_path):
     from genre.dataset import load_dataset
