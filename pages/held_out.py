@@ -46,10 +46,15 @@ if not wrong:
 st.dataframe(
     wrong,
     hide_index=True,
+    # Fixed widths: every column fits beside the sidebar on a 1024 px screen.
     column_config={
-        "votes": st.column_config.TextColumn("windows won", help="How many of the song's windows each genre won"),
-        "p(true)": st.column_config.NumberColumn(format="percent", help="Mean probability of the true genre over the windows"),
-        "p(voted)": st.column_config.NumberColumn(format="percent", help="Mean probability of the voted genre"),
+        "track": st.column_config.TextColumn(width=120),
+        "true": st.column_config.TextColumn(width=64),
+        "voted": st.column_config.TextColumn(width=64),
+        "windows": st.column_config.NumberColumn(width=66),
+        "votes": st.column_config.TextColumn("windows won", width=120, help="How many of the song's windows each genre won"),
+        "p(true)": st.column_config.NumberColumn(format="percent", width=60, help="Mean probability of the true genre over the windows"),
+        "p(voted)": st.column_config.NumberColumn(format="percent", width=66, help="Mean probability of the voted genre"),
     },
 )
 

@@ -46,11 +46,15 @@ st.caption(
 st.dataframe(
     history_table(histories),
     hide_index=True,
+    # Short labels and fixed widths: all eight columns fit beside the sidebar on a 1024 px screen.
     column_config={
-        "loss": st.column_config.NumberColumn(format="%.4f"),
-        "validation loss": st.column_config.NumberColumn(format="%.4f"),
-        "accuracy": st.column_config.NumberColumn(format="percent"),
-        "validation accuracy": st.column_config.NumberColumn(format="percent"),
-        "minutes": st.column_config.NumberColumn("training minutes", format="%.1f"),
+        "run": st.column_config.TextColumn(width=150),
+        "epochs": st.column_config.NumberColumn(width=58),
+        "best epoch": st.column_config.NumberColumn("best", width=48, help="The best epoch, whose weights the run keeps"),
+        "loss": st.column_config.NumberColumn(format="%.3f", width=54, help="Training loss at the best epoch"),
+        "accuracy": st.column_config.NumberColumn("acc.", format="percent", width=58, help="Training accuracy at the best epoch"),
+        "validation loss": st.column_config.NumberColumn("val. loss", format="%.3f", width=66, help="Validation loss at the best epoch"),
+        "validation accuracy": st.column_config.NumberColumn("val. acc.", format="percent", width=66, help="Validation accuracy at the best epoch"),
+        "minutes": st.column_config.NumberColumn("min", format="%.1f", width=50, help="Training minutes, all epochs"),
     },
 )
