@@ -316,7 +316,10 @@ def _devices(remembered: str) -> str:
     if gpus.usable == 1:
         st.caption("Trains on 1 GPU.")
     elif gpus.host:
-        st.caption(f"Trains on the CPU: TensorFlow sees none of this host's {gpus.host} GPUs (install requirements-gpu.txt, or check CUDA_VISIBLE_DEVICES).")
+        st.caption(
+            f"Trains on the CPU: this host has {gpus.host} GPU{'s' if gpus.host > 1 else ''}, but TensorFlow sees none "
+            "(install requirements-gpu.txt, or check CUDA_VISIBLE_DEVICES)."
+        )
     else:
         st.caption("Trains on the CPU: no GPU found.")
     return "auto"  # on one device or none, auto trains without a strategy, as the line says

@@ -4,6 +4,7 @@ checks settings with it)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ def bfloat16_warning(mixed_precision: bool, gpus: int, cpuinfo: str | Path = "/p
     )
 
 
-# One folder per GPU while NVIDIA's driver runs; TensorFlow (tensorflow[and-cuda]) sees no GPU without it.
+# Where NVIDIA's driver shows its GPUs: a folder each under /proc, a device node each under /dev
+# (a sandbox may show only the nodes). CUDA, so TensorFlow, uses no GPU without them.
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+DEVICES = Path("/dev")
 # Loading TensorFlow and CUDA takes seconds; a child that takes this long is taken to see none.
 GPU_PROBE_SECONDS = 120.0
 
@@ -58,17 +61,28 @@ class Gpus:
     usable: int = 0
 
 
-def training_gpus(driver: str | Path | None = None) -> Gpus:
+def nvidia_gpus(driver: str | Path | None = None, devices: str | Path | None = None) -> int:
+    """How many GPUs NVIDIA's driver shows (defaults: :data:`NVIDIA_GPUS`, :data:`DEVICES`); 0 without it."""
+
+    def count(folder: Path, keep) -> int:
+        try:
+            return sum(1 for entry in folder.iterdir() if keep(entry))
+        except OSError:
+            return 0
+
+    listed = count(Path(driver or NVIDIA_GPUS), Path.is_dir)
+    nodes = count(Path(devices or DEVICES), lambda entry: re.fullmatch(r"nvidia\d+", entry.name) is not None)
+    return max(listed, nodes)
+
+
+def training_gpus(driver: str | Path | None = None, devices: str | Path | None = None) -> Gpus:
     """Count the GPUs a training job would use, without loading TensorFlow here.
 
-    Without GPUs in the NVIDIA driver's folder (``driver``, default :data:`NVIDIA_GPUS`) it is
-    none, known at once. Otherwise TensorFlow counts them in a child process, as the job would
-    (the same interpreter and environment): seconds, so callers keep the answer. Why a child:
-    importing TensorFlow takes seconds and about 600 MB, and it would set up CUDA in the caller."""
-    try:
-        host = sum(1 for entry in Path(driver or NVIDIA_GPUS).iterdir() if entry.is_dir())
-    except OSError:  # no driver: no GPU TensorFlow could use
-        host = 0
+    Where NVIDIA's driver shows none (:func:`nvidia_gpus`) it is none, known at once.
+    Otherwise TensorFlow counts them in a child process, as the job would (the same interpreter
+    and environment): seconds, so callers keep the answer. Why a child: importing TensorFlow
+    takes seconds and about 600 MB, and it would set up CUDA in the caller."""
+    host = nvidia_gpus(driver, devices)
     if not host:
         return Gpus()
     probe = "from genre.distribute import visible_gpus; print(visible_gpus())"

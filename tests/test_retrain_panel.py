@@ -272,7 +272,9 @@ def started_argv(models: Path) -> list[str]:
 
 
 def test_without_a_gpu_the_panel_says_it_trains_on_the_cpu(models, synth_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(hardware, "NVIDIA_GPUS", tmp_path / "no-driver")  # as on a host without NVIDIA's driver
+    # As on a host without NVIDIA's driver.
+    monkeypatch.setattr(hardware, "NVIDIA_GPUS", tmp_path / "no-driver")
+    monkeypatch.setattr(hardware, "DEVICES", tmp_path / "no-dev")
     at = panel(models)
     assert not at.exception
     assert "Trains on the CPU: no GPU found." in texts(at.sidebar.caption)
@@ -281,7 +283,8 @@ def test_without_a_gpu_the_panel_says_it_trains_on_the_cpu(models, synth_root, t
 
 @pytest.mark.parametrize(
     "host, usable, line",
-    [(1, 1, "Trains on 1 GPU."), (2, 0, "Trains on the CPU: TensorFlow sees none of this host's 2 GPUs")],
+    [(1, 1, "Trains on 1 GPU."), (1, 0, "Trains on the CPU: this host has 1 GPU, but TensorFlow sees none"),
+     (2, 0, "Trains on the CPU: this host has 2 GPUs, but TensorFlow sees none")],
 )
 def test_one_device_or_none_is_said_not_offered(host, usable, line, gpus, models, synth_root):
     gpus(host, usable)
