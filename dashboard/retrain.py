@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from genre import jobs
+from genre import hardware, jobs
 from genre.config import BATCH_RANGE, EPOCHS_RANGE
 from genre.dataset import is_cached
 from genre.files import format_bytes
@@ -265,6 +265,7 @@ def _idle_panel(models_dir: Path) -> None:
             key=KEY + "val",
             help="share of training songs kept for validation; 0 trains on all",
         )
+        strategy = _devices(settings.strategy)
         submitted = st.form_submit_button("Retrain", type="primary", width="stretch", key=SUBMIT)
     if submitted:
         try:
@@ -282,8 +283,46 @@ def _idle_panel(models_dir: Path) -> None:
             test_fraction=float(test_share),
             val_fraction=float(val_share),
             folds=int(folds),
+            strategy=strategy,
         )
         _start(lambda: jobs.start_training(models_dir, chosen))
+
+
+@st.cache_resource(show_spinner="Looking for GPUs…")
+def _gpus() -> hardware.Gpus:
+    """Once per server: on a host with NVIDIA GPUs, counting them takes a child process seconds."""
+    return hardware.training_gpus()
+
+
+def _devices(remembered: str) -> str:
+    """Where the job trains: a choice only where there is one (more than one usable GPU), else
+    a line that says where; returns the strategy to ask for."""
+    gpus = _gpus()
+    if gpus.usable > 1:
+        labels = {
+            "auto": f"auto: all {gpus.usable} GPUs",
+            "none": "one device (the first GPU)",
+            "mirrored": f"all {gpus.usable} GPUs (mirrored)",
+        }
+        return st.selectbox(
+            "Devices",
+            list(labels),
+            index=list(labels).index(remembered) if remembered in labels else 0,
+            format_func=labels.get,
+            key=KEY + "strategy",
+            help="Across several GPUs each batch is split among them: the batch above is per GPU, and the "
+            "learning rate is not scaled. Training on several hosts starts from a terminal (README).",
+        )
+    if gpus.usable == 1:
+        st.caption("Trains on 1 GPU.")
+    elif gpus.host:
+        st.caption(
+            f"Trains on the CPU: this host has {gpus.host} GPU{'s' if gpus.host > 1 else ''}, but TensorFlow sees none "
+            "(install requirements-gpu.txt, or check CUDA_VISIBLE_DEVICES)."
+        )
+    else:
+        st.caption("Trains on the CPU: no GPU found.")
+    return "auto"  # on one device or none, auto trains without a strategy, as the line says
 
 
 def _outcome(models_dir: Path, job: jobs.Job) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 import signal
 import sys
@@ -51,6 +52,7 @@ def _os_error_line(error: OSError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .distribute import CONNECT_TIMEOUT
     from .models import REGISTRY
     from .splits import PROTOCOLS
 
@@ -108,9 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
         "hosts TF_CONFIG describes; only the chief writes the run folder), auto (multi-worker when TF_CONFIG is set, "
         "else mirrored when more than one GPU is visible, else none) (default: %(default)s; with --resume, the run's own, unless another is given)",
     )
+    train.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help="multi-worker: how long this worker waits, once its dataset is loaded, for the other workers of TF_CONFIG "
+        "to start before it gives up with exit status 2 (default: %(default)g; not kept in the run's config)",
+    )
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
     train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options but --strategy are ignored)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options but --strategy and --connect-timeout are ignored)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
@@ -147,6 +157,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
     return value
 
 
@@ -253,10 +273,11 @@ def _train(args) -> None:
 
         saved = load_run(run_dir).config.get("train")
         if not writes_run_folder(resumed_strategy((saved or {}).get("strategy", DEFAULTS["strategy"]))):
-            train(resumed())  # a multi-worker run's other worker: it writes nothing in models/, nor locks it
+            # A multi-worker run's other worker: it writes nothing in models/, nor locks it.
+            train(resumed(), connect_timeout=args.connect_timeout)
             return
         with training_lock(run_dir.parent, run_dir, sys.argv[1:], saved):
-            _print_metrics(train(resumed()))
+            _print_metrics(train(resumed(), connect_timeout=args.connect_timeout))
         return
     from .runs import default_models_dir
 
@@ -277,12 +298,13 @@ def _train(args) -> None:
     stem = config.run_id or run_id_stem(config.model, config.protocol)
     if not writes_run_folder(config.strategy):
         config.run_id = stem
-        train(config)  # a multi-worker run's other worker: it writes nothing in models/, nor locks it
+        # A multi-worker run's other worker: it writes nothing in models/, nor locks it.
+        train(config, connect_timeout=args.connect_timeout)
         return
     config.run_id, created = _new_run_folder(models_dir, stem, numbered=not args.run_id, job=os.environ.get(JOB_ENV))
     try:
         with training_lock(models_dir, models_dir / config.run_id, sys.argv[1:], asdict(config)):
-            run_dir = train(config)
+            run_dir = train(config, connect_timeout=args.connect_timeout)
     except BaseException:
         folder = models_dir / config.run_id
         if created and folder.is_dir() and not any(folder.iterdir()):

@@ -18,12 +18,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, ContextManager
 
 from .config import STRATEGIES, ConfigError
+from .errors import GenreError
 
 
 # How long a worker waits in a collective (a gradient all-reduce, say) for the others before it
 # fails: a dead or killed worker then ends the survivors with an error instead of a hang. Long
 # enough for a slow first step (tracing) on a busy CPU; GENRE_COLLECTIVE_TIMEOUT overrides it.
 COLLECTIVE_TIMEOUT = 300.0
+# How long a worker waits for the other workers of TF_CONFIG to start before it gives up (the
+# collective timeout does not cover forming the cluster; without this a missing worker is a
+# silent hang). ``train --connect-timeout`` sets it for one start.
+CONNECT_TIMEOUT = 300.0
+
+
+class ClusterNotFormed(GenreError):
+    """The workers of ``TF_CONFIG`` did not all start within the connect timeout."""
 
 
 def resolve(requested: str, gpus: int, tf_config: str | None = None) -> str:
@@ -78,6 +87,42 @@ def task_of(tf_config: str | None) -> Task:
     return Task(is_chief=kind == "chief" or (kind == "worker" and number == 0 and not chiefs), index=index, count=chiefs + workers)
 
 
+def not_formed_message(tf_config: str, seconds: float) -> str:
+    """What a worker says when the others of ``tf_config`` did not all start in ``seconds``."""
+    spec = json.loads(tf_config)
+    kind, index = spec["task"]["type"], int(spec["task"]["index"])
+    peers = [address for job in ("chief", "worker") for i, address in enumerate(spec["cluster"].get(job, [])) if (job, i) != (kind, index)]
+    came = "none came" if len(peers) == 1 else "not all came"
+    return f"{kind} {index} waited {seconds:g} s for the other workers of TF_CONFIG ({', '.join(peers)}) to start; {came}: start them, or check TF_CONFIG"
+
+
+def _register_with_timeout(tf_config: str, seconds: float) -> None:
+    """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would (it
+    keeps a service configured before it), but with every task registering at a barrier that
+    times out after ``seconds``: the strategy then raises ``DeadlineExceededError`` instead of
+    waiting forever for a worker that never starts. The leader fails after ``seconds``, the
+    others (their registration call has TensorFlow's grace added) about 5 s later.
+
+    Why not TensorFlow's defaults: without the barrier the leader registers alone, then waits
+    with no deadline (a try was stopped after 15 minutes). TensorFlow 2.21 has no public switch
+    for either, hence its internals here (multi-worker runs only on the versions
+    ``genre.multiworker_fixes`` pins); the test of the connect timeout fails if this stops working."""
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    cluster = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job)) for job in ("chief", "worker") if job in cluster.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=max(1, round(seconds * 1000)),
+    )
+    context.context().coordination_service.cluster_register_with_barrier = True
+
+
 def visible_gpus() -> int:
     """How many GPUs TensorFlow sees on this host."""
     import tensorflow as tf
@@ -125,7 +170,7 @@ class Distribution:
         return described | ({"workers": self.num_workers} if self.resolved == "multi-worker" else {})
 
 
-def distribution(requested: str, tf_config: str | None = None) -> Distribution:
+def distribution(requested: str, tf_config: str | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> Distribution:
     """Build the strategy ``requested`` resolves to on this host; ``tf_config`` defaults to the
     ``TF_CONFIG`` environment variable.
 
@@ -133,8 +178,9 @@ def distribution(requested: str, tf_config: str | None = None) -> Distribution:
     logical CPU device (one, unless a program configured more before TensorFlow started,
     as the tests do), which gives one replica on an ordinary CPU-only host.
     ``multi-worker`` is ``MultiWorkerMirroredStrategy`` over the cluster ``TF_CONFIG`` describes
-    (it waits for every worker to start), with the Keras workarounds of
-    ``genre.multiworker_fixes`` and a timeout on its collectives.
+    (it waits up to ``connect_timeout`` seconds for every worker to start, else raises
+    :class:`ClusterNotFormed`), with the Keras workarounds of ``genre.multiworker_fixes`` and a
+    timeout on its collectives.
     """
     if tf_config is None:
         tf_config = os.environ.get("TF_CONFIG")
@@ -152,7 +198,16 @@ def distribution(requested: str, tf_config: str | None = None) -> Distribution:
         task = task_of(tf_config)
         timeout = float(os.environ.get("GENRE_COLLECTIVE_TIMEOUT", COLLECTIVE_TIMEOUT))
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-        return Distribution(requested, resolved, tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), task)
+        _register_with_timeout(tf_config, connect_timeout)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except tf.errors.DeadlineExceededError:
+            strategy = None
+        # Raised outside the handler, so that TensorFlow's half-made strategy is freed first:
+        # its shutdown logs its complaints before the error line, not after it.
+        if strategy is None:
+            raise ClusterNotFormed(not_formed_message(tf_config, connect_timeout))
+        return Distribution(requested, resolved, strategy, task)
 
     # MirroredStrategy() alone takes the GPUs or else only the first CPU device.
     devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -54,6 +54,9 @@ DOWNLOAD_LOG = "download.log"
 DOWNLOAD_PROGRESS = "download-progress.json"
 # Set for a job's process: the job id whose lock the dashboard took on its behalf.
 JOB_ENV = "GENRE_JOB_ID"
+# The strategies a job may ask for: one process on this host (multi-worker needs TF_CONFIG
+# and a process on every host, started from a terminal).
+JOB_STRATEGIES = ("auto", "none", "mirrored")
 
 
 # The job runs ``python -m genre`` from the repository, whatever the server's working folder.
@@ -84,7 +87,8 @@ class JobRunning(JobError):
 @dataclass
 class Settings:
     """What the sidebar asks for: the part of :class:`~genre.config.TrainConfig` it offers,
-    with its defaults. ``None`` epochs/batch take the model's recipe."""
+    with its defaults. ``None`` epochs/batch take the model's recipe; ``strategy`` is one of
+    :data:`JOB_STRATEGIES`."""
 
     data_dir: str
     model: str = DEFAULTS["model"]
@@ -95,6 +99,7 @@ class Settings:
     test_fraction: float = DEFAULTS["test_fraction"]
     val_fraction: float = DEFAULTS["val_fraction"]
     folds: int = DEFAULTS["folds"]
+    strategy: str = DEFAULTS["strategy"]
 
     def config(self) -> TrainConfig:
         """The training run these settings ask for."""
@@ -108,7 +113,7 @@ class Settings:
         if self.batch_size is not None:
             args += ["--batch", str(self.batch_size)]
         args += ["--seed", str(self.seed), "--test-fraction", str(self.test_fraction), "--val-fraction", str(self.val_fraction)]
-        return args + ["--folds", str(self.folds)]
+        return args + ["--folds", str(self.folds), "--strategy", self.strategy]
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
@@ -433,6 +438,10 @@ def validate_settings(settings: Settings) -> dict:
     from .splits import fold_parts, make_split
 
     s = settings
+    if s.strategy not in JOB_STRATEGIES:
+        if s.strategy == "multi-worker":
+            raise SettingsError("multi-worker training starts from a terminal on every host, with TF_CONFIG; a job trains on this host")
+        raise SettingsError(f"unknown distribution strategy {s.strategy!r}; choose one of {', '.join(JOB_STRATEGIES)}")
     try:
         s.config().check()
     except ConfigError as error:

@@ -22,7 +22,7 @@ from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import ConfigError, TrainConfig
 from .dataset import DatasetError, SongCache, load_dataset
-from .distribute import Distribution, distribution, fed_windows, per_replica_input, per_worker_input, visible_gpus
+from .distribute import CONNECT_TIMEOUT, Distribution, distribution, fed_windows, per_replica_input, per_worker_input, visible_gpus
 from .errors import GenreError, TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
 from .features import FeatureStore
@@ -39,7 +39,7 @@ from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_han
 log = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, progress: bool = True) -> Path:
+def train(config: TrainConfig, progress: bool = True, connect_timeout: float = CONNECT_TIMEOUT) -> Path:
     """Run (or resume) the training run ``config`` describes and return its folder.
 
     A folder that already holds this run's ``config.json`` is resumed: finished folds are kept
@@ -53,6 +53,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     same way (the same split, from the seed; the same callbacks, whose saves are collective)
     but writes into a temporary folder of its own, deleted at the end; resuming, it starts from
     a copy of what the chief's folder and checkpoint hold, so that every worker resumes alike.
+    A worker waits up to ``connect_timeout`` seconds for the others to start, before it writes
+    anything (``genre.distribute.ClusterNotFormed`` otherwise).
     """
     config = config.resolved()
     run_dir = Path(config.models_dir) / config.run_id
@@ -80,7 +82,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     )
     audit(manifest)
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
-    dist = distribution(config.strategy)
+    # Before anything is written: a chief whose cluster never forms leaves no run behind.
+    dist = distribution(config.strategy, connect_timeout=connect_timeout)
     if not dist.is_chief:
         scratch = Path(tempfile.mkdtemp(prefix=f"genre-worker-{dist.worker_index}-"))
         try:

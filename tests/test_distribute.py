@@ -82,15 +82,17 @@ def test_the_cli_passes_the_strategy_to_training(tmp_path, monkeypatch, capsys):
 
     seen = []
 
-    def fake_train(config, progress=True):
-        seen.append(config)
+    def fake_train(config, progress=True, connect_timeout=None):
+        seen.append((config, connect_timeout))
         return Path(config.models_dir) / config.run_id
 
     monkeypatch.setattr(genre.training, "train", fake_train)
     models = tmp_path / "models"
     assert main(["train", "--data", str(tmp_path), "--strategy", "none", "--models-dir", str(models), "--run-id", "r"]) == 0
-    assert main(["train", "--data", str(tmp_path), "--models-dir", str(models), "--run-id", "r2"]) == 0
-    assert [c.strategy for c in seen] == ["none", "auto"]
+    assert main(["train", "--data", str(tmp_path), "--models-dir", str(models), "--run-id", "r2", "--connect-timeout", "9"]) == 0
+    assert [(c.strategy, timeout) for c, timeout in seen] == [("none", 300), ("auto", 9)]
+    # The connect timeout is about this start, not the run: its config has no place for it.
+    assert "connect_timeout" not in DEFAULTS
 
 
 def test_each_pass_feeds_a_multiple_of_the_replicas(synth_root):
@@ -262,18 +264,26 @@ def start_workers(argv: list[str], tmp_path: Path, env: dict | None = None, n: i
     """``n`` local worker processes running ``python argv...``, each with its TF_CONFIG and its
     own temporary folder ``tmp_path/tmp-K`` (where a non-chief's scratch run folder goes)."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(n)]
-    procs = []
-    for index in range(n):
-        tmp = tmp_path / f"tmp-{index}"
-        tmp.mkdir(exist_ok=True)
-        worker_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config(workers, index), "TMPDIR": str(tmp), **(env or {})}
-        procs.append(subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env))
-    return procs
+    return [start_worker(argv, tmp_path, workers, index, env) for index in range(n)]
+
+
+def start_worker(argv: list[str], tmp_path: Path, workers: list[str], index: int, env: dict | None = None) -> subprocess.Popen:
+    """Worker ``index`` of the cluster ``workers``, running ``python argv...``."""
+    tmp = tmp_path / f"tmp-{index}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    worker_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config(workers, index), "TMPDIR": str(tmp), **(env or {})}
+    return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    """Wait for ``proc`` (the timeout only guards against a hang) and return its code and stderr."""
-    _, err = proc.communicate(timeout=600)
+    """Wait for ``proc`` (the timeout only guards against a hang) and return its code and stderr.
+    A hung worker is killed: TensorFlow's coordination service swallows SIGTERM."""
+    try:
+        _, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the worker hung; it was killed. stderr: {err[-2000:]}")
     return proc.returncode, err
 
 
@@ -425,6 +435,44 @@ def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root,
         assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"] and metrics["test_songs"] == len(cache)
     else:
         assert config["model"] == "transfer" and metrics["test_songs"] == len(read_json(run / "split.json")["test"])
+
+
+@pytest.mark.slow
+def test_a_worker_whose_peer_never_starts_gives_up_after_the_connect_timeout(synth_root, tmp_path):
+    """Alone in a cluster of two: the chief (the coordination leader) and the other worker (whose
+    leader never comes) each end with one line, and the chief leaves no run folder behind."""
+    from genre.dataset import load_dataset
+
+    load_dataset(str(synth_root), progress=False)
+    models = tmp_path / "models"
+    argv = train_argv(synth_root, models, 1, "--strategy", "multi-worker", "--connect-timeout", "2")
+    chief_cluster, other_cluster = [f"127.0.0.1:{p}" for p in free_ports(2)], [f"127.0.0.1:{p}" for p in free_ports(2)]
+    chief, other = start_worker(argv, tmp_path / "chief", chief_cluster, 0), start_worker(argv, tmp_path / "other", other_cluster, 1)
+    for proc, index, peer in ((chief, 0, chief_cluster[1]), (other, 1, other_cluster[0])):
+        code, err = finish(proc)
+        line = f"genre: error: worker {index} waited 2 s for the other workers of TF_CONFIG ({peer}) to start; none came: start them, or check TF_CONFIG"
+        assert code == 2 and line in err.splitlines(), err[-3000:]
+        assert "Traceback" not in err
+    # The chief claimed the run folder and locked models/ before it waited; it released both.
+    assert list(models.iterdir()) == []
+    assert list((tmp_path / "other" / "tmp-1").iterdir()) == []
+
+
+def test_the_connect_timeout_is_a_number_of_seconds_kept_out_of_the_run(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["train"]).connect_timeout == distribute.CONNECT_TIMEOUT == 300
+    assert parser.parse_args(["train", "--connect-timeout", "2.5"]).connect_timeout == 2.5
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", "--connect-timeout", bad])
+        assert f"must be a number of seconds above 0, not '{bad}'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    assert "--connect-timeout SECONDS multi-worker: how long" in " ".join(capsys.readouterr().out.split())
+    cluster = json.dumps({"cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}})
+    assert distribute.not_formed_message(cluster, 300) == (
+        "worker 1 waited 300 s for the other workers of TF_CONFIG (h:0, h:1) to start; not all came: start them, or check TF_CONFIG"
+    )
 
 
 def test_the_replicas_shares_of_each_batch_are_disjoint_and_make_it_whole(synth_root):

@@ -94,6 +94,8 @@ def bad_folders(tmp_path_factory) -> dict[str, Path]:
         ("synth", {"protocol": "random"}, "unknown split protocol"),
         ("synth", {"test_fraction": 0.0}, "test share must be between 0 and 1"),
         ("synth", {"val_fraction": 1.0}, "validation share must be at least 0 and below 1"),
+        ("synth", {"strategy": "horovod"}, r"unknown distribution strategy 'horovod'; choose one of auto, none, mirrored$"),
+        ("synth", {"strategy": "multi-worker"}, "multi-worker training starts from a terminal on every host"),
     ],
 )
 def test_bad_settings_are_refused_and_start_nothing(case, changes, message, bad_folders, synth_root, models):
@@ -125,6 +127,24 @@ def test_settings_are_remembered_and_the_env_var_is_the_default(models, synth_ro
     shutil.rmtree(tmp_path / "moved")
     # The remembered folder is gone: the environment's folder is offered again.
     assert jobs.default_data_dir(models) == str(tmp_path / "from-env")
+
+
+def test_the_strategy_is_remembered_and_passed_to_the_job(models, synth_root):
+    from genre.cli import build_parser
+
+    settings = tiny_settings(synth_root, strategy="mirrored")
+    args = settings.cli_args()
+    assert args[args.index("--strategy") + 1] == "mirrored"
+    assert build_parser().parse_args(["train", *args]).strategy == "mirrored"
+    assert settings.config().strategy == "mirrored"
+    jobs.remember_settings(models, settings)
+    assert jobs.remembered_settings(models).strategy == "mirrored"
+    # Settings remembered before the strategy was one ask for the default.
+    record = json.loads((models / jobs.JOBS_DIR / jobs.SETTINGS).read_text())
+    del record["strategy"]
+    (models / jobs.JOBS_DIR / jobs.SETTINGS).write_text(json.dumps(record))
+    assert jobs.remembered_settings(models).strategy == "auto"
+    assert jobs.Settings.from_dict({"data_dir": "x"}).cli_args()[-2:] == ["--strategy", "auto"]
 
 
 # The lock -----------------------------------------------------------------------------------
@@ -367,8 +387,10 @@ def test_the_server_side_never_loads_keras(synth_root):
     """Checking settings and drawing the panel happen in the Streamlit server: no TensorFlow there."""
     code = (
         "import sys, dashboard.retrain\n"
-        "from genre import jobs\n"
+        "from genre import hardware, jobs\n"
         f"jobs.validate_settings(jobs.Settings({str(synth_root)!r}, test_fraction=0.34, val_fraction=0.25))\n"
+        # Without NVIDIA's driver the GPUs are counted without TensorFlow.
+        f"assert hardware.training_gpus({str(synth_root / 'no-driver')!r}, {str(synth_root / 'no-dev')!r}) == hardware.Gpus(0, 0)\n"
         "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=jobs.REPO, capture_output=True, text=True, check=True)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from synth import make_dataset
 from test_jobs import tiny_gtzan
 
-from genre import jobs
+from genre import hardware, jobs
 from genre.runs import active_run_id
 
 SUBMIT = "retrain_submit"
@@ -40,6 +40,21 @@ def panel(models: Path) -> AppTest:
 @pytest.fixture(autouse=True)
 def _no_dataset_from_the_environment(monkeypatch):
     monkeypatch.delenv("GENRE_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def gpus(monkeypatch):
+    """``gpus(host, usable)`` sets what the panel finds; by default, this host's own count.
+    The panel keeps its count for the server's life: each test starts afresh."""
+    from dashboard import retrain
+
+    def found(host: int, usable: int) -> None:
+        monkeypatch.setattr(hardware, "training_gpus", lambda: hardware.Gpus(host, usable))
+        retrain._gpus.clear()
+
+    retrain._gpus.clear()
+    yield found
+    retrain._gpus.clear()
 
 
 def fill(at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, model="fast", protocol="stratified") -> AppTest:
@@ -247,6 +262,57 @@ def test_cancel_from_the_sidebar_then_resume(models, synth_root):
     at.run()
     shown = re.search(r"epoch (\d+)/200", texts(at.sidebar.caption))
     assert shown and int(shown.group(1)) > epochs_done
+
+
+def started_argv(models: Path) -> list[str]:
+    """The command line of the job the panel started (it is then stopped: only its start matters)."""
+    argv = json.loads((models / jobs.LOCK_NAME).read_text())["argv"]
+    jobs.cancel(models, force=True)
+    return argv
+
+
+def test_without_a_gpu_the_panel_says_it_trains_on_the_cpu(models, synth_root, tmp_path, monkeypatch):
+    # As on a host without NVIDIA's driver.
+    monkeypatch.setattr(hardware, "NVIDIA_GPUS", tmp_path / "no-driver")
+    monkeypatch.setattr(hardware, "DEVICES", tmp_path / "no-dev")
+    at = panel(models)
+    assert not at.exception
+    assert "Trains on the CPU: no GPU found." in texts(at.sidebar.caption)
+    assert "retrain_strategy" not in {b.key for b in at.sidebar.selectbox}
+
+
+@pytest.mark.parametrize(
+    "host, usable, line",
+    [(1, 1, "Trains on 1 GPU."), (1, 0, "Trains on the CPU: this host has 1 GPU, but TensorFlow sees none"),
+     (2, 0, "Trains on the CPU: this host has 2 GPUs, but TensorFlow sees none")],
+)
+def test_one_device_or_none_is_said_not_offered(host, usable, line, gpus, models, synth_root):
+    gpus(host, usable)
+    # Remembered from a time with more GPUs: not offered now, so not asked for.
+    jobs.remember_settings(models, jobs.Settings(str(synth_root), strategy="mirrored"))
+    at = panel(models)
+    assert line in texts(at.sidebar.caption)
+    assert "retrain_strategy" not in {b.key for b in at.sidebar.selectbox}
+    at = submit(fill(at, synth_root))
+    assert not at.exception and not at.sidebar.error, texts(at.sidebar.error)
+    argv = started_argv(models)
+    assert argv[argv.index("--strategy") + 1] == "auto"
+
+
+def test_with_several_gpus_the_panel_offers_the_strategy(gpus, models, synth_root):
+    gpus(2, 2)
+    at = panel(models)
+    choice = at.sidebar.selectbox(key="retrain_strategy")
+    assert choice.options == ["auto: all 2 GPUs", "one device (the first GPU)", "all 2 GPUs (mirrored)"] and choice.value == "auto"
+    assert "Trains on" not in texts(at.sidebar.caption)
+    choice.set_value("mirrored")
+    at = submit(fill(at, synth_root))
+    assert not at.exception and not at.sidebar.error, texts(at.sidebar.error)
+    argv = started_argv(models)
+    assert argv[argv.index("--strategy") + 1] == "mirrored"
+    until_idle(at)
+    # Remembered for the next time.
+    assert panel(models).sidebar.selectbox(key="retrain_strategy").value == "mirrored"
 
 
 def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):
