@@ -103,12 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
     train.add_argument(
         "--strategy",
-        default=DEFAULTS["strategy"],
         choices=STRATEGIES,
         help="how training spreads over devices: none (one device), mirrored (a copy of the model on every GPU of "
         "this host, batches split among them, BatchNorm statistics synchronised), multi-worker (the same across the "
         "hosts TF_CONFIG describes; only the chief writes the run folder), auto (multi-worker when TF_CONFIG is set, "
-        "else mirrored when more than one GPU is visible, else none) (default: %(default)s; with --resume, the run's own, unless another is given)",
+        "else mirrored when more than one GPU is visible, else none) (default: auto; with --resume, the run's own, unless one is given)",
     )
     train.add_argument(
         "--connect-timeout",
@@ -260,8 +259,8 @@ def _train(args) -> None:
         check_run_id(run_dir.name)
 
         def resumed_strategy(own: str) -> str:
-            # The default (auto) keeps the run's own; another --strategy replaces it.
-            return own if args.strategy == DEFAULTS["strategy"] else args.strategy
+            # Without --strategy the run keeps its own; one given, auto included, replaces it.
+            return own if args.strategy is None else args.strategy
 
         def resumed() -> TrainConfig:
             config = TrainConfig.from_dict(check_resumable(run_dir).config["train"])
@@ -292,7 +291,7 @@ def _train(args) -> None:
         augment=args.augment,
         models_dir=args.models_dir or str(default_models_dir()),
         run_id=check_run_id(args.run_id) if args.run_id else None,
-        strategy=args.strategy,
+        strategy=args.strategy or DEFAULTS["strategy"],
     ).check()
     models_dir = Path(config.models_dir)
     stem = config.run_id or run_id_stem(config.model, config.protocol)

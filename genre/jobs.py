@@ -313,6 +313,8 @@ def start_training(
         run_dir = Path(resume).expanduser().absolute()
         config = _check_resumable(models_dir, run_dir).config.get("train")
         argv = ["train", "--resume", str(run_dir)]
+        if (config or {}).get("strategy") == "multi-worker":
+            argv += ["--strategy", "auto"]  # a dashboard job trains on this host alone (job_environment)
     else:
         if settings is None:
             raise SettingsError("no settings given")
@@ -565,6 +567,13 @@ def _pin_served_run(models_dir: Path) -> None:
             set_active(served, models_dir)
 
 
+def job_environment(job_id: str) -> dict[str, str]:
+    """The environment of a dashboard job: the server's, without ``TF_CONFIG`` (a job trains on
+    this host alone; with it, ``--strategy auto`` would wait for other hosts' workers)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return env | {"PYTHONUNBUFFERED": "1", JOB_ENV: job_id}
+
+
 def _start(
     models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[Path] = (), new_folder: Path | None = None, **record
 ) -> Job:
@@ -596,7 +605,7 @@ def _start(
                 child = subprocess.Popen(
                     [sys.executable, "-m", "genre", *argv],
                     cwd=REPO,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1", JOB_ENV: job.job_id},
+                    env=job_environment(job.job_id),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,

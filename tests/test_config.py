@@ -15,8 +15,9 @@ from genre.config import DEFAULTS, ConfigError, TrainConfig, run_id_stem
 
 def test_the_cli_and_the_dashboard_take_their_defaults_from_train_config():
     args = build_parser().parse_args(["train", "--data", "x"])
-    for name in ("model", "epochs", "batch_size", "learning_rate", "mixed_precision", "strategy"):
+    for name in ("model", "epochs", "batch_size", "learning_rate", "mixed_precision"):
         assert getattr(args, name) == DEFAULTS[name] == getattr(TrainConfig("x"), name), name
+    assert args.strategy is None and DEFAULTS["strategy"] == TrainConfig("x").strategy == "auto"  # None: a resume keeps its own
     # The split's options are left unset by the parser: with --shards they are the shards' own.
     split = _data_and_split(args)
     for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds"):

@@ -74,7 +74,7 @@ def test_the_cli_passes_the_strategy_to_training(tmp_path, monkeypatch, capsys):
     import genre.training
 
     parser = build_parser()
-    assert parser.parse_args(["train"]).strategy == "auto"
+    assert parser.parse_args(["train"]).strategy is None  # auto for a new run; a resume keeps its own
     assert parser.parse_args(["train", "--strategy", "multi-worker"]).strategy == "multi-worker"
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--strategy", "horovod"])

@@ -241,6 +241,29 @@ def test_cancel_stops_the_run_which_resumes_where_it_stopped(models, synth_root)
         jobs.start_training(models, resume=run)
 
 
+@pytest.mark.slow
+def test_a_dashboard_job_trains_on_this_host_even_with_tf_config_set(models, synth_root, monkeypatch):
+    """TF_CONFIG in the server's environment is for runs started by hand on several hosts: a
+    dashboard job drops it (else --strategy auto would wait for peers), and resuming a
+    multi-worker run from the dashboard finishes it here."""
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    assert "TF_CONFIG" not in jobs.job_environment("x") and jobs.job_environment("x")[jobs.JOB_ENV] == "x"
+    jobs.start_training(models, tiny_settings(synth_root, epochs=1), run_id="here")
+    assert jobs.wait(models, timeout=240).state == "finished"
+    run = models / "here"
+    assert read(run / "config.json")["distribution"]["resolved"] == "none"
+    # As if a multi-worker run had lost a worker: the dashboard resumes it on this host.
+    config = read(run / "config.json")
+    config["train"]["strategy"] = "multi-worker"
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "status.json").write_text(json.dumps(read(run / "status.json") | {"state": "failed"}))
+    (run / "metrics.json").unlink()
+    job = jobs.start_training(models, resume=run)
+    assert job.argv[-2:] == ["--strategy", "auto"]
+    assert jobs.wait(models, timeout=240).state == "finished", log_tail(run)
+
+
 @pytest.fixture(scope="module")
 def slow_root(tmp_path_factory) -> Path:
     """120 songs: a `fast` epoch at batch 2 takes a couple of seconds, long enough to be
