@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+from genre.distribute import local_workers, worker_tf_config  # noqa: E402
 
 
 def run(source: list[str], workers: int, epochs: int, models: Path, run_id: str) -> tuple[list[float], int]:
@@ -45,11 +36,11 @@ def run(source: list[str], workers: int, epochs: int, models: Path, run_id: str)
     if workers == 1:
         procs = [subprocess.Popen([*argv, "--strategy", "none"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
     else:
-        hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+        hosts = local_workers(workers)
         procs = [
             subprocess.Popen(
                 [*argv, "--strategy", "multi-worker"],
-                env=env | {"TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})},
+                env=env | {"TF_CONFIG": worker_tf_config(hosts, i)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -274,3 +274,22 @@ def per_worker_input(dist: Distribution, make: Callable[[int, int, int], Any]) -
         return make(context.input_pipeline_id, context.num_input_pipelines, replicas // context.num_input_pipelines)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def local_workers(n: int) -> list[str]:
+    """``n`` worker addresses on free 127.0.0.1 ports, for a multi-worker rehearsal on one host
+    (the system hands out each free port once before reusing it)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return addresses
+
+
+def worker_tf_config(workers: list[str], index: int) -> str:
+    """The ``TF_CONFIG`` of worker ``index`` of a cluster of ``workers`` (no chief task)."""
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})

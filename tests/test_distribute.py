@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -245,25 +244,13 @@ def test_the_gpu_requirements_pin_what_the_cpu_ones_pin():
     assert [p.replace("tensorflow==", "tensorflow[and-cuda]==") for p in cpu] == gpu
 
 
-def tf_config(workers: list[str], index: int) -> str:
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` ports free on 127.0.0.1 now (the system hands out each once before reusing it)."""
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+tf_config = distribute.worker_tf_config
 
 
 def start_workers(argv: list[str], tmp_path: Path, env: dict | None = None, n: int = 2) -> list[subprocess.Popen]:
     """``n`` local worker processes running ``python argv...``, each with its TF_CONFIG and its
     own temporary folder ``tmp_path/tmp-K`` (where a non-chief's scratch run folder goes)."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(n)]
+    workers = distribute.local_workers(n)
     return [start_worker(argv, tmp_path, workers, index, env) for index in range(n)]
 
 
@@ -273,6 +260,15 @@ def start_worker(argv: list[str], tmp_path: Path, workers: list[str], index: int
     tmp.mkdir(parents=True, exist_ok=True)
     worker_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config(workers, index), "TMPDIR": str(tmp), **(env or {})}
     return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env)
+
+
+def kill_after_its_first_epoch(other: subprocess.Popen, chief: subprocess.Popen, tmp_path: Path) -> None:
+    """SIGKILL worker 1 once its first epoch is in the history of its scratch run folder."""
+    while not list((tmp_path / "tmp-1").glob("genre-worker-*/mw/history.json")):
+        assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
+        time.sleep(0.05)
+    other.send_signal(signal.SIGKILL)
+    finish(other)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -372,12 +368,7 @@ def test_a_killed_worker_ends_the_other_and_the_run_resumes_on_one(synth_root, t
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
     chief, other = start_workers(train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
-    # The other worker's history of its first epoch, in its scratch run folder: kill it then.
-    while not list((tmp_path / "tmp-1").glob("genre-worker-*/mw/history.json")):
-        assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
-        time.sleep(0.05)
-    other.send_signal(signal.SIGKILL)
-    finish(other)
+    kill_after_its_first_epoch(other, chief, tmp_path)
     code, err = finish(chief)
     assert code == 2 and "a worker of this multi-worker run failed or stopped" in err and "--resume" in err, err[-3000:]
     run = models / "mw"
@@ -400,11 +391,7 @@ def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_p
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
     chief, other = start_workers(train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
-    while not list((tmp_path / "tmp-1").glob("genre-worker-*/mw/history.json")):
-        assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
-        time.sleep(0.05)
-    other.send_signal(signal.SIGKILL)
-    finish(other)
+    kill_after_its_first_epoch(other, chief, tmp_path)
     assert finish(chief)[0] == 2
     run = models / "mw"
     done = read_json(run / "history.json")
@@ -446,7 +433,7 @@ def test_a_worker_whose_peer_never_starts_gives_up_after_the_connect_timeout(syn
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
     argv = train_argv(synth_root, models, 1, "--strategy", "multi-worker", "--connect-timeout", "2")
-    chief_cluster, other_cluster = [f"127.0.0.1:{p}" for p in free_ports(2)], [f"127.0.0.1:{p}" for p in free_ports(2)]
+    chief_cluster, other_cluster = distribute.local_workers(2), distribute.local_workers(2)
     chief, other = start_worker(argv, tmp_path / "chief", chief_cluster, 0), start_worker(argv, tmp_path / "other", other_cluster, 1)
     for proc, index, peer in ((chief, 0, chief_cluster[1]), (other, 1, other_cluster[0])):
         code, err = finish(proc)
