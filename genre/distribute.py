@@ -96,33 +96,6 @@ def not_formed_message(tf_config: str, seconds: float) -> str:
     return f"{kind} {index} waited {seconds:g} s for the other workers of TF_CONFIG ({', '.join(peers)}) to start; {came}: start them, or check TF_CONFIG"
 
 
-def _register_with_timeout(tf_config: str, seconds: float) -> None:
-    """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would (it
-    keeps a service configured before it), but with every task registering at a barrier that
-    times out after ``seconds``: the strategy then raises ``DeadlineExceededError`` instead of
-    waiting forever for a worker that never starts. The leader fails after ``seconds``, the
-    others (their registration call has TensorFlow's grace added) about 5 s later.
-
-    Why not TensorFlow's defaults: without the barrier the leader registers alone, then waits
-    with no deadline (a try was stopped after 15 minutes). TensorFlow 2.21 has no public switch
-    for either, hence its internals here (multi-worker runs only on the versions
-    ``genre.multiworker_fixes`` pins); the test of the connect timeout fails if this stops working."""
-    import tensorflow as tf
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute import multi_worker_util
-    from tensorflow.python.eager import context
-
-    cluster = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job)) for job in ("chief", "worker") if job in cluster.jobs]
-    context.context().configure_coordination_service(
-        service_type="standalone",
-        service_leader=multi_worker_util.coordination_leader(cluster),
-        coordinated_jobs=jobs,
-        cluster_register_timeout_in_ms=max(1, round(seconds * 1000)),
-    )
-    context.context().coordination_service.cluster_register_with_barrier = True
-
-
 def visible_gpus() -> int:
     """How many GPUs TensorFlow sees on this host."""
     import tensorflow as tf
@@ -198,7 +171,7 @@ def distribution(requested: str, tf_config: str | None = None, connect_timeout: 
         task = task_of(tf_config)
         timeout = float(os.environ.get("GENRE_COLLECTIVE_TIMEOUT", COLLECTIVE_TIMEOUT))
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-        _register_with_timeout(tf_config, connect_timeout)
+        multiworker_fixes.register_with_timeout(tf_config, connect_timeout)
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         except tf.errors.DeadlineExceededError:

@@ -1,4 +1,5 @@
-"""Two workarounds that make Keras ``fit`` run under ``tf.distribute.MultiWorkerMirroredStrategy``.
+"""Workarounds that make Keras ``fit`` run under ``tf.distribute.MultiWorkerMirroredStrategy``,
+and a worker give up on peers that never start.
 
 Applied only for ``--strategy multi-worker`` (:func:`apply`), and only to the versions they were
 written for (:data:`PINNED`): on others :func:`apply` refuses, so an upgrade makes us check
@@ -14,16 +15,20 @@ workaround; once such a test fails, upstream fixed the bug and its workaround go
   averaged across workers with ``strategy.reduce("MEAN", v, axis=0)``, which fails with
   ``Invalid reduction dimension 0 for input with 0 dimensions``. A scalar is averaged across the
   replicas only (``axis=None``), which is what the logs mean.
+- ``register_timeout`` (:func:`register_with_timeout`, called before the strategy is made): a
+  worker waits for the others with no deadline; TensorFlow 2.21 has the deadline but no public
+  switch for it.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Callable, Iterable
 
 from .errors import GenreError
 
 # Workaround name -> (Keras version prefix, TensorFlow version prefix) it is written for.
-PINNED = {"symbolic_build": ("3.15.", "2.21."), "scalar_logs": ("3.15.", "2.21.")}
+PINNED = {"symbolic_build": ("3.15.", "2.21."), "scalar_logs": ("3.15.", "2.21."), "register_timeout": ("3.15.", "2.21.")}
 
 _applied: set[str] = set()
 
@@ -91,6 +96,34 @@ def _scalar_logs() -> None:
 
 
 FIXES: dict[str, Callable[[], None]] = {"symbolic_build": _symbolic_build, "scalar_logs": _scalar_logs}
+
+
+def register_with_timeout(tf_config: str, seconds: float) -> None:
+    """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would (it
+    keeps a service configured before it), but with every task registering at a barrier that
+    times out after ``seconds``: the strategy then raises ``DeadlineExceededError`` instead of
+    waiting forever for a worker that never starts. The leader fails after ``seconds``, the
+    others (their registration call has TensorFlow's grace added) about 5 s later.
+
+    Why not TensorFlow's defaults: without the barrier the leader registers alone, then waits
+    with no deadline (a try was stopped after 15 minutes). TensorFlow 2.21 has no public switch
+    for either, hence its internals here, pinned like the workarounds; the test of the connect
+    timeout fails if this stops working."""
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    check_versions(["register_timeout"])
+    cluster = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job)) for job in ("chief", "worker") if job in cluster.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=max(1, round(seconds * 1000)),
+    )
+    context.context().coordination_service.cluster_register_with_barrier = True
 
 
 def apply(names: Iterable[str] = tuple(FIXES)) -> None:
