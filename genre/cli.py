@@ -119,12 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--models-dir", default=None, help="where run folders go (default: models/)")
     train.add_argument("--run-id", help="name of the run folder (default: <model>-<protocol>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="resume the interrupted run in RUN_DIR (other options but --strategy and --connect-timeout are ignored)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="resume the interrupted run in RUN_DIR (other options but --strategy, --connect-timeout and --shards, for shards "
+        "that moved, are ignored)",
+    )
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
     evaluate.add_argument("run", help="run folder")
     evaluate.add_argument("--data", help="dataset folder (default: the one the run was trained on, or its shards)")
+    evaluate.add_argument("--shards", help="the run's shards, if they moved (default: where the run was trained from them)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     classify = commands.add_parser("classify", help="classify audio files with a trained run")
@@ -268,6 +274,8 @@ def _train(args) -> None:
             # --strategy is about this start's hosts and devices: a multi-worker run that lost a
             # worker can finish on one host.
             config.strategy = resumed_strategy(config.strategy)
+            if args.shards:  # the run's shards, moved
+                config.shards = str(Path(args.shards).expanduser().resolve())
             return config
 
         saved = load_run(run_dir).config.get("train")
@@ -365,7 +373,7 @@ def cmd_evaluate(args) -> None:
     if "folds" in manifest:
         raise RunError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
-    shards = (config.get("train") or {}).get("shards")
+    shards = args.shards or (config.get("train") or {}).get("shards")
     if shards and not args.data:
         from .shard_songs import ShardSongs
 

@@ -29,6 +29,9 @@ COLLECTIVE_TIMEOUT = 300.0
 # collective timeout does not cover forming the cluster; without this a missing worker is a
 # silent hang). ``train --connect-timeout`` sets it for one start.
 CONNECT_TIMEOUT = 300.0
+# How long the other workers wait for the chief between folds, while it evaluates a fold's test
+# songs alone (a dead chief still ends them within seconds, by TensorFlow's heartbeats).
+WAIT_TIMEOUT = 24 * 3600.0
 
 
 class ClusterNotFormed(GenreError):
@@ -137,6 +140,20 @@ class Distribution:
         nothing at all without one."""
         return self.strategy.scope() if self.strategy is not None else nullcontext()
 
+    def wait_for_all(self, seconds: float | None = None) -> None:
+        """Under multi-worker, wait until every worker is here (a collective over one scalar,
+        with a timeout of ``seconds``, default :data:`WAIT_TIMEOUT`); elsewhere, return."""
+        if self.resolved != "multi-worker":
+            return
+        import tensorflow as tf
+
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=seconds or WAIT_TIMEOUT)
+
+        def arrive():
+            return tf.distribute.get_replica_context().all_reduce("SUM", tf.constant(1.0), options=options)
+
+        tf.function(lambda: self.strategy.run(arrive))()
+
     def describe(self) -> dict:
         """What ``config.json`` records about it."""
         described = {"requested": self.requested, "resolved": self.resolved, "replicas": self.replicas}
@@ -219,6 +236,8 @@ def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any]
     row: ``fit`` cannot map a distributed dataset itself."""
     import tensorflow as tf
 
+    from .pipeline import class_weight_lookup
+
     strategy = dist.strategy
     replicas = strategy.num_replicas_in_sync
 
@@ -229,8 +248,8 @@ def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any]
         # A worker's replicas take its dataset's batches in turn.
         data = parts[0] if local == 1 else tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
         if class_weight:
-            weights = tf.constant([class_weight.get(c, 1.0) for c in range(max(class_weight) + 1)], tf.float32)
-            data = data.map(lambda x, y: (x, y, tf.gather(weights, tf.argmax(y, axis=-1))))
+            weight = class_weight_lookup(class_weight)
+            data = data.map(lambda x, y: (x, y, weight(y)))
         return data
 
     return strategy.distribute_datasets_from_function(dataset_fn)

@@ -127,3 +127,13 @@ class BatchPlan:
         data = tf.data.Dataset.from_generator(generate, output_signature=signature)
         # A known length lets Keras show progress and stops its "ran out of data" warning.
         return data.apply(tf.data.experimental.assert_cardinality(self.batches)).prefetch(2)
+
+
+def class_weight_lookup(class_weight: dict[int, float]):
+    """A graph function from one-hot labels ``(B, genres)`` to each row's weight in
+    ``class_weight`` (1 for a genre it lacks): Keras's ``class_weight``, as sample weights, for
+    inputs ``fit`` cannot weight itself (distributed datasets; the shards' stream)."""
+    import tensorflow as tf
+
+    weights = tf.constant([class_weight.get(c, 1.0) for c in range(max(class_weight) + 1)], tf.float32)
+    return lambda y: tf.gather(weights, tf.argmax(y, axis=-1))

@@ -46,7 +46,9 @@ class ShardSongs:
         self._position = {t: i for i, t in enumerate(self.track_ids)}
         # Where derived data (a transfer model's frozen features) is kept: the cache folder, under
         # a key of these shards, never inside the user's shard folder.
-        key = hashlib.sha256(f"{self.shards}|{self.manifest['dataset_key']}|{self.manifest['split']}".encode()).hexdigest()[:20]
+        # The key is the shards' content, not their path: moved shards keep their features.
+        digests = sorted(shard["sha256"] for entries in self.manifest["shards"].values() for shard in entries)
+        key = hashlib.sha256(f"{self.manifest['dataset_key']}|{self.manifest['split']}|{digests}".encode()).hexdigest()[:20]
         self.folder = default_cache_root() / "shards" / f"shards-{key}"
 
     def __len__(self) -> int:

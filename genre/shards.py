@@ -11,8 +11,8 @@ set (``all-...``). ``shards.json`` names the genres, the split manifest exactly 
 offsets (so one song can be read back alone: ``genre.shard_songs``), its size and sha256.
 
 ``shard_dataset`` reads a part back as ``tf.data`` batches with no Python in the loop: the
-part's files -> dealt out among workers -> parallel ``interleave`` -> parse -> windows cut (and,
-for training, shifted and coloured) in the graph -> shuffle -> batch -> prefetch. Unaugmented,
+part's files -> dealt out among workers -> parallel ``interleave`` -> parse -> windows cut (for
+training, shifted) in the graph -> shuffle -> batch -> (for training, coloured) -> prefetch. Unaugmented,
 its windows are the ones ``WindowSet`` cuts from the cache, sample for sample.
 """
 
@@ -240,17 +240,18 @@ class ShardPlan:
     ``fed`` windows it feeds each pass, in ``batches`` batches.
 
     One worker feeds the part's windows (a multiple of ``multiple``, its replicas: see
-    ``genre.distribute.fed_windows``). Several workers each feed the same number of whole
-    batches, ``multiple`` of them (one per local replica) a step: the fewest any worker can, as
-    every replica must take the same number of steps; a shuffled part leaves out other windows
-    each epoch. Shards of about equal size, many more than the workers, leave out few.
+    ``genre.distribute.fed_windows``). Several workers each feed the same number of windows, the
+    fewest any worker has, as every replica must take the same number of steps (with several
+    replicas a worker, whole steps of ``multiple`` batches); a shuffled part leaves out other
+    windows each epoch. Shards of about equal size, many more than the workers, leave out few.
     """
 
     files: tuple[str, ...]
     by_window: bool
     fed: int
     batches: int
-    windows: int  # of this worker's files, before any is left out
+    steps: int  # of training: ``batches``, or a ``multiple``-th of them when replicas take turns
+    windows: int  # of this worker's share, before any is left out
 
 
 def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0, num_workers: int = 1, fold: int | None = None, multiple: int = 1) -> ShardPlan:
@@ -274,18 +275,23 @@ def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0
     else:
         mine = listed[worker_index::num_workers]
         each = [windows_of(listed[w::num_workers]) for w in range(num_workers)]
-    if num_workers == 1:
-        fed = each[0] - each[0] % multiple
-        step = multiple
+    if num_workers == 1 or multiple == 1:
+        # One worker: its replicas split each global batch evenly. One replica a worker: every
+        # worker feeds the same batches, the last one as short on each.
+        step = multiple if num_workers == 1 else 1
+        fed = min(each) - min(each) % step
+        steps = -(-fed // batch_size)
     else:
+        # A worker's replicas take its batches in turn: whole steps only, or one would get none.
         step = batch_size * multiple
         fed = min(each) - min(each) % step
+        steps = fed // step
     if not fed:
         raise ShardError(
             f"the {part} part's {total} windows cannot give each of {num_workers} worker(s) one step of "
             f"{step} windows; use fewer workers or replicas, a smaller batch, or more songs"
         )
-    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, -(-fed // batch_size), each[worker_index])
+    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, -(-fed // batch_size), steps, each[worker_index])
 
 
 def _stored_part(manifest: dict, part: str) -> str:
@@ -307,6 +313,7 @@ def shard_dataset(
     with_track_ids: bool = False,
     multiple: int = 1,
     class_weight: dict[int, float] | None = None,
+    manifest: dict | None = None,
 ) -> "tf.data.Dataset":
     """The windows of ``part`` read from the shards in ``folder``, as a ``tf.data.Dataset`` of
     ``(windows (B, WINDOW, 1) float32, one-hot labels)`` batches, this worker's share only
@@ -319,17 +326,19 @@ def shard_dataset(
     (from its genre). ``augment`` shifts each window by up to half a window inside its song and
     colours it (gain, EQ tilt, low-pass), as ``WindowSet`` does for training, from TensorFlow's
     stateless generators (the same distributions, not the same draws), new ones each pass.
-    ``shuffle`` also reorders this worker's files each pass. ``shuffle_buffer`` counts windows
-    (each holds 264 KB as float32).
+    ``shuffle`` also reorders this worker's files each pass (when it reads its own). ``shuffle_buffer``
+    counts windows (each holds 264 KB as float32). ``manifest``: the folder's ``shards.json``,
+    when the caller has read it already.
     """
     import tensorflow as tf
 
     from .augment import colour_graph, shift_starts_graph
+    from .pipeline import class_weight_lookup
 
     if with_track_ids and class_weight:
         raise ShardError("a dataset yields track ids or sample weights, not both")
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = manifest or read_manifest(folder)
     if n_genres != len(manifest["genres"]):
         raise ShardError(f"the shards hold {len(manifest['genres'])} genres, not {n_genres}")
     plan = shard_plan(manifest, part, batch_size, worker_index, num_workers, fold, multiple)
@@ -399,9 +408,12 @@ def shard_dataset(
             lambda batch, batch_seed: (colour_graph(batch[0], batch_seed), *batch[1:]), num_parallel_calls=tf.data.AUTOTUNE
         )
     if class_weight:
-        weights = tf.constant([class_weight.get(c, 1.0) for c in range(n_genres)], tf.float32)
-        data = data.map(lambda x, y, t: (x, y, tf.gather(weights, tf.argmax(y, axis=-1))))
+        weight = class_weight_lookup(class_weight)
+        data = data.map(lambda x, y, t: (x, y, weight(y)))
     elif not with_track_ids:
         data = data.map(lambda x, y, t: (x, y))
-    # A known length lets Keras show progress.
-    return data.apply(tf.data.experimental.assert_cardinality(plan.batches)).prefetch(tf.data.AUTOTUNE)
+    if num_workers == 1 or multiple == 1:
+        # A known length lets Keras show progress; not when replicas take this worker's batches
+        # in turn, where Keras would count each batch as a step.
+        data = data.apply(tf.data.experimental.assert_cardinality(plan.batches))
+    return data.prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ from .models import build_model, get_spec
 from .pipeline import WindowSet
 from .prediction import load_model
 from .shard_songs import ShardSongs
-from .shards import read_manifest
+from .shards import ShardError
 from .splits import artist_index, audit, fold_parts, make_split, split_settings
 from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_handler
 
@@ -62,7 +63,9 @@ def train(config: TrainConfig, progress: bool = True, connect_timeout: float = C
     if saved is not None:
         # The strategy is the caller's, not the run's: it is about this start's hosts and devices
         # (a multi-worker run that lost a worker can finish on one).
-        config = replace(TrainConfig.from_dict(saved["train"]), strategy=config.strategy)
+        # So are the shards' whereabouts, when given (they may have moved; the split must match).
+        own = TrainConfig.from_dict(saved["train"])
+        config = replace(own, strategy=config.strategy, shards=config.shards or own.shards)
         log.info("resuming run %s", run_dir)
     cache = ShardSongs(config.shards) if config.shards else load_dataset(config.data_root, progress=progress)
     # A split.json without a config.json is left from a start that died before it was set up,
@@ -81,9 +84,14 @@ def train(config: TrainConfig, progress: bool = True, connect_timeout: float = C
         )
     )
     audit(manifest)
+    if config.shards and manifest != cache.manifest["split"]:
+        raise ShardError(f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from its own shards")
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
     # Before anything is written: a chief whose cluster never forms leaves no run behind.
     dist = distribution(config.strategy, connect_timeout=connect_timeout)
+    if config.shards and get_spec(config.model).frozen is None:
+        for fold in range(1, len(manifest["folds"]) + 1) if "folds" in manifest else [None]:
+            _shard_plans(config, dist, cache.manifest, fold)  # refused here, before the run folder is written
     if not dist.is_chief:
         scratch = Path(tempfile.mkdtemp(prefix=f"genre-worker-{dist.worker_index}-"))
         try:
@@ -217,18 +225,18 @@ def _train_part(
     # splits among its replicas, evenly (each pass feeds a multiple of the replicas).
     replicas = dist.replicas
     batch_size = config.batch_size * replicas
-    fed = fed_windows(len(train_windows), replicas)
-    if len(valid_windows) > fed_windows(len(valid_windows), replicas, "validation"):
-        log.info("validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas)
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
         model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
     trained = model
     if config.shards and spec.frozen is None:
         # The windows stream from the shards, the class weights in them as sample weights.
-        train_data, valid_data, batches = _shard_input(config, dist, fold, n_genres, class_weight, bool(part["valid"]))
+        train_data, valid_data, batches = _shard_input(config, dist, cache.manifest, fold, n_genres, class_weight, bool(part["valid"]))
         class_weight = None
     else:
+        fed = fed_windows(len(train_windows), replicas)
+        if len(valid_windows) > fed_windows(len(valid_windows), replicas, "validation"):
+            log.info("validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas)
         if spec.frozen is None:
             make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
                 n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
@@ -274,7 +282,7 @@ def _train_part(
         BestModel(out_dir / "model.keras", monitor="val_loss" if valid_data is not None else "loss", whole=model),
         ProgressCallback(status, stop),
     ]
-    try:
+    with _one_line_errors(config, dist):
         trained.fit(
             train_data,
             validation_data=valid_data,
@@ -284,54 +292,77 @@ def _train_part(
             callbacks=callbacks,
             verbose=0,
         )
-    except (tf_errors().UnavailableError, tf_errors().DeadlineExceededError, tf_errors().AbortedError) as error:
+    if dist.is_chief:
+        # Only this process writes the run folder (a mirrored run is one process; of a
+        # multi-worker run, the chief). The best model is loaded outside the strategy's scope and
+        # evaluation calls it directly, never predict*(): under a strategy those return one copy
+        # of the rows per replica, and under multi-worker they would wait on the other workers.
+        best = load_model(out_dir / "model.keras")
+        status.write("evaluating")
+        write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
+    with _one_line_errors(config, dist):
+        # The other workers wait for the chief's evaluation here, not in the next fold's first
+        # collective, whose timeout is for a step, not for evaluating a test part.
+        dist.wait_for_all()
+
+
+@contextmanager
+def _one_line_errors(config: TrainConfig, dist: Distribution):
+    """TensorFlow's errors of a damaged shard file or a lost worker, as one line each (its
+    messages are many lines of ops; their first line names the file or the worker)."""
+    errors = tf_errors()
+    try:
+        yield
+    except (errors.DataLossError, errors.NotFoundError) as error:
+        if not config.shards:
+            raise
+        first = str(error).strip().splitlines()[0]
+        raise ShardError(f"reading the shards in {config.shards} failed ({first}); shard the dataset again, or resume once they are whole") from error
+    except (errors.UnavailableError, errors.DeadlineExceededError, errors.AbortedError) as error:
         if dist.resolved != "multi-worker":
             raise
-        # TensorFlow's message is many lines of ops; its first line names the worker.
         first = str(error).strip().splitlines()[0]
         raise WorkerLost(f"a worker of this multi-worker run failed or stopped, so every worker stops ({first}); "
                          "the run can be resumed with --resume") from error
-    if not dist.is_chief:
-        return  # the chief evaluates, alone: the model is called outside any collective
-    # Only this process writes the run folder (a mirrored run is one process; of a multi-worker
-    # run, the chief). The best model is loaded outside the strategy's scope and evaluation
-    # calls it directly, never predict*(): under a strategy those return one copy of the rows
-    # per replica, and under multi-worker they would wait on the other workers.
-    best = load_model(out_dir / "model.keras")
-    status.write("evaluating")
-    write_json(out_dir / "metrics.json", evaluate(best, cache, part["test"]))
 
 
-def _shard_input(config: TrainConfig, dist: Distribution, fold: int | None, n_genres: int, class_weight: dict | None, has_valid: bool):
+def _shard_input(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None, n_genres: int, class_weight: dict | None, has_valid: bool):
     """The training and validation input read from ``config.shards`` (``genre.shards``), and
     the training steps of an epoch. One process feeds global batches that the strategy splits
     among its replicas; under multi-worker each worker reads its own shard files and feeds its
     replicas' batches (``per_worker_input``)."""
-    from .shards import shard_dataset, shard_plan
+    from .shards import shard_dataset
 
-    replicas = dist.replicas
-
-    def make(part: str, worker: int = 0, workers: int = 1, local: int = replicas, batch: int | None = None):
+    def make(part: str, worker: int, workers: int, local: int):
         training = part == "train"
         return shard_dataset(
-            config.shards, part, n_genres, batch or config.batch_size * replicas,
+            config.shards, part, n_genres, config.batch_size * (local if workers == 1 else 1),
             shuffle=training, augment=training and config.augment, seed=config.seed,
             worker_index=worker, num_workers=workers, fold=fold, multiple=local,
-            class_weight=class_weight if training else None,
+            class_weight=class_weight if training else None, manifest=manifest,
         )
 
+    plan = _shard_plans(config, dist, manifest, fold)["train"]
     if dist.resolved != "multi-worker":
-        plan = shard_plan(read_manifest(config.shards), "train", config.batch_size * replicas, fold=fold, multiple=replicas)
-        return make("train"), make("valid") if has_valid else None, plan.batches
-    workers = dist.num_workers
-    local = replicas // workers
-    plan = shard_plan(read_manifest(config.shards), "train", config.batch_size, 0, workers, fold, local)
-    log.info("multi-worker shards: each worker feeds %d of its %d training windows an epoch", plan.fed, plan.windows)
+        return make("train", 0, 1, dist.replicas), make("valid", 0, 1, dist.replicas) if has_valid else None, plan.steps
+    log.info("multi-worker shards: worker %d feeds %d of its %d training windows an epoch", dist.worker_index, plan.fed, plan.windows)
 
     def per_worker(part: str):
-        return per_worker_input(dist, lambda worker, workers, local: make(part, worker, workers, local, config.batch_size))
+        return per_worker_input(dist, lambda worker, workers, local: make(part, worker, workers, local))
 
-    return per_worker("train"), per_worker("valid") if has_valid else None, plan.batches // local
+    return per_worker("train"), per_worker("valid") if has_valid else None, plan.steps
+
+
+def _shard_plans(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None) -> dict:
+    """This worker's :class:`~genre.shards.ShardPlan` of each part it trains or validates on;
+    :class:`~genre.shards.ShardError` when a part cannot feed one step."""
+    from .shards import shard_plan
+
+    workers = dist.num_workers if dist.resolved == "multi-worker" else 1
+    local = dist.replicas // workers
+    batch = config.batch_size * (local if workers == 1 else 1)
+    parts = ["train"] + (["valid"] if fold_parts(manifest["split"])[(fold or 1) - 1]["valid"] else [])
+    return {part: shard_plan(manifest, part, batch, dist.worker_index if workers > 1 else 0, workers, fold, local) for part in parts}
 
 
 def tf_errors():

@@ -66,6 +66,38 @@ def test_train_refuses_a_split_the_shards_do_not_hold(shards, tmp_path, capsys):
     assert not models.exists() or not any(p for p in models.iterdir() if not p.name.startswith("."))
 
 
+def test_a_part_too_small_for_the_workers_is_refused_before_the_run_is_written(shards, tmp_path, monkeypatch):
+    from genre.config import TrainConfig
+    from genre.distribute import Distribution
+    from genre.training import train
+
+    class Workers(Distribution):  # as a 1000-worker cluster would resolve, without one
+        resolved, replicas, num_workers, worker_index, is_chief = "multi-worker", 1000, 1000, 0, True
+
+    monkeypatch.setattr("genre.training.distribution", lambda *a, **k: Workers("multi-worker", "multi-worker"))
+    config = TrainConfig(data_root="unused", shards=str(shards), models_dir=str(tmp_path), run_id="r", **SPLIT)
+    with pytest.raises(ShardError, match="cannot give each of 1000 worker"):
+        train(config, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_shard_run_resumes_only_from_shards_of_its_own_split(synth_root, shards, tmp_path):
+    from genre.config import TrainConfig
+    from genre.training import train
+
+    other = tmp_path / "other-shards"
+    write_shards(synth_root, other, songs_per_shard=2, progress=False, **(SPLIT | {"seed": 2}))
+    run = tmp_path / "models" / "r"
+    run.mkdir(parents=True)
+    config = TrainConfig(data_root=str(synth_root), shards=str(other), models_dir=str(run.parent), run_id="r", seed=2,
+                         test_fraction=0.34, val_fraction=0.25).resolved()
+    # A run started on the first shards, whose folder now holds another split's.
+    (run / "config.json").write_text(json.dumps({"train": json.loads(json.dumps(config.__dict__)), "created": "x"}))
+    (run / "split.json").write_text(json.dumps(json.loads((shards / MANIFEST).read_text())["split"]))
+    with pytest.raises(ShardError, match="hold another split than run r was trained on"):
+        train(config, progress=False)
+
+
 @pytest.mark.slow
 def test_a_run_from_shards_writes_what_a_run_from_the_cache_writes(synth_root, shards, tmp_path, capsys):
     from genre.evaluation import evaluate
@@ -91,10 +123,28 @@ def test_a_run_from_shards_writes_what_a_run_from_the_cache_writes(synth_root, s
     cache = load_dataset(str(synth_root), progress=False)
     assert metrics == evaluate(load_model(run / "model.keras"), cache, split["test"])
     assert set(metrics["band_limited"]) == {"8000", "11000"}
-    # `evaluate` reads the run's shards when no --data is given.
+    # `evaluate` reads the run's shards when no --data is given, or where they moved to.
     (run / "metrics.json").unlink()
     assert main(["evaluate", str(run)]) == 0
     assert read_json(run / "metrics.json") == metrics
+    moved = tmp_path / "moved"
+    shutil.copytree(shards, moved)
+    (run / "metrics.json").unlink()
+    assert main(["evaluate", str(run), "--shards", str(moved)]) == 0
+    assert read_json(run / "metrics.json") == metrics
+
+
+def test_a_damaged_shard_file_ends_training_with_one_line(shards, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(shards, damaged)
+    first = json.loads((damaged / MANIFEST).read_text())["shards"]["train"][0]["file"]
+    data = (damaged / first).read_bytes()
+    (damaged / first).write_bytes(data[: len(data) // 2])  # cut mid-record
+    models = tmp_path / "models"
+    assert main(["train", "--shards", str(damaged), "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"genre: error: reading the shards in {damaged} failed (") and "shard the dataset again" in err
+    assert read_json(models / "r" / "status.json")["state"] == "failed"
 
 
 @pytest.mark.slow
@@ -133,8 +183,7 @@ def test_two_workers_train_from_their_own_shard_files(synth_root, shards, tmp_pa
     from test_distribute import finish, start_workers
 
     models = tmp_path / "models"
-    # Batches of 2: the synthetic validation part is a few windows, and each worker feeds whole steps.
-    argv = ["-m", "genre", "train", "--shards", str(shards), "--model", "fast", "--epochs", "2", "--batch", "2",
+    argv = ["-m", "genre", "train", "--shards", str(shards), "--model", "fast", "--epochs", "2", "--batch", "4",
             "--models-dir", str(models), "--run-id", "mw", "--strategy", "multi-worker"]  # fmt: skip
     results = [finish(p) for p in start_workers(argv, tmp_path)]
     assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
@@ -142,10 +191,10 @@ def test_two_workers_train_from_their_own_shard_files(synth_root, shards, tmp_pa
     config = read_json(run / "config.json")
     assert config["distribution"]["workers"] == 2 and config["shards"] == str(shards.resolve())
     manifest = json.loads((shards / MANIFEST).read_text())
-    plans = [shard_plan(manifest, "train", 2, worker, 2) for worker in range(2)]
+    plans = [shard_plan(manifest, "train", 4, worker, 2) for worker in range(2)]
     assert plans[0].files != plans[1].files and plans[0].batches == plans[1].batches
     status = read_json(run / "status.json")
-    assert status["state"] == "finished" and status["batches"] == plans[0].batches
+    assert status["state"] == "finished" and status["batches"] == plans[0].steps
     assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2] and read_json(run / "metrics.json")["test_songs"] == len(manifest["split"]["test"])
 
 

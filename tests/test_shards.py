@@ -95,7 +95,7 @@ def test_the_reader_yields_exactly_the_windows_of_the_cache(shards, cache, part)
     assert int(data.cardinality()) == -(-len(WindowSet.for_tracks(cache, split[part])) // 5)
 
 
-def test_workers_read_disjoint_files_and_feed_the_same_whole_batches(shards, cache):
+def test_workers_read_disjoint_files_and_feed_the_same_batches(shards, cache):
     manifest = json.loads((shards / MANIFEST).read_text())
     split = manifest["split"]
     expected = cache_windows(cache, split["train"])
@@ -103,11 +103,12 @@ def test_workers_read_disjoint_files_and_feed_the_same_whole_batches(shards, cac
     # Every file goes to one worker; each feeds the fewest whole batches any worker can.
     assert sorted(f for p in plans for f in p.files) == sorted(s["file"] for s in manifest["shards"]["train"])
     assert sum(p.windows for p in plans) == sum(len(w) for w in expected.values())
-    assert plans[0].fed == plans[1].fed == min(p.windows for p in plans) // 4 * 4
+    assert plans[0].fed == plans[1].fed == min(p.windows for p in plans)
+    assert plans[0].batches == plans[0].steps == -(-plans[0].fed // 4)
     shares = []
     for worker in range(2):
         data = shard_dataset(shards, "train", len(cache.genres), 4, shuffle=True, seed=3, worker_index=worker, num_workers=2, with_track_ids=True)
-        assert int(data.cardinality()) == plans[worker].batches == plans[worker].fed // 4
+        assert int(data.cardinality()) == plans[worker].batches
         shares.append(read_windows(data))
         assert sum(len(w) for w in shares[-1].values()) == plans[worker].fed
     assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
@@ -118,6 +119,12 @@ def test_workers_read_disjoint_files_and_feed_the_same_whole_batches(shards, cac
     # The training batches themselves: windows and one-hot labels only.
     x, y = next(iter(shard_dataset(shards, "train", len(cache.genres), 4, worker_index=1, num_workers=2)))
     assert x.shape == (4, 66150, 1) and y.shape == (4, len(cache.genres))
+    # Two replicas a worker take its batches in turn: whole steps of 2 x 4 windows, and no
+    # length for Keras, which would count each batch as a step.
+    two = [shard_plan(manifest, "train", 4, worker, 2, multiple=2) for worker in range(2)]
+    assert two[0].fed == two[1].fed == min(p.windows for p in plans) // 8 * 8 and two[0].steps == two[0].fed // 8 == two[0].batches // 2
+    data = shard_dataset(shards, "train", len(cache.genres), 4, worker_index=0, num_workers=2, multiple=2)
+    assert int(data.cardinality()) < 0 and [int(x.shape[0]) for x, _ in data] == [4] * two[0].batches
 
 
 def test_more_workers_than_files_share_the_windows_of_every_file(shards, cache):
