@@ -382,6 +382,25 @@ def test_a_killed_worker_ends_the_other_and_the_run_resumes_on_one(synth_root, t
 
 
 @pytest.mark.slow
+def test_cancelling_the_chief_stops_every_worker_and_leaves_the_run_resumable(synth_root, tmp_path):
+    from genre.dataset import load_dataset
+    from genre.files import read_json
+
+    load_dataset(str(synth_root), progress=False)
+    models = tmp_path / "models"
+    chief, other = start_workers(train_argv(synth_root, models, 4, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
+    while not (models / "mw" / "history.json").exists():
+        assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
+        time.sleep(0.05)
+    chief.send_signal(signal.SIGTERM)  # what the dashboard's Cancel and a terminal's kill send
+    code, err = finish(chief)
+    assert code == 3 and "training was cancelled; the run can be resumed with --resume" in err, err[-3000:]
+    code, err = finish(other)
+    assert code == 2 and "a worker of this multi-worker run failed or stopped" in err.strip().splitlines()[-1], err[-3000:]
+    assert read_json(models / "mw" / "status.json")["state"] == "cancelled"
+
+
+@pytest.mark.slow
 def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_path):
     """Both workers resume from the chief's folder and checkpoint (a shared models folder, as
     two hosts would mount it): the other worker starts from a copy of them."""
