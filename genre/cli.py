@@ -320,12 +320,16 @@ def _train(args) -> None:
     _print_metrics(run_dir)
 
 
+# train's options that choose the split: without --shards, the defaults fill the ones not given.
+SPLIT_OPTIONS = ("protocol", "seed", "test_fraction", "val_fraction", "folds")
+
+
 def _data_and_split(args) -> dict:
     """``train``'s dataset and split settings: from --data and the options given (the defaults
     for the others), or, with --shards, the shards' own, where an option given must agree."""
-    given = {name: getattr(args, name) for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds") if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in SPLIT_OPTIONS if getattr(args, name) is not None}
     if not args.shards:
-        return {"data_root": _need_data(args.data)} | {name: DEFAULTS[name] for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds")} | given
+        return {"data_root": _need_data(args.data)} | {name: DEFAULTS[name] for name in SPLIT_OPTIONS} | given
     if args.data and args.data != os.environ.get(DATA_ENV):
         raise DatasetError("pass --data or --shards, not both: the shards hold their dataset")
     from .shards import read_manifest

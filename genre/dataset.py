@@ -106,13 +106,39 @@ def cache_key(root: Path, tracks: list[Track], sample_rate: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-class SongCache:
-    """Decoded songs of a dataset, memory-mapped.
+class Songs:
+    """A dataset's decoded songs, wherever they are kept: what training, evaluation and the
+    features read. Attributes: ``track_ids`` (``<genre>/<stem>``, sorted), ``genres`` (sorted
+    genre names), ``labels`` (genre index per track), ``lengths`` (samples per track),
+    ``failed`` (track id -> reason for tracks that did not decode), ``root`` (the dataset
+    folder), ``folder`` (where data derived from them is kept beside); ``song(i)`` decodes one."""
 
-    Attributes: ``track_ids``, ``genres`` (sorted genre names), ``labels`` (genre index per
-    track), ``lengths`` (samples per track), ``failed`` (track id -> reason for tracks that
-    did not decode), ``root``.
-    """
+    genres: list[str]
+    track_ids: list[str]
+    root: Path
+    folder: Path
+
+    def _index_tracks(self) -> None:
+        """Labels and positions, from ``genres`` and ``track_ids`` (a track id names its genre)."""
+        self.labels = np.asarray([self.genres.index(t.split("/")[0]) for t in self.track_ids], dtype=np.int64)
+        self._position = {t: i for i, t in enumerate(self.track_ids)}
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    def index_of(self, track_id: str) -> int:
+        return self._position[track_id]
+
+    def song(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def path_of(self, track_id: str) -> Path | None:
+        """The audio file of a track, if it is still on this machine."""
+        return track_path(self.root, track_id)
+
+
+class SongCache(Songs):
+    """Decoded songs of a dataset, memory-mapped (see :class:`Songs`)."""
 
     def __init__(self, folder: Path):
         index = read_json(folder / "index.json")
@@ -123,29 +149,18 @@ class SongCache:
         self.sample_rate = int(index["sample_rate"])
         self.genres: list[str] = index["genres"]
         self.track_ids: list[str] = index["track_ids"]
-        self.labels = np.asarray([self.genres.index(t.split("/")[0]) for t in self.track_ids], dtype=np.int64)
+        self._index_tracks()
         self.offsets = np.asarray(index["offsets"], dtype=np.int64)
         self.lengths = np.asarray(index["lengths"], dtype=np.int64)
         self.failed: dict[str, str] = index["failed"]
         # Songs lie in the file in decoding-completion order, not in track-id order.
         total = int((self.offsets + self.lengths).max()) if self.track_ids else 0
         self.audio = np.memmap(folder / "audio.f32", dtype=np.float32, mode="r", shape=(total,))
-        self._position = {t: i for i, t in enumerate(self.track_ids)}
-
-    def __len__(self) -> int:
-        return len(self.track_ids)
-
-    def index_of(self, track_id: str) -> int:
-        return self._position[track_id]
 
     def song(self, i: int) -> np.ndarray:
         """The decoded song ``i`` (a read-only memory-mapped view)."""
         start = self.offsets[i]
         return self.audio[start : start + self.lengths[i]]
-
-    def path_of(self, track_id: str) -> Path | None:
-        """The audio file of a track, if it is still on this machine."""
-        return track_path(self.root, track_id)
 
 
 def is_cached(root: str | os.PathLike, cache_root: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE) -> bool:

@@ -135,6 +135,11 @@ class Distribution:
         """How many copies of the model train in step (1 without a strategy)."""
         return int(self.strategy.num_replicas_in_sync) if self.strategy is not None else 1
 
+    @property
+    def local_replicas(self) -> int:
+        """How many of the replicas this worker holds (all of them but under multi-worker)."""
+        return self.replicas // self.num_workers
+
     def scope(self) -> ContextManager:
         """Where models and optimizers must be built and compiled: the strategy's scope, or
         nothing at all without one."""
@@ -255,17 +260,11 @@ def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any]
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def per_worker_input(dist: Distribution, make: Callable[[int, int, int], Any]) -> Any:
-    """The input of a multi-worker run that reads its own files: ``make(worker, workers,
-    local_replicas)`` builds worker ``worker`` of ``workers``'s dataset of per-replica batches,
-    which its ``local_replicas`` replicas take in turn (``genre.shards.shard_dataset``)."""
-    strategy = dist.strategy
-    replicas = strategy.num_replicas_in_sync
-
-    def dataset_fn(context):
-        return make(context.input_pipeline_id, context.num_input_pipelines, replicas // context.num_input_pipelines)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
+def per_worker_input(dist: Distribution, make: Callable[[int], Any]) -> Any:
+    """The input of a multi-worker run that reads its own files: ``make(worker)`` builds worker
+    ``worker``'s dataset of per-replica batches, which its replicas (``dist.local_replicas``)
+    take in turn (``genre.shards.shard_dataset``)."""
+    return dist.strategy.distribute_datasets_from_function(lambda context: make(context.input_pipeline_id))
 
 
 def local_workers(n: int) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .augment import band_limit
-from .dataset import SongCache
+from .dataset import Songs
 from .prediction import Classifier
 from .voting import majority_vote, mean_vote, vote_counts
 
@@ -17,7 +17,7 @@ BAND_LIMITS_HZ = (8_000, 11_000)
 
 
 def predict_songs(
-    classifier: Classifier, cache: SongCache, track_ids: list[str], transform: Callable[[np.ndarray], np.ndarray] | None = None
+    classifier: Classifier, cache: Songs, track_ids: list[str], transform: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Window probabilities of the songs ``track_ids``, each song classified on its own by
     ``classifier`` (after ``transform``, if given). Returns ``(probabilities, window_song)``,
@@ -108,7 +108,7 @@ def _song_level(genres: list[str], true: list[int], vote: list[int], mean: list[
     }
 
 
-def evaluate(model, cache: SongCache, track_ids: list[str], band_limits: tuple[int, ...] = BAND_LIMITS_HZ) -> dict:
+def evaluate(model, cache: Songs, track_ids: list[str], band_limits: tuple[int, ...] = BAND_LIMITS_HZ) -> dict:
     """Evaluate ``model`` on the songs ``track_ids`` (the test part): the full-band metrics,
     and under ``band_limited`` the same test songs low-passed at each of ``band_limits`` Hz
     (each song's vote there is kept in its ``band_limited_vote``)."""

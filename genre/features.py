@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .augment import colour
-from .dataset import SongCache
+from .dataset import Songs
 from .files import atomic_path
 from .pipeline import BatchPlan, WindowSet
 from .windows import cut_window, window_starts
@@ -33,7 +33,7 @@ class FeatureStore:
     one ``(windows, *feature_shape)`` array per song, written atomically.
     """
 
-    def __init__(self, cache: SongCache, extractor, variants: int = 1, seed: int = 1):
+    def __init__(self, cache: Songs, extractor, variants: int = 1, seed: int = 1):
         self.cache, self.extractor, self.variants, self.seed = cache, extractor, variants, seed
         # Stored features belong to these weights, this seed and this recipe: any change, a new folder.
         weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in extractor.get_weights())).hexdigest()[:12]

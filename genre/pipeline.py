@@ -8,7 +8,7 @@ import numpy as np
 
 from . import WINDOW
 from .augment import colour
-from .dataset import SongCache
+from .dataset import Songs
 from .windows import cut_window, window_starts
 
 
@@ -16,12 +16,12 @@ from .windows import cut_window, window_starts
 class WindowSet:
     """The windows of a set of songs: ``song`` (cache index) and ``start`` (sample) per window."""
 
-    cache: SongCache
+    cache: Songs
     song: np.ndarray
     start: np.ndarray
 
     @classmethod
-    def for_tracks(cls, cache: SongCache, track_ids: list[str]) -> "WindowSet":
+    def for_tracks(cls, cache: Songs, track_ids: list[str]) -> "WindowSet":
         songs, starts = [], []
         for track_id in track_ids:
             i = cache.index_of(track_id)

@@ -2,9 +2,9 @@
 stream of windows: evaluation (each test song classified on its own, as the Classify page
 serves it), the frozen features of a transfer model, and the checks on a resumed run.
 
-:class:`ShardSongs` answers as :class:`genre.dataset.SongCache` does (``genres``,
-``track_ids``, ``labels``, ``lengths``, ``index_of``, ``song``), but holds no audio: ``song``
-seeks to the song's record (its byte offset is in ``shards.json``) and decodes that one.
+:class:`ShardSongs` is a :class:`genre.dataset.Songs`, as the song cache is, but holds no
+audio: ``song`` seeks to the song's record (its byte offset is in ``shards.json``) and decodes
+that one.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .shards import PCM_SCALE, RECORD_OVERHEAD, ShardError, read_manifest
+from .dataset import Songs, default_cache_root
+from .shards import PCM_SCALE, RECORD_OVERHEAD, ShardError, all_shards, read_manifest
 
 
-class ShardSongs:
-    """Every song of the shards in ``folder`` (all parts), read on demand."""
+class ShardSongs(Songs):
+    """Every song of the shards in ``folder`` (all parts), read on demand (see :class:`Songs`)."""
 
     def __init__(self, folder: str | os.PathLike):
-        from .dataset import default_cache_root
-
         self.shards = Path(folder).expanduser().resolve()
         self.manifest = read_manifest(self.shards)
         self.genres: list[str] = self.manifest["genres"]
@@ -33,29 +32,21 @@ class ShardSongs:
         self.failed: dict[str, str] = {}
         self._where: dict[str, tuple[str, int]] = {}
         track_ids, lengths = [], []
-        for entries in self.manifest["shards"].values():
-            for shard in entries:
-                for track_id, samples, offset in zip(shard["songs"], shard["song_samples"], shard["offsets"]):
-                    track_ids.append(track_id)
-                    lengths.append(samples)
-                    self._where[track_id] = (shard["file"], offset)
+        for shard in all_shards(self.manifest):
+            for track_id, samples, offset in zip(shard["songs"], shard["song_samples"], shard["offsets"]):
+                track_ids.append(track_id)
+                lengths.append(samples)
+                self._where[track_id] = (shard["file"], offset)
         order = np.argsort(track_ids, kind="stable")
         self.track_ids: list[str] = [track_ids[i] for i in order]
         self.lengths = np.asarray(lengths, dtype=np.int64)[order]
-        self.labels = np.asarray([self.genres.index(t.split("/")[0]) for t in self.track_ids], dtype=np.int64)
-        self._position = {t: i for i, t in enumerate(self.track_ids)}
+        self._index_tracks()
         # Where derived data (a transfer model's frozen features) is kept: the cache folder, under
-        # a key of these shards, never inside the user's shard folder.
-        # The key is the shards' content, not their path: moved shards keep their features.
-        digests = sorted(shard["sha256"] for entries in self.manifest["shards"].values() for shard in entries)
+        # a key of these shards' content (not their path: moved shards keep their features),
+        # never inside the user's shard folder.
+        digests = sorted(shard["sha256"] for shard in all_shards(self.manifest))
         key = hashlib.sha256(f"{self.manifest['dataset_key']}|{self.manifest['split']}|{digests}".encode()).hexdigest()[:20]
         self.folder = default_cache_root() / "shards" / f"shards-{key}"
-
-    def __len__(self) -> int:
-        return len(self.track_ids)
-
-    def index_of(self, track_id: str) -> int:
-        return self._position[track_id]
 
     def song(self, i: int) -> np.ndarray:
         """The decoded song ``i`` (float32 in [-1, 1]), read from its shard file alone."""
@@ -82,9 +73,3 @@ class ShardSongs:
             raise ShardError(f"{name} holds {found} where shards.json puts {track_id}; the shards changed since it was written")
         pcm = np.frombuffer(features["audio"].bytes_list.value[0], dtype="<i2")
         return pcm.astype(np.float32) / PCM_SCALE
-
-    def path_of(self, track_id: str) -> Path | None:
-        """The audio file of a track, if the folder the shards were made from is on this machine."""
-        from .dataset import track_path
-
-        return track_path(self.root, track_id)

@@ -108,7 +108,7 @@ def write_shards(
         differs = [key for key, value in identity.items() if existing.get(key) != value]
         if differs:
             raise ShardError(f"{out} already holds other shards (not the same {', '.join(_WORDS.get(k, k) for k in differs)}); pick another --out or empty it")
-        if all((out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in _all_shards(existing)):
+        if all((out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in all_shards(existing)):
             return existing, False
 
     fold_of = {}
@@ -185,7 +185,8 @@ def _existing(out: Path) -> dict | None:
     return None
 
 
-def _all_shards(manifest: dict) -> list[dict]:
+def all_shards(manifest: dict) -> list[dict]:
+    """Every shard file's entry in ``manifest``, all parts."""
     return [s for part in manifest["shards"].values() for s in part]
 
 
@@ -251,6 +252,7 @@ class ShardPlan:
     fed: int
     batches: int
     steps: int  # of training: ``batches``, or a ``multiple``-th of them when replicas take turns
+    turns: bool  # several replicas take this worker's batches in turn
     windows: int  # of this worker's share, before any is left out
 
 
@@ -275,23 +277,19 @@ def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0
     else:
         mine = listed[worker_index::num_workers]
         each = [windows_of(listed[w::num_workers]) for w in range(num_workers)]
-    if num_workers == 1 or multiple == 1:
-        # One worker: its replicas split each global batch evenly. One replica a worker: every
-        # worker feeds the same batches, the last one as short on each.
-        step = multiple if num_workers == 1 else 1
-        fed = min(each) - min(each) % step
-        steps = -(-fed // batch_size)
-    else:
-        # A worker's replicas take its batches in turn: whole steps only, or one would get none.
-        step = batch_size * multiple
-        fed = min(each) - min(each) % step
-        steps = fed // step
+    # Several replicas a worker take its batches in turn: whole steps only, or one would get none.
+    # Else one worker's replicas split each global batch evenly, or, one replica a worker,
+    # every worker feeds the same batches, the last one as short on each.
+    turns = num_workers > 1 and multiple > 1
+    step = batch_size * multiple if turns else multiple if num_workers == 1 else 1
+    fed = min(each) - min(each) % step
     if not fed:
         raise ShardError(
             f"the {part} part's {total} windows cannot give each of {num_workers} worker(s) one step of "
             f"{step} windows; use fewer workers or replicas, a smaller batch, or more songs"
         )
-    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, -(-fed // batch_size), steps, each[worker_index])
+    batches = -(-fed // batch_size)
+    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, batches, fed // step if turns else batches, turns, each[worker_index])
 
 
 def _stored_part(manifest: dict, part: str) -> str:
@@ -412,7 +410,7 @@ def shard_dataset(
         data = data.map(lambda x, y, t: (x, y, weight(y)))
     elif not with_track_ids:
         data = data.map(lambda x, y, t: (x, y))
-    if num_workers == 1 or multiple == 1:
+    if not plan.turns:
         # A known length lets Keras show progress; not when replicas take this worker's batches
         # in turn, where Keras would count each batch as a step.
         data = data.apply(tf.data.experimental.assert_cardinality(plan.batches))

@@ -22,7 +22,7 @@ import numpy as np
 from . import SAMPLE_RATE, WINDOW, __version__
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import ConfigError, TrainConfig
-from .dataset import DatasetError, SongCache, load_dataset
+from .dataset import DatasetError, Songs, load_dataset
 from .distribute import CONNECT_TIMEOUT, Distribution, distribution, fed_windows, per_replica_input, per_worker_input, visible_gpus
 from .errors import GenreError, TrainingCancelled
 from .evaluation import evaluate, multi_artist_figures, pool_metrics
@@ -111,7 +111,7 @@ def shard_split(config: TrainConfig, shards: ShardSongs) -> dict:
     return split
 
 
-def _train_worker(config: TrainConfig, saved: dict | None, cache: SongCache, manifest: dict, dist: Distribution, run_dir: Path, scratch: Path) -> Path:
+def _train_worker(config: TrainConfig, saved: dict | None, cache: Songs, manifest: dict, dist: Distribution, run_dir: Path, scratch: Path) -> Path:
     """A non-chief worker's run: in ``scratch``, started from a copy of the chief's ``run_dir``
     (its config, history, best models, finished folds) and checkpoints, if it has any."""
     if saved is not None:
@@ -131,7 +131,7 @@ def _train_worker(config: TrainConfig, saved: dict | None, cache: SongCache, man
     return run_dir
 
 
-def _train_run(config: TrainConfig, saved: dict | None, cache: SongCache, manifest: dict, dist: Distribution, run_dir: Path, backups: Path | None = None) -> Path:
+def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: dict, dist: Distribution, run_dir: Path, backups: Path | None = None) -> Path:
     """Train into ``run_dir``, with the checkpoints in ``backups`` (default: the cache folder's)."""
 
     def backup(out_dir: Path) -> Path:
@@ -179,7 +179,7 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: SongCache, manife
     return run_dir
 
 
-def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[str, ...] = ("train", "valid", "test")) -> None:
+def check_dataset(run_dir: Path, cache: Songs, manifest: dict, parts: tuple[str, ...] = ("train", "valid", "test")) -> None:
     """Refuse a dataset that is not the one the run was split from: other genres (the label
     indices would shift) or songs of the split's ``parts`` missing."""
     genres = read_json(Path(run_dir) / "genres.json")
@@ -196,7 +196,7 @@ def check_dataset(run_dir: Path, cache: SongCache, manifest: dict, parts: tuple[
 def _train_part(
     config: TrainConfig,
     dist: Distribution,
-    cache: SongCache | ShardSongs,
+    cache: Songs,
     part: dict,
     fold: int | None,
     out_dir: Path,
@@ -231,7 +231,7 @@ def _train_part(
     trained = model
     if config.shards and spec.frozen is None:
         # The windows stream from the shards, the class weights in them as sample weights.
-        train_data, valid_data, batches = _shard_input(config, dist, cache.manifest, fold, n_genres, class_weight, bool(part["valid"]))
+        train_data, valid_data, batches = _shard_input(config, dist, cache.manifest, fold, n_genres, class_weight)
         class_weight = None
     else:
         fed = fed_windows(len(train_windows), replicas)
@@ -326,31 +326,29 @@ def _one_line_errors(config: TrainConfig, dist: Distribution):
                          "the run can be resumed with --resume") from error
 
 
-def _shard_input(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None, n_genres: int, class_weight: dict | None, has_valid: bool):
-    """The training and validation input read from ``config.shards`` (``genre.shards``), and
-    the training steps of an epoch. One process feeds global batches that the strategy splits
-    among its replicas; under multi-worker each worker reads its own shard files and feeds its
-    replicas' batches (``per_worker_input``)."""
+def _shard_input(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None, n_genres: int, class_weight: dict | None):
+    """The training and validation (None without validation songs) input read from
+    ``config.shards`` (``genre.shards``), and the training steps of an epoch. Under multi-worker
+    each worker reads its own shard files (``per_worker_input``)."""
     from .shards import shard_dataset
 
-    def make(part: str, worker: int, workers: int, local: int):
+    plans = _shard_plans(config, dist, manifest, fold)
+
+    def make(part: str, worker: int):
         training = part == "train"
         return shard_dataset(
-            config.shards, part, n_genres, config.batch_size * (local if workers == 1 else 1),
+            config.shards, part, n_genres, _fed_batch(config, dist),
             shuffle=training, augment=training and config.augment, seed=config.seed,
-            worker_index=worker, num_workers=workers, fold=fold, multiple=local,
+            worker_index=worker, num_workers=dist.num_workers, fold=fold, multiple=dist.local_replicas,
             class_weight=class_weight if training else None, manifest=manifest,
         )
 
-    plan = _shard_plans(config, dist, manifest, fold)["train"]
-    if dist.resolved != "multi-worker":
-        return make("train", 0, 1, dist.replicas), make("valid", 0, 1, dist.replicas) if has_valid else None, plan.steps
-    log.info("multi-worker shards: worker %d feeds %d of its %d training windows an epoch", dist.worker_index, plan.fed, plan.windows)
-
-    def per_worker(part: str):
-        return per_worker_input(dist, lambda worker, workers, local: make(part, worker, workers, local))
-
-    return per_worker("train"), per_worker("valid") if has_valid else None, plan.steps
+    if dist.resolved == "multi-worker":
+        log.info("multi-worker shards: worker %d feeds %d of its %d training windows an epoch", dist.worker_index, plans["train"].fed, plans["train"].windows)
+        inputs = {part: per_worker_input(dist, lambda worker, part=part: make(part, worker)) for part in plans}
+    else:
+        inputs = {part: make(part, 0) for part in plans}
+    return inputs["train"], inputs.get("valid"), plans["train"].steps
 
 
 def _shard_plans(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None) -> dict:
@@ -358,11 +356,17 @@ def _shard_plans(config: TrainConfig, dist: Distribution, manifest: dict, fold: 
     :class:`~genre.shards.ShardError` when a part cannot feed one step."""
     from .shards import shard_plan
 
-    workers = dist.num_workers if dist.resolved == "multi-worker" else 1
-    local = dist.replicas // workers
-    batch = config.batch_size * (local if workers == 1 else 1)
     parts = ["train"] + (["valid"] if fold_parts(manifest["split"])[(fold or 1) - 1]["valid"] else [])
-    return {part: shard_plan(manifest, part, batch, dist.worker_index if workers > 1 else 0, workers, fold, local) for part in parts}
+    return {
+        part: shard_plan(manifest, part, _fed_batch(config, dist), dist.worker_index, dist.num_workers, fold, dist.local_replicas)
+        for part in parts
+    }
+
+
+def _fed_batch(config: TrainConfig, dist: Distribution) -> int:
+    """The batch a shard input feeds: one process, global batches that the strategy splits among
+    its replicas; several workers, each one replica's batch."""
+    return config.batch_size * (dist.local_replicas if dist.num_workers == 1 else 1)
 
 
 def tf_errors():
@@ -409,7 +413,7 @@ def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds
     write_json(run_dir / "config.json", config)
 
 
-def _describe(config: TrainConfig, cache: SongCache, manifest: dict, dist: Distribution) -> dict:
+def _describe(config: TrainConfig, cache: Songs, manifest: dict, dist: Distribution) -> dict:
     import keras
 
     model = build_model(config.model, len(cache.genres), config.mixed_precision)
