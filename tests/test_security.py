@@ -111,7 +111,9 @@ def _cli(*args: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_path):
     models = tmp_path / "models"
-    command = ["train", "--data", str(synth_root), "--epochs", "200", "--batch", "8", "--test-fraction", "0.34", "--val-fraction", "0.25", "--models-dir", str(models)]
+    # The most epochs a run may have: the winner must still be training when the test cancels it
+    # (200, about 20 s here, once ran out on a loaded machine).
+    command = ["train", "--data", str(synth_root), "--epochs", "1000", "--batch", "8", "--test-fraction", "0.34", "--val-fraction", "0.25", "--models-dir", str(models)]
     first, second = _cli(*command), _cli(*command)
     try:
         # One wins the lock and trains; the other is refused at once.
