@@ -102,7 +102,11 @@ def _read(file: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # librosa warns about falling back, which is the point
                 data, rate = librosa.load(str(file), sr=None, mono=False)
-            return np.atleast_2d(data).T.astype(np.float32), int(rate)
+            # Where ffmpeg is installed, audioread "decodes" a text file into zero samples instead
+            # of failing: what the fallback cannot turn into sound is unreadable, whichever
+            # backend it found, so the message does not depend on what else is installed.
+            if np.size(data):
+                return np.atleast_2d(data).T.astype(np.float32), int(rate)
         except Exception:
             pass
     raise AudioError(label, "not a readable audio file (its format was not recognised, or the file is damaged)")

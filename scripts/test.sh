@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with the test dependencies and run the whole test suite.
-# Installs Debian's chromium for the browser tests when it is missing (as root, or via sudo).
+# Installs Debian's chromium (browser tests) and ffmpeg (decoding tests) when missing (as root, or via sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +10,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian's chromium drives the browser tests; ffmpeg is on most users' machines, and decoding is
+# tested with and without it.
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+if [ -n "$missing" ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
-      || echo "warning: could not install chromium; browser tests will say why they skip" >&2
+    # shellcheck disable=SC2086  # one word a package
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null \
+      || echo "warning: could not install$missing; the tests that need it will say why they skip" >&2
   fi
 fi
 

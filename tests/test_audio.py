@@ -7,9 +7,32 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import os
+import shutil
+
 from genre import SAMPLE_RATE
 from genre.audio import AudioError, decode
 from synth import song, write
+
+
+@pytest.fixture(autouse=True, params=["with-ffmpeg", "without-ffmpeg"])
+def ffmpeg_on_path(request, monkeypatch, tmp_path_factory):
+    """Every decoding test runs twice: with an ffmpeg on PATH (librosa's audioread fallback then
+    finds it, as it does on most users' machines) and without one (as on a bare machine)."""
+    import audioread
+
+    if request.param == "with-ffmpeg":
+        if shutil.which("ffmpeg") is None:
+            if os.environ.get("CI"):
+                pytest.fail("ffmpeg is not installed: scripts/test.sh installs it")
+            pytest.skip("ffmpeg is not installed (scripts/test.sh installs it)")
+    else:
+        # A PATH of one empty folder: no ffmpeg or avconv to find.
+        monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("no-ffmpeg")))
+    audioread.available_backends(flush_cache=True)  # audioread caches what it found
+    yield request.param
+    monkeypatch.undo()
+    audioread.available_backends(flush_cache=True)
 
 
 @pytest.mark.parametrize("suffix", ["wav", "au", "flac", "ogg", "mp3"])
