@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "shards.json"
-FORMAT = 2  # 2: song samples and byte offsets in shards.json
+FORMAT = 3  # 2: song samples and byte offsets in shards.json; 3: last windows end at the song end
 SONGS_PER_SHARD = 100  # about 130 MB of 30 s songs: TensorFlow's advice is 100-200 MB a file
 CV_PART = "all"
 # soundfile reads 16-bit PCM as int / 32768, so a 16-bit source round-trips bit for bit; other
@@ -381,9 +381,10 @@ def shard_dataset(
         starts = tf.sparse.to_dense(s["starts"])
         if song_seed is not None:
             starts = shift_starts_graph(starts, tf.shape(song, out_type=tf.int64)[0], song_seed)
-        # Zeros past the end: the last window may run over it (genre.windows.cut_window).
-        padded = tf.concat([song, tf.zeros([WINDOW], tf.float32)], 0)
-        rows = tf.gather(padded, starts[:, None] + tf.range(WINDOW, dtype=tf.int64)[None, :])
+        # As genre.windows.cut_window: every start leaves a whole window in a song of one window
+        # or more, and a shorter song repeats; the modulo does both.
+        length = tf.shape(song, out_type=tf.int64)[0]
+        rows = tf.gather(song, (starts[:, None] + tf.range(WINDOW, dtype=tf.int64)[None, :]) % length)
         count = tf.shape(starts)[0]
         labels = tf.repeat(eye[s["label"]][None, :], count, axis=0)
         ids = tf.repeat(s["track_id"][None], count)
