@@ -15,10 +15,12 @@ import streamlit as st
 
 from genre import hardware, jobs
 from genre.config import BATCH_RANGE, EPOCHS_RANGE
-from genre.dataset import is_cached
+from genre.dataset import is_cached, scan
+from genre.errors import GenreError
 from genre.files import format_bytes
 from genre.joblog import log_tail
 from genre.folders import allowed_roots, is_usable
+from genre.headline import few_artists_line
 from genre.models import REGISTRY
 from genre.runs import active_run_id, list_runs, load_run, set_active
 from genre.splits import PROTOCOLS
@@ -203,7 +205,10 @@ def _idle_panel(models_dir: Path) -> None:
         st.session_state[APPLIED] = last.job_id
     data_now = st.session_state.get(data_key, settings.data_dir)
     # Only folders inside the operator's roots are looked at, so this says nothing about others.
-    _no_dataset(models_dir, missing=not data_now or not is_usable(data_now, allowed_roots(models_dir)))
+    usable = bool(data_now) and is_usable(data_now, allowed_roots(models_dir))
+    _no_dataset(models_dir, missing=not usable)
+    if usable:
+        _few_artists(data_now)
 
     # The folder is set through Session State (a finished download selects its folder), so
     # the widget takes no default of its own.
@@ -404,6 +409,16 @@ def _promote(models_dir: Path) -> None:
         choice = st.selectbox("Finished run", list(labels), format_func=labels.get, key=KEY + "promote_choice")
         st.caption(f"Active now: `{active}`" if active else "No run is active yet.")
         st.button("Make active", key=KEY + "promote", on_click=_activate, args=(models_dir, choice))
+
+
+def _few_artists(data_dir: str) -> None:
+    """One line when the folder's genres have songs of fewer than 3 artists (GTZAN's artist index)."""
+    try:
+        line = few_artists_line([track.track_id for track in scan(data_dir)], where="this folder")
+    except (OSError, GenreError):  # the form's own checks say what is wrong with the folder
+        return
+    if line:
+        st.caption(f":material/groups: {line}")
 
 
 def _no_dataset(models_dir: Path, missing: bool) -> None:

@@ -7,8 +7,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .runs import Run
+from .splits import few_artist_genres
 
 ARTIST_DISJOINT = ("cv", "fault-filtered")
+MIN_ARTISTS = 3  # fewer artists than this in a genre's training songs, and a model may learn them
 
 
 @dataclass
@@ -18,6 +20,8 @@ class Headline:
     multi_artist: dict | None  # the same, over genres that have several artists
     band_limited: dict[int, float]  # cutoff Hz -> song accuracy of the test songs so limited
     test_set: str  # e.g. "40 of 56 test songs are blues or jazz"
+    unseen_recall: dict[str, tuple[float, int]] | None = None  # genre -> (recall, songs) on unheard artists
+    few_artists: str | None = None  # one line on genres the training songs have few artists of
 
 
 def unseen_artist_run(run: Run, runs: list[Run]) -> Run | None:
@@ -59,4 +63,32 @@ def headline(run: Run, runs: list[Run]) -> Headline:
         multi_artist=(unseen.metrics.get("multi_artist") if unseen else None),
         band_limited={int(hz): v["song_accuracy_vote"] for hz, v in sorted(metrics.get("band_limited", {}).items(), key=lambda kv: int(kv[0]))},
         test_set=describe_test_set(metrics),
+        unseen_recall=_recall(unseen.metrics) if unseen else None,
+        few_artists=few_artists_line(training_tracks(run.split())),
+    )
+
+
+def _recall(metrics: dict) -> dict[str, tuple[float, int]]:
+    per_genre = metrics.get("per_genre", {})
+    return {g: (v["recall"], int(v["support"])) for g, v in per_genre.items() if v.get("support")}
+
+
+def training_tracks(split: dict) -> list[str]:
+    """The songs a run learnt from: train and validation; under cross-validation every song
+    (each is a training song of the other folds)."""
+    parts = split.get("folds") or [split]
+    return sorted({t for part in parts for key in ("train", "valid", "test" if "folds" in split else "") for t in part.get(key, [])})
+
+
+def few_artists_line(track_ids: list[str], minimum: int = MIN_ARTISTS, where: str = "the training songs") -> str | None:
+    """One line naming the genres whose songs (in ``where``) come from fewer than ``minimum``
+    artists (artist index), or ``None`` when there are none (or the songs are not GTZAN's)."""
+    few = few_artist_genres(track_ids, minimum)
+    if not few:
+        return None
+    names = ", ".join(f"{g} ({n} artist{'s' if n != 1 else ''})" for g, n in few.items())
+    return (
+        f"Fewer than {minimum} artists in {where}: {names}. For "
+        + ("this genre" if len(few) == 1 else "these genres")
+        + " the model may learn the artists rather than the genre, and miss other artists' songs."
     )

@@ -203,6 +203,24 @@ def artist_index() -> dict[str, str]:
     return artists
 
 
+def few_artist_genres(track_ids: list[str], minimum: int = 3, artists: dict[str, str] | None = None) -> dict[str, int]:
+    """Genres of ``track_ids`` whose songs come from fewer than ``minimum`` artists (artist
+    index), with their artist count: a model may learn those artists rather than the genre.
+    A song the index does not know counts as an artist of its own, and a genre none of whose
+    songs the index knows (not GTZAN) is left out: nothing is known of it."""
+    artists = artist_index() if artists is None else artists
+    known: dict[str, set[str]] = {}
+    unknown: dict[str, int] = {}
+    for track_id in track_ids:
+        genre = track_id.split("/", 1)[0]
+        if track_id in artists:
+            known.setdefault(genre, set()).add(artists[track_id])
+        else:
+            unknown[genre] = unknown.get(genre, 0) + 1
+    counts = {g: len(a) + unknown.get(g, 0) for g, a in known.items()}
+    return {g: n for g, n in sorted(counts.items()) if n < minimum}
+
+
 def _check_counts(labels: np.ndarray, needed: int, what: str) -> None:
     counts = np.bincount(labels)
     if len(labels) == 0 or counts[counts > 0].min() < needed:

@@ -84,6 +84,8 @@ if metrics:
         f"**What these figures mean.** {honest.test_set}; "
         + ("no test song's artist was heard in training." if disjoint else "test songs may share artists with the training songs.")
     )
+    if honest.few_artists:
+        st.caption(f":material/groups: {honest.few_artists}")
     cols = st.columns(3)
     if honest.unseen_run is not None:
         multi = honest.multi_artist
@@ -179,6 +181,14 @@ facts.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v
 if recall is not None:
     recall.markdown("#### Per genre")
     recall.plotly_chart(recall_figure(metrics), key="recall_chart")
+    unseen = honest.unseen_run  # set above whenever there are metrics
+    if unseen is not None and unseen.run_id != run.run_id:
+        recall.markdown("#### Per genre, on artists it never heard")
+        recall.caption(
+            f"Run `{unseen.run_id}`: {unseen.config.get('protocol')} grouped by artist, each song tested by a model "
+            "that never heard its artist"
+        )
+        recall.plotly_chart(recall_figure(unseen.metrics), key="unseen_recall_chart")
 
 if metrics and metrics.get("folds"):
     st.markdown("#### Folds")

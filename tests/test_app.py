@@ -167,6 +167,23 @@ def test_overview_names_the_unseen_artist_figure_of_the_models_cv_run(tiny_run, 
     assert "55.6% over the 2 genres with several artists" in captions
     text = " ".join(m.value for m in at.markdown)
     assert describe_test_set(read_json(tiny_run / "metrics.json")) + "; test songs may share artists" in text
+    # Beside the split's per-genre recall, the CV run's: what each genre scores on unheard artists.
+    assert "Per genre, on artists it never heard" in text and "Run `tiny-cv`: cv grouped by artist" in captions
+    charts = [c for c in at.get("plotly_chart")]
+    assert len(charts) == 2
+
+
+def test_overview_and_panel_name_the_genres_learnt_from_fewer_than_three_artists(tiny_run, tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "tiny-fast")
+    split = read_json(folder / "tiny-fast" / "split.json")
+    # As in GTZAN-280: every rock song is Morphine's.
+    write_json(folder / "tiny-fast" / "split.json", split | {"train": [f"rock/rock.{k:05d}" for k in range(8)]})
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Fewer than 3 artists in the training songs: rock (1 artist)." in captions
 
 
 def test_overview_says_how_to_measure_what_an_older_run_lacks(tiny_run, tmp_path, monkeypatch):

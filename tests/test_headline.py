@@ -38,3 +38,27 @@ def test_an_artist_disjoint_run_speaks_for_itself():
     for protocol in ("cv", "fault-filtered"):
         own = run("own", protocol, accuracy=0.55)
         assert headline(own, [own, run("cv-other", "cv", created="2099")]).unseen_accuracy == 0.55
+
+
+def test_genres_of_fewer_than_three_artists_are_named_in_one_line():
+    from genre.headline import few_artists_line, training_tracks
+
+    # GTZAN-280's rock, reggae and classical are one artist each; blues 0-11 are three or more.
+    tracks = [f"rock/rock.{k:05d}" for k in range(10)] + [f"blues/blues.{k:05d}" for k in range(30)]
+    line = few_artists_line(tracks)
+    assert line == (
+        "Fewer than 3 artists in the training songs: rock (1 artist). For this genre the model may learn "
+        "the artists rather than the genre, and miss other artists' songs."
+    )
+    assert few_artists_line([f"blues/blues.{k:05d}" for k in range(30)]) is None
+    assert few_artists_line(["mine/song-a", "mine/song-b"]) is None  # not GTZAN: nothing is known
+    split = {"folds": [{"train": ["a/1"], "valid": ["a/2"], "test": ["a/3"]}]}
+    assert training_tracks(split) == ["a/1", "a/2", "a/3"]
+    assert training_tracks({"train": ["a/1"], "valid": ["a/2"], "test": ["a/3"]}) == ["a/1", "a/2"]
+
+
+def test_the_headline_carries_the_per_genre_recall_of_unheard_artists():
+    per_genre = {"rock": {"recall": 0.25, "support": 8}, "jazz": {"recall": 0.9, "support": 10}, "pop": {"recall": 0.0, "support": 0}}
+    split, cv = run("split", "stratified"), run("cv", "cv", per_genre=per_genre)
+    assert headline(split, [split, cv]).unseen_recall == {"rock": (0.25, 8), "jazz": (0.9, 10)}
+    assert headline(split, [split]).unseen_recall is None

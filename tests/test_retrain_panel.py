@@ -356,3 +356,19 @@ def test_stopped_runs_are_offered_for_resume_but_not_one_trained_from_a_terminal
     # The cancelled run was evaluated as it stood; it is still resumable. The busy one is not.
     assert at.sidebar.selectbox(key="retrain_interrupted").options == ["stopped · cancelled · 8 epochs"]
     assert [o.split(" · ")[0] for o in at.sidebar.selectbox(key="retrain_promote_choice").options] == ["stopped"]
+
+
+def test_the_panel_names_the_genres_of_the_folder_with_fewer_than_three_artists(models, tmp_path):
+    # GTZAN's names: rock.00000-00001 are Morphine's, blues.00000-00001 John Lee Hooker's.
+    from synth import GENRES, song, write
+
+    data = tmp_path / "gtzan-like"
+    for genre, sound in zip(("blues", "rock"), GENRES):
+        (data / genre).mkdir(parents=True)
+        for k in range(2):
+            write(data / genre / f"{genre}.{k:05d}.wav", song(sound, 6.0, k))
+    at = panel(models)
+    at.session_state["retrain_data"] = str(data)  # the folder the panel holds (as after a download)
+    at.run()
+    assert not at.exception
+    assert "Fewer than 3 artists in this folder: blues (1 artist), rock (1 artist)." in texts(at.sidebar.caption)
