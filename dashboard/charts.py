@@ -458,7 +458,8 @@ def difference_figure(comparison) -> go.Figure:
             zmax=reach,
             xgap=1,
             ygap=1,
-            colorbar={"title": {"text": "B − A"}, "tickformat": "+.0%" if share else "+d"},
+            # Whole songs only: small counts would otherwise repeat rounded ticks (+1, +1, +0).
+            colorbar={"title": {"text": "B − A"}, "tickformat": "+.0%" if share else "+d", **({} if share else {"dtick": max(1, int(np.ceil(reach / 4)))})},
             hovertemplate=f"true %{{y}}, voted %{{x}}<br>B − A: %{{z:{'+.0%' if share else '+d'}}}<extra></extra>",
         )
     )

@@ -45,15 +45,15 @@ if comparison.genres:
 
 st.markdown("##### Confusion matrices")
 normalised = st.toggle("Row-normalised", key="compare_normalised")
-left, right = st.columns(2)
-left.caption(f"A · {a.run_id}")
-left.plotly_chart(confusion_figure(summary_confusion_metrics(a), normalised=normalised), key="compare_confusion_a")
-right.caption(f"B · {b.run_id}")
-right.plotly_chart(confusion_figure(summary_confusion_metrics(b), normalised=normalised), key="compare_confusion_b")
+# Tabs, not columns: side by side, a 1024 px window leaves each matrix too small to label.
+names = [f"A · {a.run_id}", f"B · {b.run_id}"] + (["B − A"] if comparison.difference is not None else [])
+tabs = st.tabs(names)
+tabs[0].plotly_chart(confusion_figure(summary_confusion_metrics(a), normalised=normalised), key="compare_confusion_a")
+tabs[1].plotly_chart(confusion_figure(summary_confusion_metrics(b), normalised=normalised), key="compare_confusion_b")
 if comparison.difference is not None:
     what = "songs" if comparison.difference_kind == "songs" else "share of each true genre's songs"
-    st.caption(f"B minus A ({what}): red where B puts more songs than A, blue where it puts fewer.")
-    st.plotly_chart(difference_figure(comparison), key="compare_difference_chart")
+    tabs[2].caption(f"B minus A ({what}): red where B puts more songs than A, blue where it puts fewer.")
+    tabs[2].plotly_chart(difference_figure(comparison), key="compare_difference_chart")
 
 if comparison.p_value is None:
     st.stop()
