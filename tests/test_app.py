@@ -204,7 +204,7 @@ def test_pages_explain_how_to_train_when_there_is_no_run(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     no_errors(at)
     assert "python -m genre train" in at.code[0].value
-    for page in ("pages/history.py", "pages/held_out.py", "pages/classify.py"):
+    for page in ("pages/history.py", "pages/held_out.py", "pages/compare.py", "pages/classify.py"):
         at.switch_page(page).run()
         no_errors(at)
         assert "Overview page says how to train" in at.info[0].value
