@@ -1,7 +1,7 @@
 """The dashboard: ``streamlit run streamlit_app.py``.
 
-Four pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
-well it does, how it trained, which held-out songs it gets wrong, and classifying new audio
+Five pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
+well it does, how it trained, which held-out songs it gets wrong, how two runs compare, and classifying new audio
 from a file or the microphone. The sidebar's run choice holds across pages.
 """
 
@@ -24,6 +24,7 @@ page = st.navigation(
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
         st.Page("pages/held_out.py", title="Held-out songs", icon=":material/grid_on:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/classify.py", title="Classify", icon=":material/graphic_eq:"),
     ]
 )

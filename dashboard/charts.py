@@ -377,3 +377,102 @@ def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], vot
         showlegend=False,
     )
     return fig
+
+
+# ----------------------------------------------------------------------------- comparing two runs
+
+
+def per_genre_compare_figure(comparison, measure: str = "recall") -> go.Figure:
+    """Per genre both runs know, run A's and run B's ``measure`` (recall or f1) of the song
+    vote as grouped bars, in the runs' colours; the bar's hover says how many test songs."""
+    fig = go.Figure()
+    for k, summary in enumerate((comparison.a, comparison.b)):
+        fig.add_bar(
+            x=comparison.genres,
+            y=[summary.per_genre[g][measure] for g in comparison.genres],
+            name=summary.run_id,
+            marker_color=RUN_COLORS[k],
+            customdata=[summary.per_genre[g]["support"] for g in comparison.genres],
+            hovertemplate=f"{summary.run_id}<br>%{{x}}: {'F1' if measure == 'f1' else measure} %{{y:.2f}} on %{{customdata}} test songs<extra></extra>",
+        )
+    fig.update_layout(
+        barmode="group",
+        height=320,
+        margin={"t": 30, "b": 40, "l": 50, "r": 10},
+        yaxis={"range": [0, 1.02], "title": "F1" if measure == "f1" else measure, "tickformat": ".0%" if measure == "recall" else ".1f"},
+        xaxis={"dtick": 1, "automargin": True},
+        legend={"orientation": "h", "y": 1.12, "x": 0},
+    )
+    return fig
+
+
+def accuracy_compare_figure(comparison) -> go.Figure:
+    """Each run's song accuracy with its 95% Wilson interval as an error bar."""
+    summaries = (comparison.a, comparison.b)
+    fig = go.Figure(
+        go.Scatter(
+            x=[s.accuracy for s in summaries],
+            y=[s.run_id for s in summaries],
+            mode="markers",
+            marker={"size": 12, "color": list(RUN_COLORS[:2])},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [s.interval[1] - s.accuracy for s in summaries],
+                "arrayminus": [s.accuracy - s.interval[0] for s in summaries],
+                "thickness": 2,
+            },
+            customdata=[[s.right, s.test_songs, s.interval[0], s.interval[1]] for s in summaries],
+            hovertemplate="%{y}: %{customdata[0]} of %{customdata[1]} songs right, %{x:.1%}<br>95% interval %{customdata[2]:.1%} to %{customdata[3]:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=170,
+        margin={"t": 10, "b": 40, "l": 10, "r": 20},
+        xaxis={"range": [0, 1.01], "tickformat": ".0%", "title": "song accuracy (vote), 95% interval"},
+        yaxis={"autorange": "reversed", "automargin": True},
+        showlegend=False,
+    )
+    return fig
+
+
+def difference_figure(comparison) -> go.Figure:
+    """B's confusion matrix minus A's on the shared genres: songs (or row shares, when the test
+    songs differ) that B puts in a cell more (red) or fewer (blue) than A."""
+    genres = comparison.genres
+    z = np.asarray(comparison.difference, dtype=np.float64)
+    share = comparison.difference_kind == "share"
+    reach = max(float(np.abs(z).max()), 1e-9 if share else 1.0)
+    text = [[("" if v == 0 else f"{v:+.0%}") if share else ("" if v == 0 else f"{int(v):+d}") for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=genres,
+            y=genres,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            reversescale=True,
+            zmid=0,
+            zmin=-reach,
+            zmax=reach,
+            xgap=1,
+            ygap=1,
+            # Whole songs only: small counts would otherwise repeat rounded ticks (+1, +1, +0).
+            colorbar={"title": {"text": "B − A"}, "tickformat": "+.0%" if share else "+d", **({} if share else {"dtick": max(1, int(np.ceil(reach / 4)))})},
+            hovertemplate=f"true %{{y}}, voted %{{x}}<br>B − A: %{{z:{'+.0%' if share else '+d'}}}<extra></extra>",
+        )
+    )
+    side = max(360, 42 * len(genres) + 140)
+    fig.update_layout(
+        height=side,
+        margin={"t": 30, "b": 40, "l": 40, "r": 20},
+        xaxis={"title": "voted genre", "tickangle": -30 if len(genres) > 6 else 0, "dtick": 1, "automargin": True},
+        yaxis={"title": "true genre", "autorange": "reversed", "dtick": 1, "automargin": True},
+    )
+    return fig
+
+
+def summary_confusion_metrics(summary) -> dict:
+    """A :class:`genre.compare.RunSummary` in the shape :func:`confusion_figure` reads."""
+    return {"genres": summary.genres, "confusion_matrix": summary.confusion}

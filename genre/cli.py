@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     activate.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
     activate.set_defaults(handler=cmd_activate)
 
+    compare = commands.add_parser("compare", help="compare two runs on their stored test results")
+    compare.add_argument("run_a", metavar="RUN_A", help="run id under models/, or a run folder")
+    compare.add_argument("run_b", metavar="RUN_B", help="run id under models/, or a run folder")
+    compare.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.set_defaults(handler=cmd_compare)
+
     download = commands.add_parser("download", help="download a dataset (gtzan), verified and safely unpacked")
     download.add_argument("dataset", choices=["gtzan"], help="dataset to download")
     download.add_argument("--to", default=None, help="folder to put it in (default: the user data folder)")
@@ -453,6 +460,30 @@ def cmd_activate(args) -> None:
     check_run_id(args.run_id)
     set_active(args.run_id, args.models_dir)
     print(f"active run: {args.run_id}")
+
+
+def _run_folder(text: str, models_dir: str | None) -> Path:
+    """A run given as a folder path, else as a run id under the models folder."""
+    from .runs import RunError, check_run_id, default_models_dir
+
+    path = Path(text)
+    if (path / "config.json").is_file():
+        return path
+    folder = Path(models_dir) if models_dir else default_models_dir()
+    path = folder / check_run_id(text)
+    if not (path / "config.json").is_file():
+        raise RunError(f"no run {text!r} in {folder}")
+    return path
+
+
+def cmd_compare(args) -> None:
+    import json
+
+    from .compare import compare_runs, comparison_text
+    from .runs import load_run
+
+    comparison = compare_runs(load_run(_run_folder(args.run_a, args.models_dir)), load_run(_run_folder(args.run_b, args.models_dir)))
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison_text(comparison))
 
 
 def cmd_download(args) -> None:

@@ -221,7 +221,7 @@ def test_pages_explain_how_to_train_when_there_is_no_run(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     no_errors(at)
     assert "python -m genre train" in at.code[0].value
-    for page in ("pages/history.py", "pages/held_out.py", "pages/classify.py"):
+    for page in ("pages/history.py", "pages/held_out.py", "pages/compare.py", "pages/classify.py"):
         at.switch_page(page).run()
         no_errors(at)
         assert "Overview page says how to train" in at.info[0].value
@@ -300,6 +300,51 @@ def test_held_out_confusion_matrix_table_and_misclassified_songs(app, models):
     # The synthetic dataset is on this machine, so a misclassified song can be played.
     assert at.selectbox(key="held_out_track").options == [s["track_id"] for s in expected]
     assert len(at.get("audio")) == 1
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_compare_page_sets_the_sidebar_run_against_another(app, models):
+    at = app.run()
+    at.switch_page("pages/compare.py").run()
+    no_errors(at)
+    assert at.selectbox(key="compare_run_b").value == "tiny-variant"
+    a, b = (read_json(models / r / "metrics.json") for r in ("tiny-fast", "tiny-variant"))
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["A · tiny-fast"] == f"{a['song_accuracy_vote']:.1%}" and shown["B · tiny-variant"] == f"{b['song_accuracy_vote']:.1%}"
+    figures = charts(at)
+    assert figures["compare_confusion_a"]["data"][0]["z"] == a["confusion_matrix"]
+    assert figures["compare_confusion_b"]["data"][0]["z"] == b["confusion_matrix"]
+    # The variant moved one right song to the next genre: one song in the difference.
+    difference = np.asarray(figures["compare_difference_chart"]["data"][0]["z"])
+    assert np.abs(difference).sum() == 2 and difference.sum() == 0
+    bars = {t["name"]: t["y"] for t in figures["compare_per_genre_chart"]["data"]}
+    assert bars["tiny-fast"] == [a["per_genre"][g]["recall"] for g in a["genres"]]
+    assert len(figures["compare_accuracy_chart"]["data"][0]["error_x"]["array"]) == 2
+    paired = next(m.value for m in at.markdown if m.value.startswith("**Paired test**"))
+    assert f"within what chance gives on {a['test_songs']} songs" in paired
+    table = at.dataframe[0].value
+    moved = [s["track_id"] for s, t in zip(a["songs"], b["songs"]) if s["vote"] != t["vote"]]
+    assert list(table["track"]) == moved and list(table["right"]) == ["A"]
+    assert at.selectbox(key="compare_track").options == moved and len(at.get("audio")) == 1
+    at.segmented_control(key="compare_measure").set_value("F1").run()
+    no_errors(at)
+    bars = {t["name"]: t["y"] for t in charts(at)["compare_per_genre_chart"]["data"]}
+    # Recomputed from the stored songs (the fixture's variant changed its votes, not its per_genre).
+    from sklearn.metrics import f1_score
+
+    expected = f1_score([s["true"] for s in b["songs"]], [s["vote"] for s in b["songs"]], labels=b["genres"], average=None)
+    assert bars["tiny-variant"] == pytest.approx(list(expected))
+
+
+def test_compare_page_says_when_there_is_nothing_to_compare_with(tiny_run, tmp_path, monkeypatch):
+    shutil.copytree(tiny_run, tmp_path / "only")
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/compare.py").run()
+    no_errors(at)
+    assert "only run with test results" in at.info[0].value
 
 
 # ----------------------------------------------------------------------------- classify

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 SHIPPED = "fast-stratified"
+COMPARED = "transfer-stratified"
 SHOTS = ROOT / "artifacts" / "screenshots"
 LATENCY = ROOT / "artifacts" / "latency.json"
 CHROMIUM_ARGS = [
@@ -91,6 +92,8 @@ def models(tiny_run, tmp_path_factory) -> Path:
     shutil.copytree(tiny_run, folder / tiny_run.name)
     # The shipped GTZAN run: ten genres with long names, for the layout checks.
     shutil.copytree(ROOT / "models" / SHIPPED, folder / SHIPPED)
+    # A second shipped run on the same test songs, for the Compare page.
+    shutil.copytree(ROOT / "models" / COMPARED, folder / COMPARED, ignore=shutil.ignore_patterns("model.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
     return folder
 
@@ -369,6 +372,38 @@ def choose_run(page, run_id: str) -> None:
     settle(page)
 
 
+def compare_with(page, run_id: str, shot: str) -> None:
+    """On the Compare page (the sidebar's run is A), choose ``run_id`` as B and check every
+    genre labels the charts' axes and the disagreement table fits."""
+    page.locator(".st-key-compare_run_b [data-testid=stSelectbox]").click()
+    page.get_by_role("option", name=run_id, exact=True).click()
+    page.locator("[data-testid=stMetricLabel]", has_text=f"B · {run_id}").wait_for()
+    settle(page)
+    no_exceptions(page)
+    shoot(page, shot)
+    genres = read_json(ROOT / "models" / run_id / "genres.json")
+    assert sorted(page.evaluate(TICKS, ["compare_per_genre_chart", "x"])) == sorted(genres)
+    assert sorted(page.evaluate(TICKS, ["compare_confusion_a", "x"])) == sorted(genres)
+    assert page.locator(".st-key-compare_confusion_a").bounding_box()["width"] >= 450
+    page.get_by_role("tab", name="B − A").click()
+    page.locator(".st-key-compare_difference_chart .ytick text").first.wait_for()
+    assert sorted(page.evaluate(TICKS, ["compare_difference_chart", "y"])) == sorted(genres)
+    shoot(page, shot + "-difference")
+    assert page.evaluate(TRACE_COUNT, "compare_per_genre_chart") == 2
+    assert page.get_by_text("Paired test").is_visible()
+    table = page.locator("[data-testid=stDataFrame]").last  # the page's only table
+    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+    assert page.evaluate(CLIPPED, "[data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
+
+
+def test_compare_page_at_1400_px(page, server):
+    page.goto(f"{server}/")
+    settle(page)
+    choose_run(page, SHIPPED)
+    go_to(page, "Compare", "compare")
+    compare_with(page, COMPARED, "5-compare")
+
+
 def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     page = narrow
     metrics = read_json(models / SHIPPED / "metrics.json")
@@ -391,6 +426,9 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     # The per-genre table shows all its columns without scrolling sideways.
     table = page.locator("[data-testid=stDataFrame]").first
     assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+
+    go_to(page, "Compare", "compare")
+    compare_with(page, COMPARED, "1024-5-compare")
 
     go_to(page, "Training history", "history")
     shoot(page, "1024-2-history")

@@ -159,3 +159,29 @@ def test_ranking_figure_orders_genres_by_mean_probability():
 def test_clock_and_vote_text():
     assert charts.clock(0) == "0:00" and charts.clock(63) == "1:03" and charts.clock(599.6) == "10:00"
     assert charts.vote_text(["a", "b", "c"], [0, 2, 5]) == "c 5 · b 2"
+
+
+def test_comparison_figures_hold_both_runs_and_the_signed_difference():
+    from genre.compare import Comparison, RunSummary
+
+    def summary(run_id, confusion, recall):
+        per_genre = {g: {"precision": 1.0, "recall": r, "f1": r, "support": 2} for g, r in zip(["a", "b"], recall)}
+        right = int(np.trace(confusion))
+        return RunSummary(run_id, "fast", "stratified", 4, right, right / 4, (0.2, 0.9), ["a", "b"], per_genre, confusion)
+
+    c = Comparison(
+        a=summary("one", [[2, 0], [1, 1]], [1.0, 0.5]),
+        b=summary("two", [[1, 1], [0, 2]], [0.5, 1.0]),
+        genres=["a", "b"], same_genres=True, shared_songs=4, same_songs=True,
+        difference=[[-1, 1], [-1, 1]], difference_kind="songs",
+    )  # fmt: skip
+    bars = charts.per_genre_compare_figure(c, "recall")
+    assert [t.name for t in bars.data] == ["one", "two"] and list(bars.data[1].y) == [0.5, 1.0]
+    accuracy = charts.accuracy_compare_figure(c)
+    assert list(accuracy.data[0].x) == [0.75, 0.75]
+    assert list(accuracy.data[0].error_x.arrayminus) == pytest.approx([0.55, 0.55])
+    difference = charts.difference_figure(c)
+    heat = difference.data[0]
+    assert heat.zmid == 0 and heat.zmin == -1 and heat.zmax == 1
+    assert [list(r) for r in heat.text] == [["-1", "+1"], ["-1", "+1"]]
+    assert charts.summary_confusion_metrics(c.b) == {"genres": ["a", "b"], "confusion_matrix": [[1, 1], [0, 2]]}

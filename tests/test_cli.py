@@ -167,6 +167,6 @@ def test_unreadable_run_files_are_named_and_the_other_runs_still_listed(tiny_run
 
 
 def test_cli_help_on_every_command():
-    for command in ("scan", "train", "evaluate", "classify", "runs", "activate", "download"):
+    for command in ("scan", "train", "evaluate", "classify", "runs", "activate", "compare", "download"):
         out = run_cli(command, "--help")
         assert out.returncode == 0 and "usage:" in out.stdout
