@@ -476,14 +476,18 @@ def cmd_library(args) -> int:
         stop["asked"] = True
 
     signal.signal(signal.SIGTERM, ask_stop)
-    rows = library.scan(
+    result = library.scan(
         args.folders, out, classifier, run_id, on_progress=on_progress, progress_bar=sys.stderr.isatty() or not args.progress_file,
         threads=args.threads, should_stop=lambda: stop["asked"],
     )  # fmt: skip
+    rows = result.rows
     errors = [r for r in rows if r.error]
     for row in errors:
         print(f"genre: {row.path}: {row.error}", file=sys.stderr)
-    print(f"{len(rows) - len(errors)} files classified, {len(errors)} could not be read; results in {out}")
+    print(
+        f"{len(rows) - len(errors)} files classified, {len(errors)} could not be read ({result.classified} new, "
+        f"{len(rows) - result.classified} from earlier results); results in {out}"
+    )
     if stop["asked"]:
         print("genre: the scan was cancelled; run it again to classify the rest", file=sys.stderr)
         return 3

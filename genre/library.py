@@ -231,9 +231,10 @@ def scan(
     batch_windows: int = BATCH_WINDOWS,
     threads: int = DECODE_THREADS,
     should_stop: Callable[[], bool] | None = None,
-) -> list[SongResult]:
+) -> "ScanResult":
     """Classify every audio file under ``folders`` not already in the cache for ``run`` and
-    write ``out`` (``.csv`` or ``.json``, atomically). Returns every file's row, in walk order."""
+    write ``out`` (``.csv`` or ``.json``, atomically). Returns every file's row, in walk order,
+    and how many were classified now."""
     out = Path(out)
     check_output(out)
     paths = walk(folders)
@@ -250,6 +251,7 @@ def scan(
             done[str(path)] = row
         else:
             todo.append(path)
+    classified = 0
     bar = None
     if progress_bar:
         from tqdm import tqdm
@@ -261,6 +263,7 @@ def scan(
                 journal.write(json.dumps(row.to_dict()) + "\n")
                 journal.flush()  # a kill loses at most this line
                 done[row.path] = row
+                classified += 1
                 if bar is not None:
                     bar.update(1)
                 if on_progress is not None:
@@ -273,7 +276,14 @@ def scan(
     rows = [done[str(p)] for p in paths if str(p) in done]
     write_results(out, rows)
     compact_cache(cache_file, {**cached, **done})
-    return rows
+    return ScanResult(rows, classified, len(paths))
+
+
+@dataclass
+class ScanResult:
+    rows: list[SongResult]
+    classified: int  # files classified by this call (the others came from the cache)
+    found: int  # audio files the walk found
 
 
 def compact_cache(path: Path, rows: dict[str, SongResult]) -> None:

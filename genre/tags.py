@@ -46,8 +46,9 @@ def _open(path: str):
         f = mutagen.File(path, easy=True)
     except mutagen.MutagenError as error:
         raise OSError(f"damaged header or tags ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
-    if f is None:
-        raise OSError("a format without genre tags mutagen can write")
+    if f is None or type(f).__name__ in ("WAVE", "AIFF"):
+        # WAV's ID3 chunk is not a standard genre tag that players read: leave the file alone.
+        raise OSError("a format without a standard genre tag")
     if f.tags is None:
         try:
             f.add_tags()
@@ -106,7 +107,8 @@ def write_tags(changes: list[Change], journal: str | os.PathLike) -> list[Change
     write_json(journal, {"version": 1, "entries": entries})
     for change, entry in zip(todo, entries):
         try:
-            if not os.access(change.path, os.W_OK):
+            # The mode bits too: root may write anything, but a file the user made read-only stays so.
+            if not os.stat(change.path).st_mode & 0o222 or not os.access(change.path, os.W_OK):
                 raise OSError("the file is read-only")
             f = _open(change.path)
             f.tags["genre"] = [change.new]
