@@ -1,6 +1,6 @@
 """The dashboard: ``streamlit run streamlit_app.py``.
 
-Four pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
+Five pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
 well it does, how it trained, which held-out songs it gets wrong, and classifying new audio
 from a file or the microphone. The sidebar's run choice holds across pages.
 """
@@ -25,6 +25,7 @@ page = st.navigation(
         st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
         st.Page("pages/held_out.py", title="Held-out songs", icon=":material/grid_on:"),
         st.Page("pages/classify.py", title="Classify", icon=":material/graphic_eq:"),
+        st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
     ]
 )
 render_sidebar()

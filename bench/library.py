@@ -61,7 +61,9 @@ def model_split(classifier, model_name: str) -> dict:
     out = {"model_ms_per_window": 1000 * whole}
     layer = FRONT_END.get(model_name)
     if layer is not None:
-        front = keras.Model(classifier.model.inputs, classifier.model.get_layer(layer).output)
+        part = classifier.model.get_layer(layer)
+        # transfer's front end is a whole sub-model (callable as it is); fast's a layer inside the graph.
+        front = part if isinstance(part, keras.Model) else keras.Model(classifier.model.inputs, part.output)
         x = windows[..., None]
         front(x, training=False)
         t = min(timed(lambda: front(x, training=False)) for _ in range(3)) / 64
@@ -123,6 +125,10 @@ def main() -> None:
         for run in args.runs:
             for name, paths in folders.items():
                 results["rows"].append(bench(Path(run), name, paths, args.threads))
+                if args.out:  # what is measured so far survives a stop
+                    from genre.files import write_json
+
+                    write_json(args.out, results)
     results["load_after"] = os.getloadavg()
     print(f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f} on {results['cpus']} CPUs")
     if args.out:

@@ -481,6 +481,10 @@ def cmd_library(args) -> int:
         threads=args.threads, should_stop=lambda: stop["asked"],
     )  # fmt: skip
     rows = result.rows
+    if args.progress_file and not stop["asked"]:
+        from .files import write_json
+
+        write_json(args.progress_file, {"done": len(rows), "total": result.found, "finished": True, "updated": time.time()})
     errors = [r for r in rows if r.error]
     for row in errors:
         print(f"genre: {row.path}: {row.error}", file=sys.stderr)

@@ -252,6 +252,8 @@ def scan(
         else:
             todo.append(path)
     classified = 0
+    if on_progress is not None:
+        on_progress(len(done), len(paths))
     bar = None
     if progress_bar:
         from tqdm import tqdm
