@@ -389,6 +389,7 @@ def distribution_figure(genres: Sequence[str], song_genres: Sequence[str]) -> go
     total = max(1, len(song_genres))
     fig = _genre_bars(genres, names, [counts[n] for n in names], [f"{counts[n]} ({counts[n] / total:.0%})" for n in names], "%{y}: %{x} songs<extra></extra>")
     fig.update_layout(height=max(160, 34 * len(names) + 60), margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title="songs")
+    fig.update_xaxes(dtick=max(1, round(max(counts.values(), default=1) / 5)), rangemode="tozero")  # whole songs
     return fig
 
 

@@ -92,48 +92,51 @@ good = [r for r in rows if not r.error]
 genres = sorted({r.genre for r in good})
 st.subheader(f"{len(good)} songs classified" + (f", {len(rows) - len(good)} could not be read" if len(good) < len(rows) else ""))
 
+f1, f2, f3 = st.columns([2, 2, 2])
+chosen = f1.multiselect("Genre", genres, key=KEY + "genres", placeholder="all genres")
+floor = f2.slider("Confidence at least", 0.0, 1.0, 0.0, 0.05, key=KEY + "floor")
+order = f3.selectbox("Order", ("low confidence first", "high confidence first", "path"), key=KEY + "order")
+# The table spans the page: at 1024 px a column beside it leaves no room for its columns.
+table = pd.DataFrame(
+    [
+        {
+            "file": Path(r.path).name, "genre": r.genre or "", "confidence": r.confidence,
+            "2nd": f"{r.top3[1][0]} {r.top3[1][1]:.0%}" if len(r.top3) > 1 else "",
+            "duration": r.duration_s, "error": r.error or "", "path": r.path,
+        }
+        for r in rows
+    ]
+)  # fmt: skip
+shown = table[(table["confidence"].fillna(0) >= floor) | (table["error"] != "")] if floor else table
+if chosen:
+    shown = shown[shown["genre"].isin(chosen)]
+if order != "path":
+    shown = shown.sort_values("confidence", ascending=order.startswith("low"), na_position="first")
+picked = st.dataframe(
+    shown.drop(columns=["path"]),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key=KEY + "table",
+    column_config={
+        "confidence": st.column_config.ProgressColumn("confidence", format="%.2f", min_value=0, max_value=1, width="small"),
+        "duration": st.column_config.NumberColumn("s", format="%.0f", width="small", help="duration in seconds"),
+        "file": st.column_config.TextColumn("file", width="medium"),
+        "genre": st.column_config.TextColumn("genre", width="small"),
+        "2nd": st.column_config.TextColumn("2nd", width="small", help="the second genre by mean probability"),
+    },
+)
+selection = picked.selection.rows if picked is not None else []
+
 left, right = st.columns([3, 2])
-with right:
+with left:
     if good:
         st.plotly_chart(distribution_figure(genres, [r.genre for r in good]), key=KEY + "dist", config={"displayModeBar": False})
+with right:
+    st.caption("The whole scan, every column (the JSON also holds each window's winner):")
     c1, c2 = st.columns(2)
     c1.download_button("CSV", library.to_csv(rows), "library.csv", "text/csv", key=KEY + "csv", icon=":material/download:")
     c2.download_button("JSON", library.to_json(rows), "library.json", "application/json", key=KEY + "json", icon=":material/download:")
-with left:
-    f1, f2, f3 = st.columns([2, 2, 2])
-    chosen = f1.multiselect("Genre", genres, key=KEY + "genres", placeholder="all genres")
-    floor = f2.slider("Confidence at least", 0.0, 1.0, 0.0, 0.05, key=KEY + "floor")
-    order = f3.selectbox("Order", ("low confidence first", "high confidence first", "path"), key=KEY + "order")
-    table = pd.DataFrame(
-        [
-            {
-                "file": Path(r.path).name, "genre": r.genre or "", "confidence": r.confidence,
-                "2nd": f"{r.top3[1][0]} {r.top3[1][1]:.0%}" if len(r.top3) > 1 else "",
-                "duration": r.duration_s, "error": r.error or "", "path": r.path,
-            }
-            for r in rows
-        ]
-    )  # fmt: skip
-    shown = table[(table["confidence"].fillna(0) >= floor) | (table["error"] != "")] if floor else table
-    if chosen:
-        shown = shown[shown["genre"].isin(chosen)]
-    if order != "path":
-        shown = shown.sort_values("confidence", ascending=order.startswith("low"), na_position="first")
-    picked = st.dataframe(
-        shown.drop(columns=["path"]),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key=KEY + "table",
-        column_config={
-            "confidence": st.column_config.ProgressColumn("confidence", format="%.2f", min_value=0, max_value=1, width="small"),
-            "duration": st.column_config.NumberColumn("s", format="%.0f", width="small", help="duration in seconds"),
-            "file": st.column_config.TextColumn("file", width="medium"),
-            "genre": st.column_config.TextColumn("genre", width="small"),
-            "2nd": st.column_config.TextColumn("2nd", width="small", help="the second genre by mean probability"),
-        },
-    )
-    selection = picked.selection.rows if picked is not None else []
 
 if selection:
     row = cache[shown.iloc[selection[0]]["path"]]
