@@ -476,3 +476,37 @@ def difference_figure(comparison) -> go.Figure:
 def summary_confusion_metrics(summary) -> dict:
     """A :class:`genre.compare.RunSummary` in the shape :func:`confusion_figure` reads."""
     return {"genres": summary.genres, "confusion_matrix": summary.confusion}
+
+
+# ----------------------------------------------------------------------------- a collection
+
+
+def distribution_figure(genres: Sequence[str], song_genres: Sequence[str]) -> go.Figure:
+    """How many songs of a collection each genre won, most first."""
+    counts = {g: sum(1 for s in song_genres if s == g) for g in genres}
+    names = [g for g in sorted(counts, key=lambda g: counts[g]) if counts[g]]
+    total = max(1, len(song_genres))
+    fig = _genre_bars(genres, names, [counts[n] for n in names], [f"{counts[n]} ({counts[n] / total:.0%})" for n in names], "%{y}: %{x} songs<extra></extra>")
+    fig.update_layout(height=max(160, 34 * len(names) + 60), margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title="songs")
+    fig.update_xaxes(dtick=max(1, round(max(counts.values(), default=1) / 5)), rangemode="tozero")  # whole songs
+    return fig
+
+
+def timeline_figure(genres: Sequence[str], window_genres: Sequence[str], starts: Sequence[float]) -> go.Figure:
+    """Which genre won each 3 s window of one song, along the song."""
+    colors = genre_colors(genres)
+    fig = go.Figure()
+    for genre in [g for g in genres if g in set(window_genres)]:
+        at = [float(s) for s, w in zip(starts, window_genres) if w == genre]
+        fig.add_trace(
+            go.Bar(
+                x=[WINDOW_SECONDS] * len(at), base=at, y=[""] * len(at), orientation="h", name=genre,
+                marker={"color": colors[genre]}, customdata=[clock(s) for s in at],
+                hovertemplate=f"{genre} from %{{customdata}}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        barmode="overlay", height=150, margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        legend={"orientation": "h", "y": -0.6}, xaxis_title="seconds",
+    )  # fmt: skip
+    return fig

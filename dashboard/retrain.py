@@ -83,6 +83,8 @@ def _live_panel(models_dir: Path) -> None:
     _notice(job)
     if job.kind == "train":
         _training_progress(job)
+    elif job.kind == "library":
+        _library_progress(job)
     else:
         _download_progress(job)
     if access.can_control():  # a remote visitor without the password watches, but cannot stop it
@@ -176,6 +178,13 @@ def _download_progress(job: jobs.Job) -> None:
         st.caption("Verifying the checksum and unpacking…")
     else:
         st.caption(f"{format_bytes(done or 0)} of {format_bytes(total or None)}")
+
+
+def _library_progress(job: jobs.Job) -> None:
+    st.markdown(f"**Classifying a collection** in `{job.target}` (the Library page shows it)")
+    st.progress(job.fraction)
+    done, total = job.status.get("done"), job.status.get("total")
+    st.caption("Finding files and loading the model…" if done is None else f"{done} of {total} files")
 
 
 def _cancel(models_dir: Path, force: bool) -> None:
@@ -333,6 +342,9 @@ def _devices(remembered: str) -> str:
 def _outcome(models_dir: Path, job: jobs.Job) -> None:
     """How the last job ended, with what can be done about it."""
     state = job.state
+    if job.kind == "library":
+        # The Library page shows a scan's outcome; a scan's end says nothing here.
+        return
     if job.kind == "train":
         run = load_run(job.run_dir) if job.run_dir else None
         name = f"Run `{job.run_id}`"

@@ -139,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--windows", action="store_true", help="also print each window's top genre")
     classify.set_defaults(handler=cmd_classify)
 
+    library = commands.add_parser("library", help="classify every audio file under folders; CSV/JSON results, resumable; genre tags written safely")
+    library.add_argument("folders", nargs="*", metavar="DIR", help="folders to walk recursively (linked folders are not entered)")
+    library.add_argument("--out", help="results file, .csv or .json; its cache (<stem>.library.jsonl) beside it makes a second call classify only new files")
+    library.add_argument("--run", help="run folder (default: the active run)")
+    library.add_argument("--write-tags", action="store_true", help="set the genre tag of files above --min-confidence: a dry run that prints the changes, unless --apply")
+    library.add_argument("--apply", action="store_true", help="with --write-tags: really write, after saving the original tags to a journal beside --out")
+    library.add_argument("--min-confidence", type=_fraction, default=None, help="tag only files whose genre's mean probability is at least this (default: genre.tags.DEFAULT_MIN_CONFIDENCE, 0.5)")
+    library.add_argument("--restore-tags", metavar="JOURNAL", help="put back the genre tags a --write-tags --apply journal recorded, and exit")
+    library.add_argument("--threads", type=_positive_int, default=2, help="decoding threads (default: %(default)s)")
+    library.add_argument("--progress-file", help=argparse.SUPPRESS)  # the dashboard's job reads it
+    library.set_defaults(handler=cmd_library)
+
     runs = commands.add_parser("runs", help="list trained runs")
     runs.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
     runs.set_defaults(handler=cmd_runs)
@@ -437,6 +449,104 @@ def cmd_classify(args) -> None:
             for start, p in zip(result.starts, result.probabilities):
                 print(f"  {start:6.1f}s  {result.genres[int(p.argmax())]:10s} {p.max():.0%}")
     return 2 if failures else 0
+
+
+def cmd_library(args) -> int:
+    from . import library, tags
+
+    if args.restore_tags:
+        restored = tags.restore(args.restore_tags)
+        for change in restored:
+            print(f"{change.path}: {change.skipped}" if change.skipped else f"{change.path}: genre back to {change.new or '(none)'}")
+        print(f"{sum(c.skipped is None for c in restored)} of {len(restored)} files restored")
+        return 2 if any(c.skipped for c in restored) else 0
+    if not args.folders or not args.out:
+        raise library.LibraryError("give one or more folders and --out results.csv|.json (or --restore-tags JOURNAL)")
+    if args.apply and not args.write_tags:
+        raise library.LibraryError("--apply writes tags only with --write-tags")
+    out = Path(args.out)
+    library.check_output(out)
+    for folder in args.folders:
+        if not Path(folder).is_dir():
+            raise library.LibraryError(f"{folder}: no such folder")
+    classifier, run_id = _load_classifier(args.run)
+    on_progress = None
+    if args.progress_file:
+        from .files import write_json
+
+        def on_progress(done: int, total: int) -> None:
+            write_json(args.progress_file, {"done": done, "total": total, "updated": time.time()})
+
+    stop = {"asked": False}
+
+    def ask_stop(signum, frame):
+        stop["asked"] = True
+
+    signal.signal(signal.SIGTERM, ask_stop)
+    result = library.scan(
+        args.folders, out, classifier, run_id, on_progress=on_progress, progress_bar=sys.stderr.isatty() or not args.progress_file,
+        threads=args.threads, should_stop=lambda: stop["asked"],
+    )  # fmt: skip
+    rows = result.rows
+    if args.progress_file and not stop["asked"]:
+        from .files import write_json
+
+        write_json(args.progress_file, {"done": len(rows), "total": result.found, "finished": True, "updated": time.time()})
+    errors = [r for r in rows if r.error]
+    for row in errors:
+        print(f"genre: {row.path}: {row.error}", file=sys.stderr)
+    print(
+        f"{len(rows) - len(errors)} files classified, {len(errors)} could not be read ({result.classified} new, "
+        f"{len(rows) - result.classified} from earlier results); results in {out}"
+    )
+    if stop["asked"]:
+        print("genre: the scan was cancelled; run it again to classify the rest", file=sys.stderr)
+        return 3
+    if args.write_tags:
+        _write_tags(rows, out, args)
+    return 0
+
+
+def _load_classifier(run: str | None):
+    from .prediction import Classifier
+    from .runs import active_run_id, default_models_dir
+
+    if run is None:
+        run_id = active_run_id()
+        if run_id is None:
+            raise FileNotFoundError("no trained run in models/; train one with: python -m genre train --data DIR")
+        run = default_models_dir() / run_id
+    return Classifier.load(run), Path(run).resolve().name
+
+
+def _write_tags(rows, out: Path, args) -> None:
+    from . import library, tags
+
+    threshold = tags.DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+    changes = tags.plan(rows, threshold)
+    todo = [c for c in changes if c.skipped is None]
+    verb = "set" if args.apply else "would set"
+    if args.apply and todo:
+        journal = tags.journal_path(out)
+        tags.write_tags(changes, journal)
+        done = {c.path for c in todo if c.skipped is None}
+        updated = []
+        for row in rows:  # the tag write changed size and mtime, not the audio: keep the result
+            if row.path in done:
+                st = os.stat(row.path)
+                row.size, row.mtime_ns = st.st_size, st.st_mtime_ns
+                updated.append(row)
+        library.record(out, updated)
+    for change in changes:
+        if change.skipped:
+            print(f"{change.path}: skipped ({change.skipped})")
+        else:
+            print(f"{change.path}: {verb} genre {', '.join(change.old) if change.old else '(none)'} -> {change.new}")
+    written = sum(c.skipped is None for c in todo)
+    if args.apply:
+        print(f"{written} files tagged" + (f"; undo with: python -m genre library --restore-tags {journal}" if todo else ""))
+    else:
+        print(f"dry run: {len(todo)} files would be tagged (confidence >= {threshold:.2f}); add --apply to write them")
 
 
 def cmd_runs(args) -> None:

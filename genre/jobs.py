@@ -52,6 +52,9 @@ LAST_JOB = "last.json"
 SETTINGS = "settings.json"
 DOWNLOAD_LOG = "download.log"
 DOWNLOAD_PROGRESS = "download-progress.json"
+LIBRARY_LOG = "library.log"
+LIBRARY_PROGRESS = "library-progress.json"
+LIBRARY_RESULTS = "library.json"  # its cache, library.library.jsonl, lies beside it
 # Set for a job's process: the job id whose lock the dashboard took on its behalf.
 JOB_ENV = "GENRE_JOB_ID"
 # The strategies a job may ask for: one process on this host (multi-worker needs TF_CONFIG
@@ -130,7 +133,7 @@ class Job:
     run trains); ``alive`` whether the process still runs.
     """
 
-    kind: str  # "train" | "download"
+    kind: str  # "train" | "download" | "library"
     job_id: str
     pid: int
     started: float
@@ -138,7 +141,7 @@ class Job:
     argv: list[str]
     run_id: str | None = None
     run_dir: str | None = None
-    target: str | None = None  # download: the folder the dataset goes to
+    target: str | None = None  # download: the folder the dataset goes to; library: the folder scanned
     progress: str | None = None  # the file the job reports progress in
     proc_start: int | None = None  # the process's start time (Linux), to tell pid reuse
     cancel_requested: float | None = None
@@ -188,6 +191,8 @@ class Job:
                 return "cancelling"
             if self.kind == "download":
                 return "downloading" if status else "starting"
+            if self.kind == "library":
+                return "scanning" if status else "starting"
             said = status.get("state")
             if said in ("finished", "failed", "cancelled"):
                 return "finishing"  # the status is written; the process is on its way out
@@ -196,6 +201,9 @@ class Job:
             said = status.get("state")
             if said in ("finished", "cancelled", "failed"):
                 return said
+        elif self.kind == "library":
+            if self.returncode == 0 or (self.returncode is None and status.get("finished")):
+                return "finished"
         elif self.target and _download_complete(Path(self.target)) and self.returncode in (0, None):
             return "finished"
         if self.cancel_requested:
@@ -237,13 +245,15 @@ class Job:
             return None
         if self.kind == "train":
             return Path(self.run_dir) if self.run_dir else None
+        if self.kind == "library":
+            return Path(self.progress).with_name(LIBRARY_RESULTS) if self.progress else None
         return dataset_folder(Path(self.target)) if self.target else None
 
     @property
     def fraction(self) -> float:
         """How far along, 0..1, for a progress bar."""
         status = self.status_written_by_job
-        if self.kind == "download":
+        if self.kind in ("download", "library"):
             done, total = status.get("done") or 0, status.get("total")
             return min(1.0, done / total) if total else 0.0
         return training_fraction(status, len(self.history))
@@ -356,6 +366,32 @@ def start_download(
     argv += ["--md5", md5] if md5 else []
     jobs_dir.mkdir(parents=True, exist_ok=True)
     return _start(models_dir, "download", argv, jobs_dir / DOWNLOAD_LOG, fresh=[progress], target=str(to), progress=str(progress))
+
+
+def start_library(
+    models_dir: str | os.PathLike,
+    folder: str | os.PathLike,
+    run_dir: str | os.PathLike | None = None,
+    roots: list[Path] | None = None,
+) -> Job:
+    """Start ``python -m genre library FOLDER`` as this folder's job: it classifies every audio
+    file under ``folder`` (which must lie inside ``roots``, default
+    :func:`genre.folders.allowed_roots`) with ``run_dir`` (default: the active run) into
+    ``models/.jobs/library.json``, reusing the earlier scans' results."""
+    models_dir = Path(models_dir).expanduser().absolute()
+    folder = _inside(folder, models_dir, roots)
+    if not folder.is_dir():
+        raise SettingsError(f"{folder} is not a folder")
+    if run_dir is None:
+        served = active_run_id(models_dir)
+        if served is None:
+            raise SettingsError("no trained run to classify with")
+        run_dir = models_dir / served
+    jobs_dir = models_dir / JOBS_DIR
+    progress = jobs_dir / LIBRARY_PROGRESS
+    argv = ["library", str(folder), "--out", str(jobs_dir / LIBRARY_RESULTS), "--run", str(run_dir), "--progress-file", str(progress)]
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    return _start(models_dir, "library", argv, jobs_dir / LIBRARY_LOG, fresh=[progress], target=str(folder), progress=str(progress))
 
 
 @contextlib.contextmanager

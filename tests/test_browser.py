@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from synth import song
+from synth import song, write
 
 from genre.files import read_json
 
@@ -523,3 +523,32 @@ def test_job_controls_are_the_operators(browser, server):
                 shoot(page, "10-remote-visitor")
         finally:
             context.close()
+
+
+def test_library_scan_select_a_song_and_read_at_both_widths(page, narrow, server, tmp_path):
+    music = tmp_path / "music"  # under pytest's folder: inside the operator's roots (conftest)
+    (music / "sub").mkdir(parents=True)
+    write(music / "drones.flac", song("drones", 9.0, seed=1))
+    write(music / "sub" / "noise.ogg", song("noise", 7.0, seed=2))
+    write(music / "sub" / "clicks.wav", song("clicks", 12.0, seed=3))
+    page.goto(f"{server}/library")
+    settle(page)
+    no_exceptions(page)
+    page.get_by_role("textbox", name="Music folder on the server").fill(str(music))
+    page.get_by_role("button", name="Scan").click()
+    page.get_by_text("3 songs classified").wait_for(timeout=180_000)
+    settle(page)
+    no_exceptions(page)
+    # Select the first row (the grid's row marker column), then its timeline and player appear.
+    table = page.locator(".st-key-library_table [data-testid=stDataFrame]")
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)
+    page.locator(".st-key-library_timeline .js-plotly-plot").wait_for()
+    settle(page)
+    assert page.locator("[data-testid=stAudio]").count() == 1
+    shoot(page, "6-library")
+    narrow.goto(f"{server}/library")
+    settle(narrow)
+    no_exceptions(narrow)
+    assert narrow.evaluate(CLIPPED, "[data-testid=stMain] button *") == []
+    shoot(narrow, "1024-6-library")
