@@ -416,6 +416,10 @@ def cmd_classify(args) -> None:
     classifier = Classifier.load(run)
     failures = 0
     for file in args.files:
+        if Path(file).is_dir():
+            print(f"genre: error: {file}: a folder, not an audio file; name the files in it (e.g. {Path(file) / '*.wav'})", file=sys.stderr)
+            failures += 1
+            continue
         try:
             with native_stderr_silenced():
                 result = classifier.classify(file)

@@ -52,8 +52,11 @@ def load_model(path: str | os.PathLike):
 
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, zipfile.BadZipFile) as error:  # what Keras raises for an unusable file
-        raise ModelFileError(f"{path} cannot be loaded: {error}") from error
+    # What Keras raises for an unusable file: a config naming a class or function it refuses
+    # (``builtins.exec`` as a layer or a Lambda's function) is a TypeError.
+    except (ValueError, TypeError, KeyError, AttributeError, ImportError, zipfile.BadZipFile) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelFileError(f"{path} cannot be loaded: {first_line}") from error
 
 
 class Classifier:
