@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
+from .calibration import calibrate_run
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import ConfigError, TrainConfig
 from .dataset import DatasetError, Songs, load_dataset
@@ -169,6 +170,9 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: 
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
             if dist.is_chief:
                 _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
+        if dist.is_chief:
+            status.write("evaluating", message="calibrating the confidences on the validation songs")
+            calibrate_run(run_dir, cache)
         status.write("finished")
     except TrainingCancelled:
         status.write("cancelled", message="cancelled; resume with: python -m genre train --resume " + str(run_dir))
