@@ -280,10 +280,15 @@ def recall_figure(metrics: Mapping) -> go.Figure:
     return fig
 
 
-def vote_text(genres: Sequence[str], votes: Iterable[int]) -> str:
-    """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``."""
-    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1]))
-    return " · ".join(f"{g} {v}" for v, g in pairs)
+def vote_text(genres: Sequence[str], votes: Iterable[int], winner: str | None = None) -> str:
+    """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``.
+    Among genres with equal votes, ``winner`` (the song's genre) comes first, and a tie it won
+    on mean probability says so."""
+    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1] != winner, p[1]))
+    text = " · ".join(f"{g} {v}" for v, g in pairs)
+    if winner is not None and len(pairs) > 1 and pairs[0][1] == winner and pairs[1][0] == pairs[0][0]:
+        text += f" ({winner} won the tie on mean probability)"
+    return text
 
 
 def misclassified_rows(metrics: Mapping) -> list[dict]:

@@ -159,3 +159,9 @@ def test_ranking_figure_orders_genres_by_mean_probability():
 def test_clock_and_vote_text():
     assert charts.clock(0) == "0:00" and charts.clock(63) == "1:03" and charts.clock(599.6) == "10:00"
     assert charts.vote_text(["a", "b", "c"], [0, 2, 5]) == "c 5 · b 2"
+
+
+def test_a_tie_lists_the_winner_first_and_says_how_it_won():
+    text = charts.vote_text(["blues", "country", "pop"], [2, 4, 4], winner="pop")
+    assert text == "pop 4 · country 4 · blues 2 (pop won the tie on mean probability)"
+    assert charts.vote_text(["a", "b"], [3, 1], winner="a") == "a 3 · b 1"
