@@ -260,6 +260,34 @@ def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[fl
     return fig
 
 
+def reliability_figure(bins: Sequence[Mapping]) -> go.Figure:
+    """Reliability diagram: per confidence bin of the test songs (calibration.json's
+    ``reliability``), the share voted right against the confidence shown, with the diagonal a
+    perfectly calibrated model would sit on."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, name="calibrated", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[b["confidence"] for b in bins],
+            y=[b["accuracy"] for b in bins],
+            mode="lines+markers+text",
+            text=[str(b["songs"]) for b in bins],
+            textposition="top center",
+            marker={"size": [8 + 2 * min(b["songs"], 12) for b in bins]},
+            name="test songs",
+            hovertemplate="shown %{x:.0%}<br>right %{y:.0%}<br>%{text} songs<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=320,
+        margin={"t": 10, "b": 40, "l": 10, "r": 15},
+        xaxis={"range": [0, 1.02], "tickformat": ".0%", "title": "confidence shown (calibrated)"},
+        yaxis={"range": [0, 1.08], "tickformat": ".0%", "title": "songs right"},
+        showlegend=False,
+    )
+    return fig
+
+
 def recall_figure(metrics: Mapping) -> go.Figure:
     """Per genre, the share of its test songs the vote gets right (recall), in the genre's
     colour, with the song count; genres without test songs are left out."""

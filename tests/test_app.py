@@ -273,6 +273,10 @@ def test_held_out_confusion_matrix_table_and_misclassified_songs(app, models):
     at.toggle(key="confusion_normalised").set_value(True).run()
     shares = np.asarray(charts(at)["confusion_chart"]["data"][0]["z"])
     assert np.allclose(shares, normalise_rows(metrics["confusion_matrix"]))
+    # The reliability diagram: the calibrated confidence of the test songs against their accuracy.
+    bins = read_json(models / "tiny-variant" / "calibration.json")["reliability"]["bins"]
+    points = charts(at)["reliability_chart"]["data"][1]
+    assert np.allclose(points["x"], [b["confidence"] for b in bins]) and np.allclose(points["y"], [b["accuracy"] for b in bins])
 
     per_genre, wrong = at.dataframe[0].value, at.dataframe[1].value
     assert list(per_genre["genre"]) == metrics["genres"]
