@@ -22,6 +22,9 @@ FILE = "calibration.json"
 # above which the fitting songs were right at least this often.
 TARGET_ACCURACY = 0.9
 MARGINS = np.round(np.linspace(0.0, 0.5, 51), 2)
+# Never below this lead: a few validation songs all right at every margin cannot place it, and
+# music unlike the training set (a drum loop) spreads its probability over several genres.
+MIN_MARGIN = 0.2
 BINS = 10
 
 
@@ -62,13 +65,14 @@ def margin(mean_probability: np.ndarray) -> float:
 
 def choose_margin(song_probabilities: np.ndarray, song_true: np.ndarray) -> float:
     """The smallest margin above which the songs' mean-probability winner was right at least
-    ``TARGET_ACCURACY`` of the time (the largest margin tried when none is)."""
+    ``TARGET_ACCURACY`` of the time (the largest margin tried when none is), at least
+    ``MIN_MARGIN``."""
     margins = np.array([margin(p) for p in song_probabilities])
     right = song_probabilities.argmax(axis=1) == song_true
     for m in MARGINS:
         above = margins >= m
         if above.any() and right[above].mean() >= TARGET_ACCURACY:
-            return float(m)
+            return max(float(m), MIN_MARGIN)
     return float(MARGINS[-1])
 
 
@@ -81,7 +85,7 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -
     for b in range(bins):
         inside = which == b
         if inside.any():
-            table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "songs": int(inside.sum()), "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            table.append({"low": round(float(edges[b]), 2), "high": round(float(edges[b + 1]), 2), "songs": int(inside.sum()), "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
     return table
 
 
@@ -122,7 +126,7 @@ def calibrate(classifier, cache: Songs, config: dict, manifest: dict) -> dict:
         "how": (
             f"temperature: minimum negative log-likelihood of the {which} songs' windows; margin: the smallest lead of the "
             f"winner's calibrated mean probability over the runner-up above which {which} songs were right at least "
-            f"{TARGET_ACCURACY:.0%} of the time"
+            f"{TARGET_ACCURACY:.0%} of the time, and at least {MIN_MARGIN:.0%}"
             + ("" if which == "validation" else "; the run kept no validation songs, so these are songs it trained on and its confidences may still be too high")
         ),
     }
