@@ -131,6 +131,13 @@ def fault_filtered_split(track_ids: Sequence[str]) -> dict:
         )
     if not manifest["train"] or not manifest["test"]:
         raise SplitError("the fault-filtered split needs GTZAN track ids (<genre>/<genre>.000NN); none of its train or test tracks are in this dataset")
+    listed, present = sum(manifest["listed"].values()), sum(len(manifest[p]) for p in PARTS)
+    if present * 2 < listed:
+        # Its parts would be a few songs each: a score on them means nothing.
+        raise SplitError(
+            f"the fault-filtered split lists {listed} GTZAN tracks and this dataset holds only {present} of them "
+            f"(test {len(manifest['test'])} of {manifest['listed']['test']}); it needs most of them: use the stratified or cv split"
+        )
     return manifest
 
 

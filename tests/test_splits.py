@@ -53,13 +53,19 @@ def test_fault_filtered_is_the_published_artist_disjoint_split():
 
 
 def test_fault_filtered_counts_tracks_the_dataset_lacks(caplog):
-    ids, _ = gtzan_ids(per_genre=10)
+    ids, _ = gtzan_ids(per_genre=80)
     m = fault_filtered_split(ids)
     assert sum(m["missing"].values()) == 930 - len(m["train"]) - len(m["valid"]) - len(m["test"])
     assert sum(m["missing"].values()) > 0
     assert "not in this dataset" in caplog.text
     with pytest.raises(SplitError):
         fault_filtered_split(["a/a.1", "b/b.2"])
+
+
+def test_fault_filtered_is_refused_where_most_of_its_tracks_are_missing():
+    ids, _ = gtzan_ids(per_genre=10)  # 100 of GTZAN's 1000: its test part would be a handful of songs
+    with pytest.raises(SplitError, match=r"lists 930 GTZAN tracks and this dataset holds only \d+ of them .*use the stratified or cv split"):
+        fault_filtered_split(ids)
 
 
 def test_cv_tests_every_song_once_and_keeps_artists_apart():
