@@ -29,7 +29,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-SHIPPED = "fast-stratified"
+SHIPPED = (ROOT / "models" / "ACTIVE").read_text().strip()  # the run the app serves
 SHOTS = ROOT / "artifacts" / "screenshots"
 LATENCY = ROOT / "artifacts" / "latency.json"
 CHROMIUM_ARGS = [
