@@ -20,7 +20,7 @@ from genre.files import format_bytes
 from genre.joblog import log_tail
 from genre.folders import allowed_roots, is_usable
 from genre.models import REGISTRY
-from genre.runs import active_run_id, list_runs, load_run, set_active
+from genre.runs import active_run_id, list_runs, load_run, set_active, small_test_caution
 from genre.splits import PROTOCOLS
 
 from . import access, state
@@ -422,6 +422,9 @@ def _promote(models_dir: Path) -> None:
         labels = {r.run_id: f"{r.run_id} · {r.config.get('model', '?')} · {r.metrics['song_accuracy_vote']:.0%}" for r in finished}
         choice = st.selectbox("Finished run", list(labels), format_func=labels.get, key=KEY + "promote_choice")
         st.caption(f"Active now: `{active}`" if active else "No run is active yet.")
+        caution = small_test_caution(next(r for r in finished if r.run_id == choice).metrics)
+        if caution:
+            st.warning(caution)
         st.button("Make active", key=KEY + "promote", on_click=_activate, args=(models_dir, choice))
 
 
