@@ -449,3 +449,14 @@ def test_an_answer_the_winner_does_not_clearly_lead_says_uncertain(tiny_run, tmp
     captions = [c.value for c in at.caption]
     assert any(c.startswith(f"{ranking[0][0]} {ranking[0][1]:.0%} · ") for c in captions)
     assert any(c.startswith(f"Majority vote: {expected.vote_genre}") for c in captions)
+
+
+def test_the_served_model_is_warmed_in_the_background_from_the_first_visit(app, models):
+    from dashboard import state
+
+    at = app.run()  # the Overview: it does not wait for the model
+    no_errors(at)
+    thread = state.warm_served_model(str(models))  # the same cache entry the visit started
+    thread.join(timeout=TIMEOUT)
+    assert not thread.is_alive()
+    assert str(models / "tiny-fast") in state.warmed
