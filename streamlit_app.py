@@ -12,6 +12,7 @@ import streamlit as st
 # before anyone opened Classify would take the server down with it.
 import streamlit_webrtc  # noqa: F401
 
+from dashboard import state
 from dashboard.runtime import keep_keras_session
 from dashboard.sidebar import render_sidebar
 
@@ -30,4 +31,6 @@ page = st.navigation(
     ]
 )
 render_sidebar()
+# The served model loads in the background from the first visit on, never blocking this page.
+state.warm_served_model(str(state.models_dir()))
 page.run()

@@ -260,6 +260,34 @@ def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[fl
     return fig
 
 
+def reliability_figure(bins: Sequence[Mapping]) -> go.Figure:
+    """Reliability diagram: per confidence bin of the test songs (calibration.json's
+    ``reliability``), the share voted right against the confidence shown, with the diagonal a
+    perfectly calibrated model would sit on."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, name="calibrated", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[b["confidence"] for b in bins],
+            y=[b["accuracy"] for b in bins],
+            mode="lines+markers+text",
+            text=[str(b["songs"]) for b in bins],
+            textposition="top center",
+            marker={"size": [8 + 2 * min(b["songs"], 12) for b in bins]},
+            name="test songs",
+            hovertemplate="shown %{x:.0%}<br>right %{y:.0%}<br>%{text} songs<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=320,
+        margin={"t": 10, "b": 40, "l": 10, "r": 15},
+        xaxis={"range": [0, 1.02], "tickformat": ".0%", "title": "confidence shown (calibrated)"},
+        yaxis={"range": [0, 1.08], "tickformat": ".0%", "title": "songs right"},
+        showlegend=False,
+    )
+    return fig
+
+
 def recall_figure(metrics: Mapping) -> go.Figure:
     """Per genre, the share of its test songs the vote gets right (recall), in the genre's
     colour, with the song count; genres without test songs are left out."""
@@ -280,10 +308,15 @@ def recall_figure(metrics: Mapping) -> go.Figure:
     return fig
 
 
-def vote_text(genres: Sequence[str], votes: Iterable[int]) -> str:
-    """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``."""
-    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1]))
-    return " · ".join(f"{g} {v}" for v, g in pairs)
+def vote_text(genres: Sequence[str], votes: Iterable[int], winner: str | None = None) -> str:
+    """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``.
+    Among genres with equal votes, ``winner`` (the song's genre) comes first, and a tie it won
+    on mean probability says so."""
+    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1] != winner, p[1]))
+    text = " · ".join(f"{g} {v}" for v, g in pairs)
+    if winner is not None and len(pairs) > 1 and pairs[0][1] == winner and pairs[1][0] == pairs[0][0]:
+        text += f" ({winner} won the tie on mean probability)"
+    return text
 
 
 def misclassified_rows(metrics: Mapping) -> list[dict]:

@@ -22,7 +22,7 @@ from genre.joblog import log_tail
 from genre.folders import allowed_roots, is_usable
 from genre.headline import few_artists_line
 from genre.models import REGISTRY
-from genre.runs import active_run_id, list_runs, load_run, set_active
+from genre.runs import active_run_id, list_runs, load_run, set_active, small_test_caution
 from genre.splits import PROTOCOLS
 
 from . import access, state
@@ -280,6 +280,7 @@ def _idle_panel(models_dir: Path) -> None:
             help="share of training songs kept for validation; 0 trains on all",
         )
         strategy = _devices(settings.strategy)
+        st.caption(_split_needs(data_now, protocol, test_share, val_share, int(folds), models_dir).capitalize() + ".")
         submitted = st.form_submit_button("Retrain", type="primary", width="stretch", key=SUBMIT)
     if submitted:
         try:
@@ -306,6 +307,24 @@ def _idle_panel(models_dir: Path) -> None:
 def _gpus() -> hardware.Gpus:
     """Once per server: on a host with NVIDIA GPUs, counting them takes a child process seconds."""
     return hardware.training_gpus()
+
+
+def _split_needs(data_dir: str | None, protocol: str, test_share: float, val_share: float, folds: int, models_dir: Path) -> str:
+    """How many songs the chosen split needs, for the dataset folder's genres (10 until a
+    usable folder is chosen)."""
+    from genre.dataset import scan
+    from genre.splits import needs_text
+
+    n_genres = 10
+    if data_dir and is_usable(data_dir, allowed_roots(models_dir)):
+        try:
+            n_genres = len({t.genre for t in scan(data_dir)}) or 10
+        except Exception:  # noqa: BLE001 - an unreadable folder is refused, with its reason, on Retrain
+            pass
+    try:
+        return needs_text(protocol, n_genres, test_share, val_share, folds)
+    except Exception:  # noqa: BLE001 - shares out of range are refused on Retrain
+        return "the split's songs are counted when you press Retrain"
 
 
 def _devices(remembered: str) -> str:
@@ -420,6 +439,9 @@ def _promote(models_dir: Path) -> None:
         labels = {r.run_id: f"{r.run_id} · {r.config.get('model', '?')} · {r.metrics['song_accuracy_vote']:.0%}" for r in finished}
         choice = st.selectbox("Finished run", list(labels), format_func=labels.get, key=KEY + "promote_choice")
         st.caption(f"Active now: `{active}`" if active else "No run is active yet.")
+        caution = small_test_caution(next(r for r in finished if r.run_id == choice).metrics)
+        if caution:
+            st.warning(caution)
         st.button("Make active", key=KEY + "promote", on_click=_activate, args=(models_dir, choice))
 
 

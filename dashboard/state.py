@@ -127,6 +127,34 @@ def classifier(run: Run):
     return _classifier(str(run.path), (run.path / "model.keras").stat().st_mtime_ns)
 
 
+# Run folders whose model the server-start warm-up has loaded (the test waits on it).
+warmed: set[str] = set()
+
+
+@st.cache_resource(show_spinner=False)
+def warm_served_model(folder: str):
+    """Once per server and models folder: load and warm the active run's model in a background
+    thread, so the first visit to Classify does not wait for it and no page waits here. A page
+    asking for the model meanwhile waits on the same cache entry instead of loading it again."""
+    import threading
+
+    def work() -> None:
+        run_id = active_run_id(Path(folder))
+        if run_id is None:
+            return
+        try:
+            run = load_run(Path(folder) / run_id)
+            if run.servable:
+                classifier(run)
+                warmed.add(str(run.path))
+        except Exception:  # noqa: BLE001 - the Classify page shows the reason when it loads the model itself
+            pass
+
+    thread = threading.Thread(target=work, name="warm-served-model", daemon=True)
+    thread.start()
+    return thread
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up_audio() -> None:
     """Decode a short 44.1 kHz wav and mp3 once: the first resample loads librosa's lazy

@@ -34,15 +34,24 @@ class ProgressCallback(_keras_callback()):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_started = epoch, time.time()
+        self.first_batch_done: float | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.stop.requested:
             raise TrainingCancelled("training was cancelled")
         logs = logs or {}
         done = batch + 1
-        per_batch = (time.time() - self.epoch_started) / done
-        remaining = (self.status.batches - done) * per_batch
-        remaining += (self.status.epochs - self.epoch - 1) * (np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches)
+        now = time.time()
+        # The time left comes from this start's own pace: a first batch carries the graph's
+        # tracing (tens of seconds right after a resume), so batches are timed from its end.
+        if self.first_batch_done is None:
+            self.first_batch_done = now
+        eta = {}
+        if self.epoch_seconds or done > 1:
+            per_batch = (now - self.first_batch_done) / (done - 1) if done > 1 else np.median(self.epoch_seconds) / self.status.batches
+            remaining = (self.status.batches - done) * per_batch
+            remaining += (self.status.epochs - self.epoch - 1) * (np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches)
+            eta = {"eta_seconds": round(float(remaining), 1)}
         self.status.write(
             "running",
             throttle=1.0,
@@ -50,7 +59,7 @@ class ProgressCallback(_keras_callback()):
             batch=done,
             loss=float(logs.get("loss", np.nan)),
             accuracy=float(logs.get("accuracy", np.nan)),
-            eta_seconds=round(float(remaining), 1),
+            **eta,
         )
 
     def on_epoch_end(self, epoch, logs=None):

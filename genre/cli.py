@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--shards", help="the run's shards, if they moved (default: where the run was trained from them)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
+    calibrate = commands.add_parser("calibrate", help="fit a run's confidence calibration on its validation songs (writes calibration.json)")
+    calibrate.add_argument("run", help="run folder")
+    calibrate.add_argument("--data", default=None, help="the dataset the run was trained on (default: the folder its config names)")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
     classify = commands.add_parser("classify", help="classify audio files with a trained run")
     classify.add_argument("files", nargs="+", help="audio files (wav, au, flac, ogg, mp3)")
     classify.add_argument("--run", help="run folder (default: the active run)")
@@ -421,6 +426,16 @@ def _print_metrics(run_dir: Path) -> None:
         )
 
 
+def cmd_calibrate(args) -> None:
+    from .calibration import calibrate_run
+
+    result = calibrate_run(args.run, data_root=args.data)
+    print(
+        f"{args.run}: temperature {result['temperature']:.3f}, uncertain below a {result['margin_threshold']:.0%} lead "
+        f"(fitted on {result['songs']} {result['fitted_on']} songs, {result['windows']} windows)"
+    )
+
+
 def cmd_classify(args) -> None:
     from .audio import AudioError, native_stderr_silenced
     from .prediction import Classifier
@@ -435,6 +450,10 @@ def cmd_classify(args) -> None:
     classifier = Classifier.load(run)
     failures = 0
     for file in args.files:
+        if Path(file).is_dir():
+            print(f"genre: error: {file}: a folder, not an audio file; name the files in it (e.g. {Path(file) / '*.wav'})", file=sys.stderr)
+            failures += 1
+            continue
         try:
             with native_stderr_silenced():
                 result = classifier.classify(file)
@@ -443,8 +462,10 @@ def cmd_classify(args) -> None:
             failures += 1
             continue
         winner = result.genres.index(result.vote_genre)
-        top = ", ".join(f"{g} {p:.0%}" for g, p in result.ranking()[:3])
-        print(f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}")
+        ranking = result.calibrated_ranking()
+        top = ", ".join(f"{g} {p:.0%}" for g, p in ranking[:3])
+        doubt = f"; uncertain: {ranking[0][0]} or {ranking[1][0]}" if result.uncertain else ""
+        print(f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}{doubt}")
         if args.windows:
             for start, p in zip(result.starts, result.probabilities):
                 print(f"  {start:6.1f}s  {result.genres[int(p.argmax())]:10s} {p.max():.0%}")

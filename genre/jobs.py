@@ -494,7 +494,7 @@ def validate_settings(settings: Settings) -> dict:
     ids = [t.track_id for t in tracks]
     labels = [genres.index(t.genre) for t in tracks]
     try:
-        manifest = make_split(s.protocol, ids, labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction, seed=s.seed, folds=s.folds)
+        manifest = make_split(s.protocol, ids, labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction, seed=s.seed, folds=s.folds, genres=genres)
     except ValueError as error:  # SplitError, or scikit-learn refusing a fold
         raise SettingsError(f"too few songs for the {s.protocol} split: {error}") from None
     for number, part in enumerate(fold_parts(manifest), 1):

@@ -28,10 +28,31 @@ class Classification:
     vote_genre: str  # majority vote, ties to the higher mean probability
     mean_genre: str  # highest mean probability
     seconds: float  # duration of the audio
+    temperature: float = 1.0  # the run's calibration (1: uncalibrated); votes never use it
+    margin_threshold: float | None = None  # a lead below this is "uncertain"
 
     @property
     def mean_probability(self) -> np.ndarray:
         return self.probabilities.mean(axis=0)
+
+    @property
+    def calibrated_probability(self) -> np.ndarray:
+        """The mean of the windows' calibrated probabilities: the confidence to show."""
+        from .calibration import temper
+
+        return temper(self.probabilities, self.temperature).mean(axis=0)
+
+    def calibrated_ranking(self) -> list[tuple[str, float]]:
+        """Genres by calibrated mean probability, highest first."""
+        p = self.calibrated_probability
+        return [(self.genres[i], float(p[i])) for i in np.argsort(-p)]
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether the winner is not clearly ahead of the runner-up (by the run's margin)."""
+        from .calibration import margin
+
+        return self.margin_threshold is not None and margin(self.calibrated_probability) < self.margin_threshold
 
     def ranking(self) -> list[tuple[str, float]]:
         """Genres by mean probability, highest first."""
@@ -52,19 +73,24 @@ def load_model(path: str | os.PathLike):
 
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, zipfile.BadZipFile) as error:  # what Keras raises for an unusable file
-        raise ModelFileError(f"{path} cannot be loaded: {error}") from error
+    # What Keras raises for an unusable file: a config naming a class or function it refuses
+    # (``builtins.exec`` as a layer or a Lambda's function) is a TypeError.
+    except (ValueError, TypeError, KeyError, AttributeError, ImportError, zipfile.BadZipFile) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelFileError(f"{path} cannot be loaded: {first_line}") from error
 
 
 class Classifier:
     """A trained run, loaded for prediction."""
 
-    def __init__(self, model, genres: list[str], run_dir: Path | None = None):
+    def __init__(self, model, genres: list[str], run_dir: Path | None = None, calibration: dict | None = None):
         self.model, self.genres, self.run_dir = model, list(genres), run_dir
+        self.calibration = calibration  # calibration.json's contents; None serves uncalibrated
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> "Classifier":
-        """Load ``run_dir/model.keras`` (safe mode: no code is deserialised) and its genres."""
+        """Load ``run_dir/model.keras`` (safe mode: no code is deserialised), its genres and its
+        calibration.json, when it has one."""
         run_dir = Path(run_dir)
         model_path = run_dir / "model.keras"
         if not model_path.is_file():
@@ -72,7 +98,9 @@ class Classifier:
         genres = read_json(run_dir / "genres.json")
         if not genres:
             raise FileNotFoundError(f"{run_dir} has no genres.json")
-        return cls(load_model(model_path), genres, run_dir)
+        from .calibration import read_calibration
+
+        return cls(load_model(model_path), genres, run_dir, read_calibration(run_dir))
 
     def predict_windows(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities of ``(n, 66150)`` windows. Calls the model directly: ``predict`` costs
@@ -104,6 +132,8 @@ class Classifier:
             vote_genre=self.genres[majority_vote(probabilities)],
             mean_genre=self.genres[mean_vote(probabilities)],
             seconds=float(seconds),
+            temperature=float(self.calibration["temperature"]) if self.calibration else 1.0,
+            margin_threshold=self.calibration.get("margin_threshold") if self.calibration else None,
         )
 
     def warm_up(self) -> None:

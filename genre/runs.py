@@ -186,3 +186,23 @@ def check_resumable(run_dir: str | os.PathLike) -> Run:
     if active_run_id(run_dir.parent) == run.run_id:
         raise RunError(f"run {run.run_id} is the active run; make another run active before resuming it")
     return run
+
+
+# Fewer test songs than this per genre on average, and a run's accuracy says little.
+TINY_TEST_PER_GENRE = 5
+
+
+def small_test_caution(metrics: dict | None) -> str | None:
+    """A caution for a run scored on a tiny test set (a 4-song test part scores 25% or 100%
+    by luck), or None."""
+    if not metrics:
+        return None
+    songs, genres = int(metrics.get("test_songs", 0)), len(metrics.get("genres", [])) or 1
+    if songs >= TINY_TEST_PER_GENRE * genres:
+        return None
+    p = float(metrics.get("song_accuracy_vote", 0.0))
+    spread = 1.96 * (max(p * (1 - p), 0.25 / max(songs, 1)) / max(songs, 1)) ** 0.5
+    return (
+        f"Scored on only {songs} test songs ({songs / genres:.1f} a genre): its {p:.0%} could as well be "
+        f"{max(p - spread, 0):.0%} to {min(p + spread, 1):.0%}. Check it on more songs before serving it."
+    )

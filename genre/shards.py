@@ -190,6 +190,26 @@ def all_shards(manifest: dict) -> list[dict]:
     return [s for part in manifest["shards"].values() for s in part]
 
 
+def damaged_files(folder: str | os.PathLike, manifest: dict, digest: bool = False) -> list[str]:
+    """The shard files of ``manifest`` in ``folder`` that are missing or not the size it lists
+    (with ``digest``, also those whose sha256 differs: slower, it reads every byte)."""
+    damaged = []
+    for shard in all_shards(manifest):
+        path = Path(folder) / shard["file"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"] or (digest and _sha256(path) != shard["sha256"]):
+            damaged.append(shard["file"])
+    return damaged
+
+
+def check_files(folder: str | os.PathLike, manifest: dict) -> None:
+    """:class:`ShardError` naming the shard files that are missing or cut short (sizes only:
+    cheap enough for every start)."""
+    damaged = damaged_files(folder, manifest)
+    if damaged:
+        named = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        raise ShardError(f"shard files in {folder} are missing or not the size shards.json lists: {named}; shard the dataset again")
+
+
 def _sha256(path: Path) -> str:
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()

@@ -34,22 +34,20 @@ def stratified_split(
     test_fraction: float = 0.2,
     val_fraction: float = 0.1,
     seed: int = 1,
+    genres: Sequence[str] | None = None,
 ) -> dict:
     """The founding report's protocol: hold out ``test_fraction`` of the songs, stratified by
     genre and seeded; then carve ``val_fraction`` of the training songs as validation (also
-    stratified). ``val_fraction=0`` trains on all non-test songs, as the report did."""
-    from sklearn.model_selection import train_test_split
-
+    stratified). ``val_fraction=0`` trains on all non-test songs, as the report did.
+    ``genres`` (the labels' names) only words a refusal."""
     ids = np.asarray(track_ids)
     labels = np.asarray(labels)
-    _check_counts(labels, 2, "the stratified split")
     try:
-        train, test, y_train, _ = train_test_split(ids, labels, test_size=test_fraction, stratify=labels, random_state=seed)
-        valid = np.asarray([], dtype=ids.dtype)
-        if val_fraction > 0:
-            train, valid = train_test_split(train, test_size=val_fraction, stratify=y_train, random_state=seed)
-    except ValueError as error:
-        raise SplitError(f"cannot split {len(ids)} songs this way: {error}") from None
+        _check_counts(labels, 2, "the stratified split")
+        train, valid, test = _stratified(ids, labels, test_fraction, val_fraction, seed)
+    except ValueError:
+        needed = songs_needed("stratified", len(np.unique(labels)), test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
+        raise SplitError(_too_few(labels, needed, genres)) from None
     return {
         "protocol": "stratified",
         "seed": seed,
@@ -57,6 +55,57 @@ def stratified_split(
         "val_fraction": val_fraction,
         **{name: sorted(part.tolist()) for name, part in zip(PARTS, (train, valid, test))},
     }
+
+
+def _stratified(ids: np.ndarray, labels: np.ndarray, test_fraction: float, val_fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    train, test, y_train, _ = train_test_split(ids, labels, test_size=test_fraction, stratify=labels, random_state=seed)
+    valid = np.asarray([], dtype=ids.dtype)
+    if val_fraction > 0:
+        train, valid = train_test_split(train, test_size=val_fraction, stratify=y_train, random_state=seed)
+    return train, valid, test
+
+
+def songs_needed(protocol: str, n_genres: int, test_fraction: float = 0.2, val_fraction: float = 0.1, folds: int = 5, seed: int = 1) -> int | None:
+    """The fewest songs every genre needs for this split of ``n_genres`` equally large genres
+    (found by making the split, so it is scikit-learn's own rule); None for ``fault-filtered``,
+    whose songs are a fixed GTZAN list."""
+    if protocol == "fault-filtered" or n_genres < 1:
+        return None
+    for n in range(2, 1001):
+        labels = np.repeat(np.arange(n_genres), n)
+        ids = np.asarray([f"g{g}/s{i}" for i, g in enumerate(labels)])
+        try:
+            if protocol == "stratified":
+                parts = _stratified(ids, labels, test_fraction, val_fraction, seed)
+                if all(len(p) for p in parts[: 1 if val_fraction <= 0 else 2] + parts[2:]):
+                    return n
+            elif n >= folds:
+                manifest = cv_split(ids, labels, folds=folds, val_fraction=val_fraction, seed=seed, artists={})
+                if all(part["train"] and part["test"] and (part["valid"] or val_fraction <= 0) for part in manifest["folds"]):
+                    return n
+        except ValueError:
+            continue
+    return None
+
+
+def needs_text(protocol: str, n_genres: int, test_fraction: float, val_fraction: float, folds: int, seed: int = 1) -> str:
+    """What the split needs, in a sentence for the Retrain panel."""
+    if protocol == "fault-filtered":
+        return "fault-filtered uses the published GTZAN track lists (443/197/290 songs): it needs a GTZAN folder holding most of them"
+    needed = songs_needed(protocol, n_genres, test_fraction=test_fraction, val_fraction=val_fraction, folds=folds, seed=seed)
+    return f"this {protocol} split needs at least {needed} songs in each of the {n_genres} genres" if needed else f"no number of songs makes this {protocol} split work"
+
+
+def _too_few(labels: np.ndarray, needed: int | None, genres: Sequence[str] | None) -> str:
+    """"each genre needs at least N songs for this split; rock has 4", in genre names."""
+    counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=int)
+    name = (lambda i: genres[i]) if genres is not None else (lambda i: f"genre {i}")
+    short = [i for i in range(len(counts)) if counts[i] > 0 and (needed is None or counts[i] < needed)]
+    short = short or [int(np.argmin(np.where(counts > 0, counts, np.iinfo(int).max)))] if len(counts) else []
+    listed = ", ".join(f"{name(i)} has {counts[i]}" for i in short[:4]) + (f" and {len(short) - 4} more" if len(short) > 4 else "")
+    return f"each genre needs at least {needed} songs for this split; {listed}" if needed else f"too few songs for this split; {listed}"
 
 
 def fault_filtered_split(track_ids: Sequence[str]) -> dict:
@@ -82,6 +131,13 @@ def fault_filtered_split(track_ids: Sequence[str]) -> dict:
         )
     if not manifest["train"] or not manifest["test"]:
         raise SplitError("the fault-filtered split needs GTZAN track ids (<genre>/<genre>.000NN); none of its train or test tracks are in this dataset")
+    listed, present = sum(manifest["listed"].values()), sum(len(manifest[p]) for p in PARTS)
+    if present * 2 < listed:
+        # Its parts would be a few songs each: a score on them means nothing.
+        raise SplitError(
+            f"the fault-filtered split lists {listed} GTZAN tracks and this dataset holds only {present} of them "
+            f"(test {len(manifest['test'])} of {manifest['listed']['test']}); it needs most of them: use the stratified or cv split"
+        )
     return manifest
 
 
@@ -92,6 +148,7 @@ def cv_split(
     val_fraction: float = 0.1,
     seed: int = 1,
     artists: dict[str, str] | None = None,
+    genres: Sequence[str] | None = None,
 ) -> dict:
     """Song-level k-fold cross-validation, stratified by genre and grouped by artist, so every
     song is tested once by a model that never saw its artist. Songs of unknown artist are their
@@ -107,7 +164,10 @@ def cv_split(
 
     ids = np.asarray(track_ids)
     labels = np.asarray(labels)
-    _check_counts(labels, folds, f"{folds}-fold cross-validation")
+    try:
+        _check_counts(labels, folds, f"{folds}-fold cross-validation")
+    except SplitError:
+        raise SplitError(_too_few(labels, songs_needed("cv", len(np.unique(labels)), val_fraction=val_fraction, folds=folds, seed=seed), genres)) from None
     artists = artist_index() if artists is None else artists
     groups = np.asarray([artists.get(t) or f"unknown:{t}" for t in ids])
     outer = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -131,11 +191,11 @@ def _split_off_validation(index: np.ndarray, labels: np.ndarray, fraction: float
 def make_split(protocol: str, track_ids: Sequence[str], labels: Sequence[int], **options) -> dict:
     """Dispatch to the protocol's split function (``stratified``, ``fault-filtered``, ``cv``)."""
     if protocol == "stratified":
-        return stratified_split(track_ids, labels, **_given_options(options, "test_fraction", "val_fraction", "seed"))
+        return stratified_split(track_ids, labels, **_given_options(options, "test_fraction", "val_fraction", "seed", "genres"))
     if protocol == "fault-filtered":
         return fault_filtered_split(track_ids)
     if protocol == "cv":
-        return cv_split(track_ids, labels, **_given_options(options, "folds", "val_fraction", "seed"))
+        return cv_split(track_ids, labels, **_given_options(options, "folds", "val_fraction", "seed", "genres"))
     raise SplitError(f"unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 

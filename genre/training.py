@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, __version__
+from .calibration import calibrate_run
 from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
 from .config import ConfigError, TrainConfig
 from .dataset import DatasetError, Songs, load_dataset
@@ -33,7 +34,7 @@ from .models import build_model, get_spec
 from .pipeline import WindowSet
 from .prediction import load_model
 from .shard_songs import ShardSongs
-from .shards import ShardError
+from .shards import ShardError, check_files, damaged_files
 from .splits import artist_index, audit, fold_parts, make_split, split_settings
 from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_handler
 
@@ -84,6 +85,8 @@ def train(config: TrainConfig, progress: bool = True, connect_timeout: float = C
         )
     )
     audit(manifest)
+    if config.shards:
+        check_files(config.shards, cache.manifest)  # before the run folder is written
     if config.shards and manifest != cache.manifest["split"]:
         raise ShardError(f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from its own shards")
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
@@ -167,6 +170,9 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: 
                 fold_metrics.append(read_json(fold_dir / "metrics.json"))
             if dist.is_chief:
                 _finish_cv(run_dir, cache.genres, fold_metrics, len(parts))
+        if dist.is_chief:
+            status.write("evaluating", message="calibrating the confidences on the validation songs")
+            calibrate_run(run_dir, cache)
         status.write("finished")
     except TrainingCancelled:
         status.write("cancelled", message="cancelled; resume with: python -m genre train --resume " + str(run_dir))
@@ -317,7 +323,10 @@ def _one_line_errors(config: TrainConfig, dist: Distribution):
         if not config.shards:
             raise
         first = str(error).strip().splitlines()[0]
-        raise ShardError(f"reading the shards in {config.shards} failed ({first}); shard the dataset again, or resume once they are whole") from error
+        # TensorFlow's line often names no file ("Graph execution error:"): the digests do.
+        damaged = damaged_files(config.shards, read_json(Path(config.shards) / "shards.json") or {"shards": {}}, digest=True)
+        which = f"damaged: {', '.join(damaged)}; " if damaged else ""
+        raise ShardError(f"reading the shards in {config.shards} failed ({which}{first}); shard the dataset again, or resume once they are whole") from error
     except (errors.UnavailableError, errors.DeadlineExceededError, errors.AbortedError) as error:
         if dist.resolved != "multi-worker":
             raise

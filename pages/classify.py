@@ -53,18 +53,26 @@ def show_result(result: Classification, key: str) -> None:
     """The song-level genre, the mean-probability ranking and the per-window bars."""
     windows = len(result.probabilities)
     won = int(result.votes[result.genres.index(result.vote_genre)])
-    mean = result.mean_probability
+    shown = result.calibrated_probability  # the run's calibration; votes are unchanged by it
+    ranking = result.calibrated_ranking()
+    calibrated = result.temperature != 1.0
     # Short card titles: a 1024 px window leaves each card about 170 px, help icon included.
     cols = st.columns(3)
-    cols[0].metric("Majority vote", result.vote_genre, border=True, help="The genre most of the 3 s windows vote for: the song's genre")
-    cols[0].caption(f"{won} of {windows} windows: {vote_text(result.genres, result.votes)}")
-    cols[1].metric("Mean probability", result.mean_genre, border=True, help="The genre with the highest probability averaged over the windows")
-    cols[1].caption(f"{mean.max():.0%} averaged over the windows")
+    if result.uncertain:
+        cols[0].metric("Uncertain", f"{ranking[0][0]} or {ranking[1][0]}", border=True, help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the run's validation songs")
+        cols[0].caption(" · ".join(f"{g} {p:.0%}" for g, p in ranking[:3]))
+    else:
+        cols[0].metric("Majority vote", result.vote_genre, border=True, help="The genre most of the 3 s windows vote for: the song's genre")
+        cols[0].caption(f"{won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)}")
+    cols[1].metric("Mean probability", result.mean_genre, border=True, help="The genre with the highest probability averaged over the windows" + (", calibrated on the run's validation songs" if calibrated else " (this run has no calibration)"))
+    cols[1].caption(f"{shown.max():.0%} averaged over the windows" + (", calibrated" if calibrated else ""))
     cols[2].metric("Length", clock(result.seconds), border=True)
     cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
+    if result.uncertain:
+        st.caption(f"Majority vote: {result.vote_genre} ({won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)})")
     # One above the other: beside the window chart, the ranking was too narrow for its labels.
     st.markdown("##### Mean probability per genre")
-    st.plotly_chart(ranking_figure(result.genres, mean, result.votes), key=f"{key}_ranking")
+    st.plotly_chart(ranking_figure(result.genres, shown, result.votes), key=f"{key}_ranking")
     st.markdown("##### Each 3 s window")
     st.plotly_chart(window_figure(result.genres, result.probabilities, result.starts), key=f"{key}_windows")
 
@@ -147,7 +155,7 @@ if tabs[1].open is not False:
                 won = int(summary.votes[summary.genres.index(summary.vote_genre)])
                 st.markdown(
                     f"Running vote: **{summary.vote_genre}** ({won} of {count} windows: "
-                    f"{vote_text(summary.genres, summary.votes)})"
+                    f"{vote_text(summary.genres, summary.votes, summary.vote_genre)})"
                 )
             elif playing:
                 st.markdown("Running vote: the first bar appears once 3 s of audio have arrived.")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.charts import confusion_figure, misclassified_rows, per_genre_rows
+from dashboard.charts import confusion_figure, misclassified_rows, per_genre_rows, reliability_figure
+from genre.calibration import read_calibration
 
 state.require_entrypoint()
 st.title("Held-out songs")
@@ -37,6 +38,19 @@ st.dataframe(
         "support": st.column_config.NumberColumn("songs"),
     },
 )
+
+st.markdown("##### What a confidence means")
+calibration = read_calibration(run.path)
+if calibration and calibration.get("reliability", {}).get("bins"):
+    st.caption(
+        f"The Classify page's confidence against how often it is right, on {calibration['reliability']['songs']} test songs "
+        f"(numbers: songs per point; on the dotted line a confidence means exactly what it says). Calibrated with "
+        f"temperature {calibration['temperature']:.2f} on {calibration['songs']} {calibration['fitted_on']} songs; "
+        f"an answer whose lead over the runner-up is under {calibration['margin_threshold']:.0%} is shown as uncertain."
+    )
+    st.plotly_chart(reliability_figure(calibration["reliability"]["bins"]), key="reliability_chart")
+else:
+    st.caption(f"Run `{run.run_id}` has no calibration yet (python -m genre calibrate models/{run.run_id}): its confidences are the model's own.")
 
 wrong = misclassified_rows(metrics)
 st.markdown(f"##### Misclassified songs: {len(wrong)} of {metrics['test_songs']}")

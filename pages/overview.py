@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import access, state
 from dashboard.charts import best_epoch, recall_figure
 from genre.headline import headline
-from genre.runs import set_active
+from genre.runs import set_active, small_test_caution
 
 # The Folds table's headers: metrics.json's keys in words.
 FOLD_COLUMNS = {
@@ -39,15 +39,13 @@ header, action = st.columns([4, 1], vertical_alignment="bottom")
 header.subheader(f"Run `{run.run_id}`")
 if run.run_id == active:
     header.caption("The active run: the one the app serves by default.")
-elif (
-    run.servable
-    and metrics
-    and not run.in_training
-    and access.can_control()
-    and action.button("Make active", help="Serve this run by default (writes models/ACTIVE)")
-):
-    set_active(run.run_id, state.models_dir())
-    st.rerun()
+elif run.servable and metrics and not run.in_training and access.can_control():
+    caution = small_test_caution(metrics)
+    if caution:
+        st.warning(caution)
+    if action.button("Make active", help="Serve this run by default (writes models/ACTIVE)"):
+        set_active(run.run_id, state.models_dir())
+        st.rerun()
 
 if run.in_training:
     st.progress(run.fraction, text=run.progress_text)

@@ -164,3 +164,38 @@ def test_starting_says_whether_the_dataset_is_decoded_or_cached(models, synth_ro
     assert "loading TensorFlow and the cached dataset" in texts(panel(models).sidebar.caption)
     _hold_lock(models, argv=["-m", "genre", "train", "--resume", str(models / "busy")], job_id="resumed")
     assert "the cached dataset" in texts(panel(models).sidebar.caption)
+
+
+# Proxies -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Forwarded-For": ""},
+        {"X-Forwarded-For": "   "},
+        {"X-Client-IP": "203.0.113.7"},
+        {"True-Client-IP": "203.0.113.7"},
+        {"CF-Connecting-IP": "203.0.113.7"},
+        {"Forwarded": "for=203.0.113.7"},
+        {"Via": "1.1 proxy"},
+    ],
+)
+def test_any_forwarding_header_makes_a_loopback_visitor_remote(headers, monkeypatch):
+    monkeypatch.setattr(access, "request_headers", lambda: {k.lower(): v for k, v in headers.items()})
+    assert not access.is_local()
+
+
+def test_a_loopback_visitor_without_forwarding_headers_is_local(monkeypatch):
+    monkeypatch.setattr(access, "request_headers", lambda: {"host": "localhost:8501", "user-agent": "x"})
+    assert access.is_local()
+
+
+def test_behind_proxy_in_the_secrets_makes_nobody_local(served):
+    """A same-machine proxy that sets no header at all: the operator's setting says so."""
+    at = AppTest.from_function(_panel_script, args=(str(served),), default_timeout=30)
+    at.secrets["behind_proxy"] = True
+    at.run()
+    assert not at.exception
+    assert not keys(at) & CONTROLS
+    assert "open only to the operator" in texts(at.sidebar.caption)

@@ -290,6 +290,10 @@ def test_held_out_confusion_matrix_table_and_misclassified_songs(app, models):
     at.toggle(key="confusion_normalised").set_value(True).run()
     shares = np.asarray(charts(at)["confusion_chart"]["data"][0]["z"])
     assert np.allclose(shares, normalise_rows(metrics["confusion_matrix"]))
+    # The reliability diagram: the calibrated confidence of the test songs against their accuracy.
+    bins = read_json(models / "tiny-variant" / "calibration.json")["reliability"]["bins"]
+    points = charts(at)["reliability_chart"]["data"][1]
+    assert np.allclose(points["x"], [b["confidence"] for b in bins]) and np.allclose(points["y"], [b["accuracy"] for b in bins])
 
     per_genre, wrong = at.dataframe[0].value, at.dataframe[1].value
     assert list(per_genre["genre"]) == metrics["genres"]
@@ -483,3 +487,38 @@ def test_the_folds_table_of_a_cross_validation_run_has_readable_headers(tmp_path
     assert set(labels) == {"fold", *folds[0]}
     for key, label in labels.items():
         assert label and "_" not in label and label != key, (key, label)
+
+
+def test_an_answer_the_winner_does_not_clearly_lead_says_uncertain(tiny_run, tmp_path, monkeypatch, fake_webrtc):
+    """A run whose calibration puts the margin above any lead: the headline is "Uncertain: a or
+    b" with the top three, and the vote moves to a caption."""
+    folder = tmp_path / "doubtful-models"
+    shutil.copytree(tiny_run, folder / "doubtful")
+    (folder / "ACTIVE").write_text("doubtful\n")
+    calibration = read_json(folder / "doubtful" / "calibration.json")
+    write_json(folder / "doubtful" / "calibration.json", calibration | {"margin_threshold": 1.01})
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/classify.py").run()
+    data = encoded(song("clicks", 9.2, seed=42, sr=44_100), "WAV", rate=44_100)
+    at.file_uploader(key="upload").upload("clicks.wav", data, "audio/wav").run()
+    at.button(key="classify_upload").click().run()
+    no_errors(at)
+    expected = Classifier.load(folder / "doubtful").classify(data, name="clicks")
+    ranking = expected.calibrated_ranking()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Uncertain"] == f"{ranking[0][0]} or {ranking[1][0]}"
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith(f"{ranking[0][0]} {ranking[0][1]:.0%} · ") for c in captions)
+    assert any(c.startswith(f"Majority vote: {expected.vote_genre}") for c in captions)
+
+
+def test_the_served_model_is_warmed_in_the_background_from_the_first_visit(app, models):
+    from dashboard import state
+
+    at = app.run()  # the Overview: it does not wait for the model
+    no_errors(at)
+    thread = state.warm_served_model(str(models))  # the same cache entry the visit started
+    thread.join(timeout=TIMEOUT)
+    assert not thread.is_alive()
+    assert str(models / "tiny-fast") in state.warmed

@@ -35,3 +35,31 @@ def test_a_checkpoint_is_written_whole_under_its_own_name(tmp_path):
     restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     restored.load_weights(backup._weights_path)
     assert all((a == b).all() for a, b in zip(model.get_weights(), restored.get_weights()))
+
+
+def test_the_time_left_after_a_resume_comes_from_this_starts_pace_not_its_first_batch(monkeypatch):
+    """A resumed run's first batch traces the graph (60 s here); later batches take 1 s. Two
+    epochs of 10 batches: after six batches, 4 + 10 s are left, not minutes."""
+    import genre.callbacks as callbacks
+    from genre.callbacks import ProgressCallback
+
+    class Status:
+        batches, epochs = 10, 2
+        writes: list = []
+
+        def write(self, state, throttle=0.0, **fields):
+            self.writes.append(fields)
+
+    class Stop:
+        requested = False
+
+    clock = [1000.0]
+    monkeypatch.setattr(callbacks.time, "time", lambda: clock[0])
+    status = Status()
+    progress = ProgressCallback(status, Stop())
+    progress.on_epoch_begin(0)
+    for batch in range(6):
+        clock[0] += 60.0 if batch == 0 else 1.0
+        progress.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
+    assert "eta_seconds" not in status.writes[0]  # one traced batch says nothing about the pace
+    assert abs(status.writes[-1]["eta_seconds"] - 14.0) < 0.5

@@ -185,3 +185,9 @@ def test_comparison_figures_hold_both_runs_and_the_signed_difference():
     assert heat.zmid == 0 and heat.zmin == -1 and heat.zmax == 1
     assert [list(r) for r in heat.text] == [["-1", "+1"], ["-1", "+1"]]
     assert charts.summary_confusion_metrics(c.b) == {"genres": ["a", "b"], "confusion_matrix": [[1, 1], [0, 2]]}
+
+
+def test_a_tie_lists_the_winner_first_and_says_how_it_won():
+    text = charts.vote_text(["blues", "country", "pop"], [2, 4, 4], winner="pop")
+    assert text == "pop 4 · country 4 · blues 2 (pop won the tie on mean probability)"
+    assert charts.vote_text(["a", "b"], [3, 1], winner="a") == "a 3 · b 1"

@@ -56,3 +56,12 @@ def test_a_full_disk_names_the_file_that_could_not_be_written(tiny_run, tmp_path
     assert main(["activate", "run", "--models-dir", str(models)]) == 2
     assert capsys.readouterr().err.strip() == f"genre: error: cannot write {models / 'ACTIVE'}: No space left on device"
     assert sorted(p.name for p in models.iterdir()) == ["run"]  # no temporary file left behind
+
+
+def test_a_run_scored_on_a_tiny_test_set_is_cautioned():
+    from genre.runs import small_test_caution
+
+    genres = [f"g{i}" for i in range(10)]
+    caution = small_test_caution({"test_songs": 4, "genres": genres, "song_accuracy_vote": 0.25})
+    assert caution.startswith("Scored on only 4 test songs (0.4 a genre): its 25% could as well be")
+    assert small_test_caution({"test_songs": 56, "genres": genres, "song_accuracy_vote": 0.9}) is None

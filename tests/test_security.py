@@ -173,3 +173,52 @@ def test_a_dashboard_job_goes_on_under_the_lock_its_server_took(tmp_path, monkey
     finally:
         server.kill()
         server.wait()
+
+
+def _rewrite_model_config(src: Path, dst: Path, change) -> None:
+    """Copy a ``.keras`` archive, passing its config.json through ``change``."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                change(config)
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+
+
+def _exec_as_layer(config) -> None:
+    layer = config["config"]["layers"][-1]
+    layer.update(module="builtins", class_name="exec", registered_name=None)
+
+
+def _exec_as_lambda(config) -> None:
+    layer = config["config"]["layers"][-1]
+    function = {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}
+    layer.update(module="keras.layers", class_name="Lambda", registered_name=None, config={"name": layer["config"]["name"], "function": function, "arguments": {}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [_exec_as_layer, _exec_as_lambda], ids=["layer", "lambda"])
+def test_a_model_config_naming_exec_is_one_line_in_the_cli(change, tiny_run, tmp_path):
+    from synth import song, write
+
+    run = Path(shutil.copytree(tiny_run, tmp_path / "models" / "evil"))
+    _rewrite_model_config(tiny_run / "model.keras", run / "model.keras", change)
+    audio = write(tmp_path / "a.wav", song("drones", 6.5, seed=4))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "genre", "classify", str(audio), "--run", str(run)], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    ours = [line for line in out.stderr.strip().splitlines() if line.startswith("genre:")]
+    assert len(ours) == 1 and "cannot be loaded" in ours[0], out.stderr
+
+
+@pytest.mark.slow
+def test_classify_names_a_folder_as_a_folder(tiny_run, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "genre", "classify", str(tmp_path), "--run", str(tiny_run)], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{tmp_path}: a folder, not an audio file" in out.stderr and "no such file" not in out.stderr

@@ -134,7 +134,7 @@ def test_a_run_from_shards_writes_what_a_run_from_the_cache_writes(synth_root, s
     assert read_json(run / "metrics.json") == metrics
 
 
-def test_a_damaged_shard_file_ends_training_with_one_line(shards, tmp_path, capsys):
+def test_a_cut_shard_file_is_named_before_a_run_folder_is_written(shards, tmp_path, capsys):
     damaged = tmp_path / "damaged"
     shutil.copytree(shards, damaged)
     first = json.loads((damaged / MANIFEST).read_text())["shards"]["train"][0]["file"]
@@ -143,7 +143,21 @@ def test_a_damaged_shard_file_ends_training_with_one_line(shards, tmp_path, caps
     models = tmp_path / "models"
     assert main(["train", "--shards", str(damaged), "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "r"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"genre: error: reading the shards in {damaged} failed (") and "shard the dataset again" in err
+    assert err.startswith(f"genre: error: shard files in {damaged} are missing or not the size") and first in err
+    assert not (models / "r").exists()
+
+
+def test_a_damaged_shard_file_ends_training_with_one_line_naming_it(shards, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(shards, damaged)
+    first = json.loads((damaged / MANIFEST).read_text())["shards"]["train"][0]["file"]
+    data = bytearray((damaged / first).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one record's CRC no longer matches
+    (damaged / first).write_bytes(bytes(data))
+    models = tmp_path / "models"
+    assert main(["train", "--shards", str(damaged), "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"genre: error: reading the shards in {damaged} failed (damaged: {first}") and "shard the dataset again" in err
     assert read_json(models / "r" / "status.json")["state"] == "failed"
 
 

@@ -53,13 +53,19 @@ def test_fault_filtered_is_the_published_artist_disjoint_split():
 
 
 def test_fault_filtered_counts_tracks_the_dataset_lacks(caplog):
-    ids, _ = gtzan_ids(per_genre=10)
+    ids, _ = gtzan_ids(per_genre=80)
     m = fault_filtered_split(ids)
     assert sum(m["missing"].values()) == 930 - len(m["train"]) - len(m["valid"]) - len(m["test"])
     assert sum(m["missing"].values()) > 0
     assert "not in this dataset" in caplog.text
     with pytest.raises(SplitError):
         fault_filtered_split(["a/a.1", "b/b.2"])
+
+
+def test_fault_filtered_is_refused_where_most_of_its_tracks_are_missing():
+    ids, _ = gtzan_ids(per_genre=10)  # 100 of GTZAN's 1000: its test part would be a handful of songs
+    with pytest.raises(SplitError, match=r"lists 930 GTZAN tracks and this dataset holds only \d+ of them .*use the stratified or cv split"):
+        fault_filtered_split(ids)
 
 
 def test_cv_tests_every_song_once_and_keeps_artists_apart():
@@ -77,7 +83,7 @@ def test_cv_tests_every_song_once_and_keeps_artists_apart():
 
 
 def test_splits_refuse_too_few_songs():
-    with pytest.raises(SplitError, match="at least 2 songs per genre"):
+    with pytest.raises(SplitError, match="each genre needs at least 7 songs for this split; genre 0 has 2, genre 1 has 1"):
         stratified_split(["a/1", "a/2", "b/1"], [0, 0, 1])
 
 
@@ -109,3 +115,20 @@ def test_training_refuses_a_leaky_manifest(synth_root, tmp_path):
     with pytest.raises(LeakageError):
         train(config, progress=False)
     assert not (run / "model.keras").exists()
+
+
+def test_a_small_folder_is_refused_in_genre_names_and_songs():
+    from genre.splits import SplitError, make_split, songs_needed
+
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+    labels = np.repeat(np.arange(10), [12] * 9 + [4])  # GTZAN's genres, rock with 4 songs
+    ids = [f"{genres[g]}/{i}" for i, g in enumerate(labels)]
+    needed = songs_needed("stratified", 10, test_fraction=0.2, val_fraction=0.1)
+    assert needed == 12
+    with pytest.raises(SplitError) as caught:
+        make_split("stratified", ids, labels, test_fraction=0.2, val_fraction=0.1, seed=1, genres=genres)
+    assert str(caught.value) == f"each genre needs at least {needed} songs for this split; rock has 4"
+    assert "test_size" not in str(caught.value) and "too few members" not in str(caught.value)
+    # The number is enough: every genre at `needed` songs splits.
+    even = np.repeat(np.arange(10), needed)
+    make_split("stratified", [f"{genres[g]}/{i}" for i, g in enumerate(even)], even, test_fraction=0.2, val_fraction=0.1, seed=1)
