@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import SAMPLE_RATE, WINDOW, __version__
+from . import WINDOW, __version__
 from .errors import GenreError
 from .files import atomic_path, read_json, write_json
 from .splits import PARTS, audit, fold_parts, make_split

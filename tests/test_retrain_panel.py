@@ -162,7 +162,7 @@ def test_letters_in_epochs_or_batch_are_refused_not_taken_for_the_recipe(typed, 
         at = submit(fill(panel(models), synth_root, **{field: typed}))
         assert not at.exception
         name = "epochs" if field == "epochs" else "batch size"
-        assert f"must be a whole number" in texts(at.sidebar.error) and name in texts(at.sidebar.error).lower()
+        assert "must be a whole number" in texts(at.sidebar.error) and name in texts(at.sidebar.error).lower()
         assert repr(typed) in texts(at.sidebar.error)
         assert SUBMIT in keys(at) and not (models / jobs.LOCK_NAME).exists() and not jobs._CHILDREN
 

@@ -1,6 +1,5 @@
 """Training runs: artifacts, learning, resume, classify."""
 
-import json
 
 import numpy as np
 import pytest
