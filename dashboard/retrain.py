@@ -447,12 +447,18 @@ def _promote(models_dir: Path) -> None:
 
 def _few_artists(data_dir: str) -> None:
     """One line when the folder's genres have songs of fewer than 3 artists (GTZAN's artist index)."""
-    try:
-        line = few_artists_line([track.track_id for track in scan(data_dir)], where="this folder")
-    except (OSError, GenreError):  # the form's own checks say what is wrong with the folder
-        return
+    line = _few_artists_of(data_dir)
     if line:
         st.caption(f":material/groups: {line}")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _few_artists_of(data_dir: str) -> str | None:
+    # The sidebar renders on every rerun of every page: scan (a stat a file) once a minute at most.
+    try:
+        return few_artists_line([track.track_id for track in scan(data_dir)], where="this folder")
+    except (OSError, GenreError):  # the form's own checks say what is wrong with the folder
+        return None
 
 
 def _no_dataset(models_dir: Path, missing: bool) -> None:

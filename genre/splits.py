@@ -6,6 +6,7 @@ A manifest is a dict ``{"protocol", "seed", "train", "valid", "test", ...}`` of 
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import resources
 from typing import Iterable, Sequence
@@ -251,6 +252,12 @@ def published_fault_filtered() -> dict[str, list[str]]:
 
 def artist_index() -> dict[str, str]:
     """Sturm's artist index of GTZAN: track id -> artist (tracks with no named artist omitted)."""
+    return dict(_parsed_artist_index())  # a copy: callers may change theirs
+
+
+@functools.cache
+def _parsed_artist_index() -> dict[str, str]:
+    # The Overview and the Retrain panel ask on every rerun; the file never changes.
     text = (resources.files("genre") / "data" / "artist-index.txt").read_text(encoding="utf-8", errors="replace")
     artists = {}
     for line in text.splitlines():
