@@ -1,20 +1,24 @@
 """musicnn (Pons & Serra, 2019) in Keras 3: its log-mel front end and its MSD-trained network.
 
 The weights come from the PyPI wheel ``musicnn==0.1.0`` (ISC license, Music Technology Group,
-Universitat Pompeu Fabra), converted by ``scripts/convert_musicnn.py`` into
-``genre/weights/musicnn_msd.weights.h5``. Every detail below follows musicnn's ``models.py``
-and ``extractor.py``, and the conversion checks the outputs against the original graph.
+Universitat Pompeu Fabra), which ships four tagging networks: ``MSD_musicnn`` and ``MSD_vgg``
+(trained on the Million Song Dataset's last.fm tags) and ``MTT_musicnn`` and ``MTT_vgg``
+(MagnaTagATune's tags). ``scripts/convert_musicnn.py`` converts each into
+``genre/weights/<file>.weights.h5`` (:data:`BACKBONES`). Every detail below follows musicnn's
+``models.py`` and ``extractor.py``, and the conversion checks the outputs against the original graph.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import SAMPLE_RATE, WINDOW
 
-WEIGHTS = Path(__file__).parent / "weights" / "musicnn_msd.weights.h5"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS = WEIGHTS_DIR / "musicnn_msd.weights.h5"
 
 MUSICNN_RATE = 16_000
 N_FFT = 512
@@ -23,6 +27,7 @@ N_MELS = 96
 FRAMES = 187  # musicnn's 3 s patch
 EMBEDDING = 753  # frame features: 561 front end + 3 x 64 mid end
 TAGS = 50
+VGG_FILTERS = 128
 EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 
 
@@ -227,5 +232,172 @@ def build_embedding(weights: str | Path = WEIGHTS):
     model = keras.Model(inputs, _back_end(inputs), name="musicnn_embedding")
     for label in BACK_END:
         model.get_layer(label).set_weights(network.get_layer(label).get_weights())
+    model.trainable = False
+    return model
+
+
+# The taggers' own labels, in their output order (musicnn 0.1.0, configuration.py).
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
+    "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow", "electronica", "80s",
+    "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy",
+    "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)  # fmt: skip
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+    "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop",
+    "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+    "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One of the wheel's pretrained taggers: its architecture, the tags it learnt, its weights file."""
+
+    name: str  # the wheel's folder name, e.g. "MTT_vgg"
+    architecture: str  # "musicnn" or "vgg"
+    tags: tuple[str, ...]
+    file: str
+
+    @property
+    def weights(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone("MSD_musicnn", "musicnn", MSD_TAGS, "musicnn_msd.weights.h5"),
+        Backbone("MTT_musicnn", "musicnn", MTT_TAGS, "musicnn_mtt.weights.h5"),
+        Backbone("MSD_vgg", "vgg", MSD_TAGS, "vgg_msd.weights.h5"),
+        Backbone("MTT_vgg", "vgg", MTT_TAGS, "vgg_mtt.weights.h5"),
+    )
+}
+
+
+# (pool size, stride) of each of vgg's five blocks, read from each checkpoint's own graph: the
+# MSD network pools time and frequency apart in its first two blocks, the MTT one does not.
+VGG_POOLS = {
+    "MTT_vgg": (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))),
+    "MSD_vgg": (((4, 1), (4, 1)), ((1, 4), (1, 4)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))),
+}
+
+
+def build_vgg(name: str = "MTT_vgg"):
+    """musicnn's ``vgg`` tagger ``name`` from features ``(187, 96)``: five 3x3 convolutions of 128
+    filters, each with batch normalisation and max pooling, then a dense layer to 50 tags. Outputs:
+    the fourth pooling ``(11, 6, 128)``, the flattened fifth ``(256,)`` and the 50 tag probabilities."""
+    keras = _keras()
+    from keras import layers
+
+    inputs = keras.Input((FRAMES, N_MELS), name="log_mel")
+    x = layers.Reshape((FRAMES, N_MELS, 1), name="image")(inputs)
+    x = layers.BatchNormalization(epsilon=EPSILON, name="input_norm")(x)
+    pools = []
+    for block, (pool, stride) in enumerate(VGG_POOLS[name], 1):
+        x = layers.Conv2D(VGG_FILTERS, (3, 3), padding="same", activation="relu", name=f"conv_{block}")(x)
+        x = layers.BatchNormalization(epsilon=EPSILON, name=f"conv_{block}_norm")(x)
+        x = layers.MaxPooling2D(pool, strides=stride, name=f"pool_{block}")(x)  # TF1 pooled "valid"
+        pools.append(x)
+    flat = layers.Flatten(name="pool_5_flat")(pools[-1])  # (2, 1, 128) -> 256
+    tags = layers.Dense(TAGS, activation="sigmoid", name="tags")(flat)
+    return keras.Model(inputs, [pools[3], flat, tags], name=name)
+
+
+VGG_CHECKPOINT_NAMES = {
+    "input_norm": "batch_normalization",
+    **{f"conv_{i}": f"{i}CNN" for i in range(1, 6)},
+    **{f"conv_{i}_norm": f"batch_normalization_{i}" for i in range(1, 6)},
+    "tags": "dense",
+}
+
+
+def build_backbone(backbone: str):
+    """The Keras network of ``backbone`` (a key of :data:`BACKBONES`), without weights."""
+    spec = BACKBONES[backbone]
+    return build_network(backbone) if spec.architecture == "musicnn" else build_vgg(backbone)
+
+
+def set_backbone_weights(model, backbone: str, read) -> int:
+    """Copy a wheel checkpoint's variables into :func:`build_backbone`'s layers; ``read`` maps a
+    variable name to its array. Returns the number of parameters copied."""
+    if BACKBONES[backbone].architecture == "musicnn":
+        return set_checkpoint_weights(model, read)
+    copied = 0
+    for label, scope in VGG_CHECKPOINT_NAMES.items():
+        if scope.startswith("batch_normalization"):
+            values = [read(f"{scope}/{v}") for v in ("gamma", "beta", "moving_mean", "moving_variance")]
+        else:
+            values = [read(f"{scope}/kernel"), read(f"{scope}/bias")]
+        model.get_layer(label).set_weights(values)
+        copied += sum(int(np.prod(v.shape)) for v in values)
+    return copied
+
+
+def load_backbone(backbone: str):
+    """:func:`build_backbone` with its converted weights."""
+    spec = BACKBONES[backbone]
+    if not spec.weights.is_file():
+        raise FileNotFoundError(f"{spec.weights} is missing: run python scripts/convert_musicnn.py to regenerate it")
+    model = build_backbone(backbone)
+    model.load_weights(spec.weights)
+    return model
+
+
+class TagLogit(_keras().layers.Layer):
+    """A tagger's probabilities -> their logits, ``log(p / (1 - p))``, clipped at 1e-6 from 0 and 1:
+    tag evidence on an additive scale, for a linear head and a fixed tag-to-genre map."""
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        p = tf.clip_by_value(tf.cast(inputs, tf.float32), 1e-6, 1.0 - 1e-6)
+        return tf.math.log(p / (1.0 - p))
+
+
+_keras().saving.register_keras_serializable(package="genre")(TagLogit)
+
+PARTS = ("emb", "max", "mean", "tags")
+
+
+def part_sizes(backbone: str) -> dict[str, int]:
+    """Width of each part of :func:`build_taggers_extractor`'s vector that ``backbone`` gives."""
+    if BACKBONES[backbone].architecture == "musicnn":
+        return {"emb": 200, "max": EMBEDDING, "mean": EMBEDDING, "tags": TAGS}
+    return {"emb": 2 * VGG_FILTERS, "max": VGG_FILTERS, "mean": VGG_FILTERS, "tags": TAGS}
+
+
+def build_taggers_extractor(blocks: tuple[str, ...], name: str = "taggers"):
+    """The frozen front end of a model that reads several pretrained taggers side by side: raw
+    22,050 Hz windows ``(66150, 1)`` -> one log-mel (:class:`MusicnnMel`, shared) -> each tagger ->
+    the concatenation of ``blocks``, each ``"<backbone>:<part>"``. Parts: ``emb`` (musicnn's 200-d
+    penultimate layer, vgg's flattened last pooling), ``max`` and ``mean`` (over time of musicnn's
+    frame features; over time and frequency of vgg's fourth pooling) and ``tags`` (the 50 tag
+    logits). Nothing in it trains."""
+    keras = _keras()
+    from keras import layers
+
+    inputs = keras.Input((WINDOW, 1), name="audio")
+    mel = MusicnnMel(name="musicnn_mel")(inputs)
+    outputs = {}
+    for backbone in dict.fromkeys(block.split(":")[0] for block in blocks):
+        network = load_backbone(backbone)
+        network.trainable = False
+        first, second, tags = network(mel)
+        short = backbone.lower()
+        if BACKBONES[backbone].architecture == "musicnn":
+            outputs[f"{backbone}:emb"] = second
+            outputs[f"{backbone}:max"] = layers.GlobalMaxPooling1D(name=f"{short}_max")(first)
+            outputs[f"{backbone}:mean"] = layers.GlobalAveragePooling1D(name=f"{short}_mean")(first)
+        else:
+            outputs[f"{backbone}:emb"] = second
+            outputs[f"{backbone}:max"] = layers.GlobalMaxPooling2D(name=f"{short}_max")(first)
+            outputs[f"{backbone}:mean"] = layers.GlobalAveragePooling2D(name=f"{short}_mean")(first)
+        outputs[f"{backbone}:tags"] = TagLogit(name=f"{short}_tag_logits")(tags)
+    vector = layers.Concatenate(name="tagger_features")([outputs[block] for block in blocks])
+    model = keras.Model(inputs, vector, name=name)
     model.trainable = False
     return model

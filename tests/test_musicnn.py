@@ -63,3 +63,39 @@ def test_transfer_reads_the_original_embedding_and_never_trains_it(network):
     embedding = musicnn.build_embedding()
     np.testing.assert_allclose(np.asarray(embedding(frames, training=True)), reference["penultimate"], atol=1e-4, rtol=0)
     assert not embedding.trainable_weights
+
+
+@pytest.mark.parametrize("backbone", ["MTT_musicnn", "MSD_vgg", "MTT_vgg"])
+def test_the_other_taggers_of_the_wheel_match_their_original_graphs(backbone):
+    """Each converted tagger reproduces its own TF1 graph on the fixed input (fixtures written by
+    scripts/convert_musicnn.py from the wheel's checkpoints)."""
+    reference = np.load(Path(__file__).parent / "fixtures" / f"{backbone}_reference.npz")
+    network = musicnn.load_backbone(backbone)
+    outputs = [np.asarray(v) for v in network(reference["input"], training=False)]
+    np.testing.assert_allclose(outputs[-1], reference["tags"], atol=1e-4, rtol=0)
+    if musicnn.BACKBONES[backbone].architecture == "vgg":
+        assert network.count_params() == 607_030
+        pool4, pool5 = outputs[0].reshape(2, -1), outputs[1]
+        for name, mine in (("pool4", pool4), ("pool5", pool5)):
+            scale = np.abs(reference[name]).max()
+            assert np.abs(mine - reference[name]).max() <= 1e-5 * scale + 1e-4, name
+    else:
+        assert network.count_params() == 792_079
+        np.testing.assert_allclose(outputs[1], reference["penultimate"], atol=1e-4, rtol=0)
+
+
+def test_the_two_vgg_taggers_pool_differently_as_their_graphs_did():
+    """MSD_vgg pools time then frequency in its first two blocks; MTT_vgg pools both at once.
+    With MTT's pooling, MSD's weights give other tags: the difference is real, not a detail."""
+    reference = np.load(Path(__file__).parent / "fixtures" / "MSD_vgg_reference.npz")
+    wrong = musicnn.build_vgg("MTT_vgg")
+    wrong.set_weights(musicnn.load_backbone("MSD_vgg").get_weights())
+    assert np.abs(np.asarray(wrong(reference["input"], training=False)[-1]) - reference["tags"]).max() > 1e-3
+
+
+def test_every_tagger_names_its_fifty_tags_and_its_weights_ship_with_the_package():
+    for name, backbone in musicnn.BACKBONES.items():
+        assert len(backbone.tags) == musicnn.TAGS == len(set(backbone.tags)), name
+        assert backbone.weights.is_file() and backbone.weights.parent == musicnn.WEIGHTS_DIR, name
+    assert musicnn.BACKBONES["MSD_musicnn"].weights == musicnn.WEIGHTS
+    assert "rock" in musicnn.MSD_TAGS and "classical" in musicnn.MTT_TAGS
