@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -20,6 +21,9 @@ SPECTROGRAM_HEIGHT = 240
 STRIP_HEIGHT = 56
 TAG_ROW_HEIGHT = 22
 HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
+# Magma, but for its first colour: Streamlit's browser side repaints the colours #000001 to
+# #000040 (its theme's placeholders), and Magma starts at #000004, which came out pink.
+MAGMA = [[step, "#03020a" if color.lower() == "#000004" else color] for step, color in pc.get_colorscale("Magma")]
 
 
 def cell_edges(segments: Sequence[Segment]) -> np.ndarray:
@@ -45,7 +49,7 @@ def heard_figure(genres: Sequence[str], mel: LogMel, segments: Sequence[Segment]
             x=mel.times,
             y=bands,
             z=np.round(mel.db, 1),
-            colorscale="Magma",
+            colorscale=MAGMA,
             zmin=-80,
             zmax=0,
             showscale=False,

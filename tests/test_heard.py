@@ -9,7 +9,14 @@ from synth import song
 
 from dashboard.heard import cell_edges, heard_figure
 from genre import SAMPLE_RATE, WINDOW, WINDOW_SECONDS
-from genre.heard import NoSongAudio, Taggram, has_musicnn_front_end, log_mel, segments, song_of
+from genre.heard import (
+    NoSongAudio,
+    Taggram,
+    has_musicnn_front_end,
+    log_mel,
+    segments,
+    song_of,
+)
 from genre.musicnn_tags import MSD_TAGS
 from genre.windows import window_starts
 
@@ -50,6 +57,10 @@ def test_spectrogram_strip_and_taggram_share_one_time_axis():
     tags = Taggram(list(MSD_TAGS[:10]), np.random.default_rng(0).uniform(size=(10, len(starts))), starts)
     fig = heard_figure(GENRES, mel, segs, seconds, tags)
     spectrogram, strip, taggram = fig.data
+    assert spectrogram.x[-1] <= seconds + 0.05 and spectrogram.z.shape == mel.db.shape
+    # Streamlit's browser side repaints #000001-#000040 (its theme's placeholders): none may be used.
+    placeholders = {f"#0000{n:02d}" for n in range(1, 41)}
+    assert not {c.lower() for _, c in spectrogram.colorscale + taggram.colorscale} & placeholders
     assert list(strip.base) == pytest.approx(list(starts))  # one strip segment per real window
     assert [b + w for b, w in zip(strip.base, strip.x)] == pytest.approx([s.end for s in segs])
     assert list(strip.y).count("overlap") == 1 and strip.y[-1] == "overlap"
