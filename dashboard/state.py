@@ -174,7 +174,8 @@ def warm_up_audio() -> None:
         decode(buffer.getvalue(), name=f"warm-up.{fmt.lower()}")
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# A result carries its decoded audio (for the spectrogram): 2.6 MB a 30 s song, 53 MB ten minutes.
+@st.cache_data(show_spinner=False, max_entries=8)
 def _classify_bytes(run_dir: str, model_mtime_ns: int, data: bytes, name: str):
     return _classifier(run_dir, model_mtime_ns).classify(data, name=name)
 

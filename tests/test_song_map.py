@@ -199,3 +199,11 @@ def test_the_map_command_says_in_one_line_when_the_dataset_is_missing(tmp_path, 
     assert "no run 'no-such-run'" in capsys.readouterr().err
     with pytest.raises(SongMapError):
         compute_song_map(tmp_path / "not-a-run")
+
+
+def test_a_cross_validation_run_is_mapped_on_the_fold_it_serves():
+    from genre.song_map import split_parts
+
+    folds = [{"train": [f"a/{k}"], "valid": [], "test": [f"t/{k}"]} for k in range(3)]
+    assert split_parts({"served_fold": 2}, {"folds": folds}) == {"train": ["a/1"], "valid": [], "test": ["t/1"]}
+    assert split_parts({}, {"train": ["x"], "test": ["y"]}) == {"train": ["x"], "valid": [], "test": ["y"]}
