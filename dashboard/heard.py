@@ -112,7 +112,8 @@ def heard_figure(genres: Sequence[str], mel: LogMel, segments: Sequence[Segment]
     end = max(float(seconds), segments[-1].end)
     step = 3.0 * max(1, int(np.ceil(end / 3.0 / 12)))
     time_ticks = np.arange(0.0, end + 1e-6, step)
-    fig.update_xaxes(range=[0, end], tickvals=time_ticks, ticktext=[clock(t) for t in time_ticks], showgrid=False)
+    # A hair past the end, so that the last tick is drawn.
+    fig.update_xaxes(range=[0, end * 1.002], tickvals=time_ticks, ticktext=[clock(t) for t in time_ticks], showgrid=False)
     fig.update_xaxes(title_text="time (m:ss)", row=rows, col=1)
     fig.update_layout(
         height=sum(heights) + 60,

@@ -104,7 +104,7 @@ def show_heard(result: Classification, key: str) -> None:
         "beneath gives each window's winning genre (a last window that overlaps the one before it has its own lane)."
         + (
             f" Below it, the {len(tags.tags)} tags (of musicnn's 50, learnt from the Million Song Dataset's listeners) that "
-            "musicnn, this model's pretrained front end, found strongest on average, window by window."
+            "musicnn, this model's pretrained front end, found strongest on average, window by window (darker: more likely)."
             if tags is not None
             else ""
         )

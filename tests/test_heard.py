@@ -67,7 +67,7 @@ def test_spectrogram_strip_and_taggram_share_one_time_axis():
     assert list(taggram.x) == pytest.approx(list(cell_edges(segs)))
     assert taggram.x[0] == 0 and taggram.x[-1] == pytest.approx(seconds)
     # Shared x axes, all spanning the song; a dotted boundary at every window start and the end.
-    assert fig.layout.xaxis.range == fig.layout.xaxis2.range == fig.layout.xaxis3.range == pytest.approx((0, seconds))
+    assert fig.layout.xaxis.range == fig.layout.xaxis2.range == fig.layout.xaxis3.range == pytest.approx((0, seconds), rel=0.003)
     assert strip.xaxis == "x2" and taggram.xaxis == "x3" and fig.layout.xaxis.matches == "x3"
     boundaries = sorted(shape.x0 for shape in fig.layout.shapes)
     assert boundaries == pytest.approx(sorted(set(starts) | {seconds}))
