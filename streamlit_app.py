@@ -1,7 +1,7 @@
 """The dashboard: ``streamlit run streamlit_app.py``.
 
-Six pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
-well it does, how it trained, which held-out songs it gets wrong, how two runs compare, classifying new audio
+Seven pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
+well it does, how it trained, which held-out songs it gets wrong, how two runs compare, where its songs lie on a map of what the model heard, classifying new audio
 from a file or the microphone, and classifying a whole collection. The sidebar's run choice holds across pages.
 """
 
@@ -26,6 +26,7 @@ page = st.navigation(
         st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
         st.Page("pages/held_out.py", title="Held-out songs", icon=":material/grid_on:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/song_map.py", title="Song map", icon=":material/scatter_plot:"),
         st.Page("pages/classify.py", title="Classify", icon=":material/graphic_eq:"),
         st.Page("pages/library.py", title="Library", icon=":material/library_music:"),
     ]

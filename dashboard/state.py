@@ -174,7 +174,8 @@ def warm_up_audio() -> None:
         decode(buffer.getvalue(), name=f"warm-up.{fmt.lower()}")
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# A result carries its decoded audio (for the spectrogram): 2.6 MB a 30 s song, 53 MB ten minutes.
+@st.cache_data(show_spinner=False, max_entries=8)
 def _classify_bytes(run_dir: str, model_mtime_ns: int, data: bytes, name: str):
     return _classifier(run_dir, model_mtime_ns).classify(data, name=name)
 
@@ -245,3 +246,55 @@ def on_mic_change(key: str) -> None:
         new_take()
     st.session_state[MIC_ACTIVE_KEY] = active
 
+
+
+# ----------------------------------------------------------------------------- song map, what the model heard
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _song_map(run_dir: str, map_mtime_ns: int, model_mtime_ns: int):
+    from genre.song_map import read_song_map
+
+    return read_song_map(run_dir)
+
+
+def song_map(run: Run):
+    """The run's cached song map, or None when it has none; re-read when the map or the model
+    file changes. A stale or unreadable map raises ``genre.song_map.SongMapError``."""
+    from genre.song_map import MAP_FILE
+
+    try:
+        map_mtime = (run.path / MAP_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _song_map(str(run.path), map_mtime, (run.path / "model.keras").stat().st_mtime_ns)
+
+
+def no_song_map_text(run: Run) -> str:
+    """One line for a run without a song map: how to compute it, or why it cannot be here."""
+    root = run.config.get("data_root")
+    if root and Path(root).is_dir():
+        return f"Run `{run.run_id}` has no song map yet: `python -m genre map {run.run_id}` computes it from its dataset (`{root}`)."
+    return f"Run `{run.run_id}` has no song map, and its dataset (`{root or 'not named'}`) is not on this machine to compute one."
+
+
+@st.cache_resource(show_spinner=False)
+def tag_network():
+    """musicnn's MSD network with its 50 tags, loaded once per server."""
+    from genre.heard import TagNetwork
+
+    return TagNetwork()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def log_mel(song: np.ndarray):
+    from genre.heard import log_mel as compute
+
+    return compute(song)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def taggram(song: np.ndarray):
+    from genre.heard import taggram as compute
+
+    return compute(tag_network(), song)

@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(handler=cmd_compare)
 
+    song_map = commands.add_parser("map", help="compute a run's song map (PCA of its songs' penultimate activations) into its folder")
+    song_map.add_argument("run", metavar="RUN", help="run id under models/, or a run folder")
+    song_map.add_argument("--data", default=None, help="the dataset the run was trained on (default: the folder its config names)")
+    song_map.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
+    song_map.set_defaults(handler=cmd_map)
+
     download = commands.add_parser("download", help="download a dataset (gtzan), verified and safely unpacked")
     download.add_argument("dataset", choices=["gtzan"], help="dataset to download")
     download.add_argument("--to", default=None, help="folder to put it in (default: the user data folder)")
@@ -615,6 +621,20 @@ def cmd_compare(args) -> None:
 
     comparison = compare_runs(load_run(_run_folder(args.run_a, args.models_dir)), load_run(_run_folder(args.run_b, args.models_dir)))
     print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison_text(comparison))
+
+
+def cmd_map(args) -> None:
+    from .song_map import compute_song_map, save_song_map
+
+    run_dir = _run_folder(args.run, args.models_dir)
+    song_map = compute_song_map(run_dir, data_root=args.data, progress=True)
+    path = save_song_map(run_dir, song_map)
+    counts = {name: song_map.parts.count(name) for name in ("train", "valid", "test")}
+    print(
+        f"{path}: {len(song_map.track_ids)} songs ({counts['train']} training, {counts['valid']} validation, {counts['test']} test); "
+        f"PCA fitted on the training songs; the map's two components keep {song_map.explained[:2].sum():.0%} of their variance, "
+        f"the {len(song_map.explained)} used for nearest songs {song_map.variance_kept:.0%} ({path.stat().st_size / 1024:.0f} kB)"
+    )
 
 
 def cmd_download(args) -> None:

@@ -30,6 +30,10 @@ class Classification:
     seconds: float  # duration of the audio
     temperature: float = 1.0  # the run's calibration (1: uncalibrated); votes never use it
     margin_threshold: float | None = None  # a lead below this is "uncertain"
+    # Each window's penultimate activation (the final Dense layer's input), from the same model
+    # call as ``probabilities``; None for a model whose output is not a Dense layer's.
+    embeddings: np.ndarray | None = None  # (n_windows, width)
+    song: np.ndarray | None = None  # the decoded mono 22,050 Hz audio the windows were cut from
 
     @property
     def mean_probability(self) -> np.ndarray:
@@ -86,6 +90,7 @@ class Classifier:
     def __init__(self, model, genres: list[str], run_dir: Path | None = None, calibration: dict | None = None):
         self.model, self.genres, self.run_dir = model, list(genres), run_dir
         self.calibration = calibration  # calibration.json's contents; None serves uncalibrated
+        self._with_penultimate = None  # built on first use: (model or None, why not)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> "Classifier":
@@ -111,14 +116,50 @@ class Classifier:
             out.append(np.asarray(self.model(chunk, training=False), dtype=np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.genres)), dtype=np.float32)
 
+    @property
+    def penultimate_model(self):
+        """The model with a second output, its penultimate layer (``genre.penultimate``); None
+        when the model has none."""
+        if self._with_penultimate is None:
+            from .penultimate import NoPenultimateLayer, with_penultimate
+
+            try:
+                self._with_penultimate = (with_penultimate(self.model), None)
+            except NoPenultimateLayer as error:
+                self._with_penultimate = (None, str(error))
+        return self._with_penultimate[0]
+
+    @property
+    def penultimate_problem(self) -> str | None:
+        """Why the model has no penultimate layer to read, or None when it has one."""
+        return None if self.penultimate_model is not None else self._with_penultimate[1]
+
+    def predict_with_embeddings(self, windows: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities of ``(n, 66150)`` windows and their penultimate activations, in one model
+        call per batch (the activations are None for a model without a penultimate layer)."""
+        two = self.penultimate_model
+        if two is None:
+            return self.predict_windows(windows, batch_size), None
+        probabilities, embeddings = [], []
+        for first in range(0, len(windows), batch_size):
+            chunk = np.asarray(windows[first : first + batch_size], dtype=np.float32)[..., None]
+            p, e = two(chunk, training=False)
+            probabilities.append(np.asarray(p, dtype=np.float32))
+            embeddings.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), -1))
+        if not probabilities:
+            return np.zeros((0, len(self.genres)), dtype=np.float32), None
+        return np.concatenate(probabilities), np.concatenate(embeddings)
+
     def classify(self, audio: AudioSource | np.ndarray, name: str | None = None) -> Classification:
         """Classify a path, encoded bytes, or an already decoded mono 22,050 Hz array."""
         song = audio if isinstance(audio, np.ndarray) else decode(audio, name=name)
         windows, starts = cut_windows(song)
-        probabilities = self.predict_windows(windows)
-        return self.summarise(probabilities, starts, len(song) / SAMPLE_RATE)
+        probabilities, embeddings = self.predict_with_embeddings(windows)
+        return self.summarise(probabilities, starts, len(song) / SAMPLE_RATE, embeddings=embeddings, song=song)
 
-    def summarise(self, probabilities: np.ndarray, starts: np.ndarray, seconds: float) -> Classification:
+    def summarise(
+        self, probabilities: np.ndarray, starts: np.ndarray, seconds: float, embeddings: np.ndarray | None = None, song: np.ndarray | None = None
+    ) -> Classification:
         """Vote over already computed window probabilities (the live microphone adds windows
         one at a time)."""
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(self.genres))
@@ -134,8 +175,12 @@ class Classifier:
             seconds=float(seconds),
             temperature=float(self.calibration["temperature"]) if self.calibration else 1.0,
             margin_threshold=self.calibration.get("margin_threshold") if self.calibration else None,
+            embeddings=embeddings,
+            song=None if song is None else np.asarray(song, dtype=np.float32),
         )
 
     def warm_up(self) -> None:
         """Run one silent window through the model so the first real request is not slow."""
-        self.predict_windows(np.zeros((1, self.model.input_shape[1]), dtype=np.float32))
+        silence = np.zeros((1, self.model.input_shape[1]), dtype=np.float32)
+        self.predict_windows(silence)  # the live microphone's path
+        self.predict_with_embeddings(silence)  # classify's

@@ -8,8 +8,11 @@ import streamlit_webrtc as webrtc
 
 from dashboard import state, style
 from dashboard.charts import clock, ranking_figure, vote_text, window_figure
+from dashboard.heard import heard_figure
+from dashboard.song_map import song_map_figure
 from genre import SAMPLE_RATE, WINDOW_SECONDS
 from genre.audio import AUDIO_SUFFIXES, AudioError
+from genre.heard import has_musicnn_front_end, segments
 from genre.live import check_take
 from genre.prediction import Classification
 
@@ -75,6 +78,69 @@ def show_result(result: Classification, key: str) -> None:
     st.plotly_chart(ranking_figure(result.genres, shown, result.votes), key=f"{key}_ranking")
     st.markdown("##### Each 3 s window")
     st.plotly_chart(window_figure(result.genres, result.probabilities, result.starts), key=f"{key}_windows")
+    # Drawn after the bars (the browser already shows them): these take a moment more.
+    show_heard(result, key)
+    show_on_map(result, key)
+
+
+def show_heard(result: Classification, key: str) -> None:
+    """The song's log-mel spectrogram, its windows' winners and (musicnn models) the taggram."""
+    st.markdown("##### What the model heard")
+    if result.song is None:
+        st.caption("This result does not carry its audio, so its spectrogram cannot be drawn.")
+        return
+    musicnn = has_musicnn_front_end(classifier.model)
+    with st.spinner("Drawing the spectrogram" + (" and musicnn's tags…" if musicnn else "…")):
+        mel = state.log_mel(result.song)
+        tags = None
+        if musicnn:
+            try:
+                tags = state.taggram(result.song)
+            except Exception as error:  # the bars and the spectrogram stand without it
+                log.exception("musicnn's taggram")
+                st.caption(f"musicnn's tags could not be computed: {error}")
+    st.caption(
+        f"The song's log-mel spectrogram; dotted lines are the {WINDOW_SECONDS} s windows the model classified, and the strip "
+        "beneath gives each window's winning genre (a last window that overlaps the one before it has its own lane)."
+        + (
+            f" Below it, the {len(tags.tags)} tags (of musicnn's 50, learnt from the Million Song Dataset's listeners) that "
+            "musicnn, this model's pretrained front end, found strongest on average, window by window (darker: more likely)."
+            if tags is not None
+            else ""
+        )
+    )
+    figure = heard_figure(result.genres, mel, segments(result.genres, result.probabilities, result.starts, result.seconds), result.seconds, tags)
+    st.plotly_chart(figure, key=f"{key}_heard")
+
+
+def show_on_map(result: Classification, key: str) -> None:
+    """The song as a star on the run's song map, with its nearest training songs."""
+    from genre.song_map import SongMapError
+
+    st.markdown("##### Among the run's songs")
+    try:
+        song_map = state.song_map(run)
+    except SongMapError as error:
+        st.caption(str(error))
+        return
+    if song_map is None:
+        st.caption(state.no_song_map_text(run))
+        return
+    if result.embeddings is None:
+        st.caption(f"Model `{run.run_id}` has no penultimate layer to place the song by.")
+        return
+    placed = song_map.place(result.embeddings)
+    st.caption(
+        "The star is your song on the run's song map (the Song map page explains it). Its nearest training songs, "
+        f"by distance over the map's first {len(song_map.explained)} components, which keep {song_map.variance_kept:.0%} "
+        "of the training songs' spread:"
+    )
+    st.dataframe(
+        [{"track": n.track_id, "genre": n.genre, "voted": n.vote, "distance": round(n.distance, 2)} for n in placed.nearest],
+        hide_index=True,
+        key=f"{key}_nearest",
+    )
+    st.plotly_chart(song_map_figure(song_map, list(result.genres), placed), key=f"{key}_map")
 
 
 def classify_encoded(data: bytes, name: str, key: str) -> None:

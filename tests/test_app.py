@@ -26,6 +26,7 @@ from dashboard.charts import normalise_rows
 from genre.files import read_json, write_json
 from genre.headline import describe_test_set
 from genre.prediction import Classifier
+from genre.song_map import MAP_FILE, compute_song_map, read_song_map, save_song_map
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180  # the first run on a page imports TensorFlow and loads the model
@@ -54,6 +55,8 @@ def models(tiny_run, tmp_path_factory) -> Path:
     metrics["song_accuracy_vote"] = float(np.trace(matrix) / matrix.sum())
     write_json(variant / "metrics.json", metrics)
     (folder / "ACTIVE").write_text("tiny-fast\n")
+    # The active run carries its song map (the variant has none).
+    save_song_map(folder / "tiny-fast", compute_song_map(folder / "tiny-fast"))
     return folder
 
 
@@ -403,6 +406,94 @@ def test_bad_uploads_get_one_clear_message(classify_page, name, data, message):
     no_errors(at)
     assert len(at.error) == 1 and message in at.error[0].value and name in at.error[0].value
     assert "upload_windows" not in charts(at)
+
+
+def test_an_upload_shows_what_the_model_heard_and_where_it_lies_on_the_map(classify_page, models):
+    at = classify_page
+    data = encoded(song("drones", 7.6, seed=8), "WAV")
+    at.file_uploader(key="upload").upload("drones.wav", data, "audio/wav").run()
+    at.button(key="classify_upload").click().run()
+    no_errors(at)
+    expected = Classifier.load(models / "tiny-fast").classify(data, name="drones")
+    assert np.allclose(expected.starts, [0, 3, 4.6], atol=1e-3)  # the last window overlaps
+    shown = charts(at)
+    # Bars first, then the spectrogram and the map (the order the page sends them in).
+    assert list(shown).index("upload_windows") < list(shown).index("upload_heard") < list(shown).index("upload_map")
+    spectrogram, strip = shown["upload_heard"]["data"]  # a `fast` model: no musicnn taggram
+    assert spectrogram["type"] == "heatmap" and strip["type"] == "bar"
+    assert np.allclose(strip["base"], expected.starts)
+    assert strip["y"] == ["windows", "windows", "overlap"]
+    assert strip["text"] == [expected.genres[i] for i in expected.probabilities.argmax(axis=1)]
+    assert max(spectrogram["x"]) <= expected.seconds + 0.05
+
+    placed = read_song_map(models / "tiny-fast").place(expected.embeddings)
+    star = next(t for t in shown["upload_map"]["data"] if t["name"] == "your song")
+    assert np.allclose([star["x"][0], star["y"][0]], placed.xy, atol=1e-4)
+    nearest = at.dataframe[0].value  # the page's only table
+    assert list(nearest["track"]) == [n.track_id for n in placed.nearest] and len(nearest) == 5
+    split = read_json(models / "tiny-fast" / "split.json")
+    assert set(nearest["track"]) <= set(split["train"])
+
+
+def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_one_line(models, tmp_path, monkeypatch, fake_webrtc):
+    """A `transfer` model (built, untrained: what matters is its musicnn front end) in a copy of
+    the tiny run: the taggram has musicnn's top 10 tags; the run has no map of its own."""
+    from genre.heard import TagNetwork, taggram
+    from genre.models import build_model
+
+    folder = tmp_path / "musicnn-models"
+    shutil.copytree(models / "tiny-variant", folder / "tiny-musicnn", ignore=shutil.ignore_patterns("calibration.json", MAP_FILE))
+    build_model("transfer", 3).save(folder / "tiny-musicnn" / "model.keras")
+    (folder / "ACTIVE").write_text("tiny-musicnn\n")
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/classify.py").run()
+    audio = song("clicks", 6.0, seed=9)
+    at.file_uploader(key="upload").upload("clicks.wav", encoded(audio, "WAV"), "audio/wav").run()
+    at.button(key="classify_upload").click().run()
+    no_errors(at)
+    spectrogram, strip, tags = charts(at)["upload_heard"]["data"]
+    assert tags["type"] == "heatmap" and np.allclose(tags["x"], [0, 3, 6])
+    assert spectrogram["type"] == "heatmap" and np.allclose(strip["base"], [0, 3])
+    direct = taggram(TagNetwork(), audio)
+    assert tags["y"] == direct.tags and len(tags["y"]) == 10
+    assert np.allclose(tags["z"], direct.values, atol=1e-3)
+    captions = " ".join(c.value for c in at.caption)
+    assert "has no song map yet: `python -m genre map tiny-musicnn`" in captions
+    assert "upload_map" not in charts(at)
+
+    shutil.copyfile(models / "tiny-fast" / MAP_FILE, folder / "tiny-musicnn" / MAP_FILE)  # another model's map
+    at.run()
+    no_errors(at)
+    assert "was computed with another model.keras" in " ".join(c.value for c in at.caption)
+    assert "upload_map" not in charts(at)
+
+
+def test_the_song_map_page_shows_every_song_of_the_split(app, models):
+    at = app.run()
+    at.switch_page("pages/song_map.py").run()
+    no_errors(at)
+    split = read_json(models / "tiny-fast" / "split.json")
+    traces = charts(at)["song_map_chart"]["data"]
+    songs = [(c[0], s) for t in traces if t.get("customdata") for c, s in zip(t["customdata"], t["marker"]["symbol"])]
+    assert sorted(t for t, _ in songs) == sorted(split["train"] + split["valid"] + split["test"])
+    assert sorted(t for t, symbol in songs if symbol == "x") == sorted(split["test"])  # test songs marked
+    assert "PCA fitted on them alone" in at.caption[0].value
+
+    at.sidebar.selectbox(key="run_choice").set_value("tiny-variant").run()  # no map; its dataset is here
+    no_errors(at)
+    assert "python -m genre map tiny-variant" in at.info[0].value and "song_map_chart" not in charts(at)
+
+
+def test_the_song_map_page_says_when_the_dataset_is_not_here(tiny_run, tmp_path, monkeypatch):
+    shutil.copytree(tiny_run, tmp_path / "away", ignore=shutil.ignore_patterns(MAP_FILE))
+    config = read_json(tmp_path / "away" / "config.json")
+    write_json(tmp_path / "away" / "config.json", config | {"data_root": str(tmp_path / "gone")})
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/song_map.py").run()
+    no_errors(at)
+    assert len(at.main.info) == 1 and "is not on this machine" in at.main.info[0].value
 
 
 def stereo_frames(seconds: float):

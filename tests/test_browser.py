@@ -96,6 +96,10 @@ def models(tiny_run, tmp_path_factory) -> Path:
     # A second shipped run on the same test songs, for the Compare page.
     shutil.copytree(ROOT / "models" / COMPARED, folder / COMPARED, ignore=shutil.ignore_patterns("model.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
+    # The tiny run carries its song map (the shipped copies have none here).
+    from genre.song_map import compute_song_map, save_song_map
+
+    save_song_map(folder / tiny_run.name, compute_song_map(folder / tiny_run.name))
     return folder
 
 
@@ -193,6 +197,13 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def shoot_below(page, name: str, key: str) -> None:
+    """Scroll to the element with ``key`` (Streamlit's main area scrolls inside the page, out of
+    a full-page shot's reach) and take the window as it is then."""
+    page.locator(f".st-key-{key}").scroll_into_view_if_needed()
+    shoot(page, name)
+
+
 def no_exceptions(page) -> None:
     errors = page.locator("[data-testid=stException]")
     assert errors.count() == 0, errors.first.inner_text()
@@ -248,13 +259,33 @@ def test_upload_through_the_page(page, server, models, tmp_path):
     button.click()
     page.wait_for_function(f"() => ({BAR_COUNT})('upload_windows') === 10", polling=20)
     seconds = time.perf_counter() - started
+    # Then what the model heard (spectrogram and window strip) and the song on the run's map.
+    page.wait_for_function(f"() => ({TRACE_COUNT})('upload_heard') === 2 && ({TRACE_COUNT})('upload_map') > 0", polling=20)
+    views = time.perf_counter() - started
     settle(page)
     no_exceptions(page)
     vote = page.locator("[data-testid=stMetric]").filter(has_text="Majority vote")
     assert expected.vote_genre in vote.inner_text()
     assert page.locator("audio").count() >= 1  # the upload can be played
+    strip = page.evaluate("() => document.querySelector('.st-key-upload_heard .js-plotly-plot').data[1].base")
+    assert strip == pytest.approx(list(expected.starts))  # one strip segment per window
+    names = page.evaluate("() => document.querySelector('.st-key-upload_map .js-plotly-plot').data.map(t => t.name)")
+    assert "your song" in names and "nearest training songs" in names
+    assert page.get_by_text("Its nearest training songs").is_visible()
     shoot(page, "5-classify-upload")
-    _record("upload_click_to_chart", {"audio_seconds": 30, "format": "mp3", "seconds": round(seconds, 2)})
+    shoot_below(page, "5-classify-upload-heard", "upload_heard")
+    shoot_below(page, "5-classify-upload-map", "upload_map")
+    _record("upload_click_to_chart", {"audio_seconds": 30, "format": "mp3", "seconds": round(seconds, 2), "seconds_to_map": round(views, 2)})
+
+
+def test_song_map_page(page, server, models):
+    page.goto(f"{server}/")
+    settle(page)
+    go_to(page, "Song map", "song_map")
+    split = read_json(models / "tiny-fast" / "split.json")
+    points = page.evaluate("() => document.querySelector('.st-key-song_map_chart .js-plotly-plot').data.reduce((n, t) => n + (t.customdata ? t.customdata.length : 0), 0)")
+    assert points == len(split["train"]) + len(split["valid"]) + len(split["test"])
+    shoot(page, "6-song-map")
 
 
 def test_microphone_bars_appear_live(page, server):
@@ -441,14 +472,27 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     page.get_by_role("button", name="Classify", exact=True).click()
     page.wait_for_function(f"() => ({BAR_COUNT})('upload_windows') === 3")
     assert len(genres) == 10
+    # The shipped model reads through musicnn: its taggram is the third part of the figure.
+    page.wait_for_function(f"() => ({TRACE_COUNT})('upload_heard') === 3")
     settle(page)
     no_exceptions(page)
+    assert len(page.evaluate(TICKS, ["upload_heard", "y3"])) == 10  # musicnn's top 10 tags, all labelled
+    assert page.locator(".st-key-upload_heard").bounding_box()["width"] >= 500
+    assert page.locator("[data-testid=stCaptionContainer]", has_text=f"Run {SHIPPED} has no song map").is_visible()
     shoot(page, "1024-4-classify-upload")
+    shoot_below(page, "1024-4-classify-upload-heard", "upload_heard")
     # Genre names whole on the ranking chart ("classical", not "assical"); card titles whole.
     assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["upload_ranking", "y"])) == genres
     assert page.evaluate(TICKS_INSIDE, "upload_ranking")
     assert page.evaluate(CLIPPED, "[data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
     assert page.locator(".st-key-upload_ranking").bounding_box()["width"] >= 300
+
+    page.goto(f"{server}/song_map")  # a new session: the active run, tiny-fast, which has a map
+    settle(page)
+    no_exceptions(page)
+    shoot(page, "1024-7-song-map")
+    assert page.locator(".st-key-song_map_chart").bounding_box()["width"] >= 500
+    assert page.evaluate(CLIPPED, "[data-testid=stMain] [data-testid=stCaptionContainer] *") == []
 
 
 def test_an_upload_over_the_size_limit_says_so_visibly(page, server, tmp_path):
