@@ -14,7 +14,7 @@ import numpy as np
 
 from . import SAMPLE_RATE, WINDOW, WINDOW_SECONDS
 from .errors import GenreError
-from .musicnn_tags import MSD_TAGS
+from .musicnn import MSD_TAGS
 from .penultimate import has_layer
 from .windows import cut_windows
 

@@ -8,6 +8,9 @@ from .errors import GenreError
 
 # Layers that may follow the final Dense without changing what it reads (a separate softmax).
 _PASS_THROUGH = ("Activation", "Softmax")
+# A sum of logits (a trained Dense plus a fixed tag-to-genre map, genre.models.build_vector_head):
+# the trained Dense is its first input.
+_SUMS = ("Add",)
 
 
 class NoPenultimateLayer(GenreError, ValueError):
@@ -35,7 +38,7 @@ def with_penultimate(model):
     output = model.outputs[0]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # as the model was built
     layer, node_index = _producer(output)
-    while type(layer).__name__ in _PASS_THROUGH:
+    while type(layer).__name__ in _PASS_THROUGH + _SUMS:
         layer, node_index = _producer(_node_inputs(layer, node_index)[0])
     if isinstance(layer, keras.layers.Dense):
         return keras.Model(inputs, [output, _node_inputs(layer, node_index)[0]], name=f"{model.name}_penultimate")

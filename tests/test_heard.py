@@ -17,7 +17,7 @@ from genre.heard import (
     segments,
     song_of,
 )
-from genre.musicnn_tags import MSD_TAGS
+from genre.musicnn import MSD_TAGS
 from genre.windows import window_starts
 
 GENRES = ["drones", "noise", "clicks"]

@@ -149,8 +149,12 @@ def test_the_penultimate_layer_is_found_plain_nested_or_behind_a_softmax():
     _check_penultimate(composed, keras.Model(outer_in, keras.Model(head_in, head_hidden)(front(outer_in))))
     assert has_layer(composed, "Dense") and not has_layer(composed, "MusicnnMel")
 
-    no_dense = keras.Model(inputs, layers.Softmax()(layers.Add()([hidden, hidden])))
-    with pytest.raises(NoPenultimateLayer, match="Add"):
+    # Trained logits plus a fixed map's (genre.models.build_vector_head): the trained Dense's input.
+    mapped = layers.Add()([layers.Dense(3)(hidden), layers.Dense(3, use_bias=False, trainable=False)(inputs)])
+    _check_penultimate(keras.Model(inputs, layers.Activation("softmax")(mapped)), keras.Model(inputs, hidden))
+
+    no_dense = keras.Model(inputs, layers.Softmax()(layers.Add()([inputs, inputs])))
+    with pytest.raises(NoPenultimateLayer, match="InputLayer"):
         with_penultimate(no_dense)
 
 
