@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from . import SAMPLE_RATE, WINDOW
 from .errors import GenreError
 
@@ -29,6 +31,8 @@ class ModelSpec:
     frozen: Callable[[], Any] | None = None
     head: Callable[..., Any] | None = None
     feature_variants: int = 1
+    # The builder takes ``genres=`` (the genre names, in label order): its head maps tags to them.
+    takes_genres: bool = False
 
 
 def build_seed(n_genres: int, dtype: str | None = None):
@@ -176,6 +180,30 @@ def build_embedding_head(feature_shape: tuple[int, int], n_genres: int, dtype: s
     return keras.Model(inputs, outputs, name="embedding_head")
 
 
+def build_vector_head(
+    feature_shape: tuple[int], n_genres: int, dtype: str | None = None, l2: float = 1e-2, prior: np.ndarray | None = None
+):
+    """The trained part of a model whose frozen front end gives one vector per window (the
+    taggers' embeddings and tag logits side by side): batch normalisation, dropout 0.25 and an
+    L2-regularised softmax regression. With ``prior`` (a fixed ``(features, genres)`` map on the
+    raw features, :func:`genre.tag_map.tag_prior`), the map's logits are added to the trained
+    ones: the trained weights then say how far the model departs from the map, and L2 pulls them
+    toward it rather than toward zero."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(feature_shape, name="features")
+    x = layers.BatchNormalization(momentum=0.9, name="feature_norm")(inputs)
+    x = layers.Dropout(0.25, name="drop")(x)
+    logits = layers.Dense(n_genres, dtype="float32", kernel_regularizer=keras.regularizers.l2(l2), name="genre_logits")(x)
+    if prior is not None:
+        fixed = layers.Dense(n_genres, use_bias=False, trainable=False, dtype="float32", name="tag_map")
+        logits = layers.Add(name="with_tag_map")([logits, fixed(inputs)])
+        fixed.set_weights([np.asarray(prior, dtype=np.float32)])
+    outputs = layers.Activation("softmax", dtype="float32", name="genre")(logits)
+    return keras.Model(inputs, outputs, name="vector_head")
+
+
 def compose(frozen, head, name: str):
     """One model from raw windows to probabilities: the frozen part, then the head."""
     import keras
@@ -216,6 +244,46 @@ def _transfer_spec(name: str, description: str, head) -> ModelSpec:
     )
 
 
+def _tagger_spec(name: str, description: str, blocks: tuple[str, ...], l2: float, tag_map: bool) -> ModelSpec:
+    """Several frozen taggers side by side (``blocks``, see :func:`genre.musicnn.build_taggers_extractor`)
+    under :func:`build_vector_head`, with the fixed tag-to-genre map if ``tag_map``; the recipe of
+    `transfer` (30 epochs, Adam 1e-3, batch 32, label smoothing 0.1, three recordings a window)."""
+
+    def frozen():
+        from .musicnn import build_taggers_extractor
+
+        return build_taggers_extractor(blocks)
+
+    def head(feature_shape, n_genres, dtype=None, genres=None):
+        prior = None
+        if tag_map and genres is not None:
+            from .musicnn import part_sizes
+            from .tag_map import tag_prior
+
+            widths = [part_sizes(b.split(":")[0])[b.split(":")[1]] for b in blocks]
+            prior = tag_prior(blocks, genres, widths)
+        return build_vector_head(feature_shape, n_genres, dtype, l2=l2, prior=prior)
+
+    def build(n_genres: int, dtype: str | None = None, genres: list[str] | None = None):
+        extractor = frozen()
+        return compose(extractor, head(tuple(extractor.output_shape[1:]), n_genres, dtype, genres), name.replace("-", "_"))
+
+    return ModelSpec(
+        name=name,
+        description=description,
+        build=build,
+        epochs=30,
+        batch_size=32,
+        learning_rate=1e-3,
+        augment=True,
+        label_smoothing=0.1,
+        frozen=frozen,
+        head=head,
+        feature_variants=3,
+        takes_genres=tag_map,
+    )
+
+
 REGISTRY: dict[str, ModelSpec] = {
     "seed": ModelSpec(
         name="seed",
@@ -239,6 +307,21 @@ REGISTRY: dict[str, ModelSpec] = {
         "transfer",
         "Pretrained musicnn (Million Song Dataset, frozen): its 200-d embedding and pooled frame features under a softmax regression",
         build_embedding_head,
+    ),
+    "taggers": _tagger_spec(
+        "taggers",
+        "Four pretrained taggers side by side (musicnn and vgg, trained on the Million Song Dataset's and MagnaTagATune's tags; frozen): their embeddings under a softmax regression",
+        ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb"),
+        l2=1e-2,
+        tag_map=False,
+    ),
+    "taggers-map": _tagger_spec(
+        "taggers-map",
+        "Both musicnn taggers (MSD and MTT, frozen): embeddings, pooled frame features and tag logits under a softmax regression that starts from a fixed tag-to-genre map",
+        tuple(f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean"))
+        + ("MSD_musicnn:tags", "MTT_musicnn:tags"),
+        l2=1e-2,
+        tag_map=True,
     ),
     "transfer-dilated": _transfer_spec(
         "transfer-dilated",
@@ -268,14 +351,20 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModel(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
 
 
-def build_model(name: str, n_genres: int, mixed_precision: bool = False, synchronized: bool = False):
+def build_model(
+    name: str, n_genres: int, mixed_precision: bool = False, synchronized: bool = False, genres: list[str] | None = None
+):
     """Build the registered model ``name`` for ``n_genres`` genres (``mixed_bfloat16`` if asked).
+    ``genres`` names them, for the models whose head starts from a tag-to-genre map (without it
+    the map is left out).
 
     ``synchronized`` makes every BatchNormalization layer, in nested models too, compute its
     batch statistics over all replicas (``BatchNormalization(synchronized=True)``): without it
     each replica normalises by its own share of the batch. Single-device builds leave it off,
     so their saved config is what it always was."""
-    model = get_spec(name).build(n_genres, dtype="mixed_bfloat16" if mixed_precision else None)
+    spec = get_spec(name)
+    named = {"genres": genres} if spec.takes_genres else {}
+    model = spec.build(n_genres, dtype="mixed_bfloat16" if mixed_precision else None, **named)
     if synchronized:
         for layer in batch_norm_layers(model):
             # The builders (musicnn's pretrained network among them) make their own layers; the

@@ -233,7 +233,7 @@ def _train_part(
     batch_size = config.batch_size * replicas
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
-        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1)
+        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1, genres=cache.genres)
     trained = model
     if config.shards and spec.frozen is None:
         # The windows stream from the shards, the class weights in them as sample weights.
@@ -425,7 +425,7 @@ def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds
 def _describe(config: TrainConfig, cache: Songs, manifest: dict, dist: Distribution) -> dict:
     import keras
 
-    model = build_model(config.model, len(cache.genres), config.mixed_precision)
+    model = build_model(config.model, len(cache.genres), config.mixed_precision, genres=cache.genres)
     return {
         "train": asdict(config),
         "model": config.model,
