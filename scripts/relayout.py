@@ -211,7 +211,7 @@ def rewrite_imports(text: str, old_package: str | None, new_package: str | None)
             groups = [(target, original)]
         if len(groups) == 1 and groups[0][1] == original:
             spec = _relative(new_package, groups[0][0]) if relative else groups[0][0]
-            new, n = re.subn(r"^(from\s+)[.\w]+(\s+import\b)", lambda m: m.group(1) + spec + m.group(2), segment, count=1)
+            new, n = re.subn(r"^(from\s+)[.\w]+(\s+import\b)", lambda m, spec=spec: m.group(1) + spec + m.group(2), segment, count=1)
             assert n == 1, segment
         else:
             if prefix.strip():
