@@ -110,6 +110,9 @@ SUFFIXES = {".py", ".md", ".sh", ".ini"}
 FILE_FIXES = {"Path(__file__).resolve().parent.parent": "Path(__file__).resolve().parents[2]"}
 # Uses of __file__ in a moved module that stay right after the move (its data moves with it).
 FILE_USES_OK = ('Path(__file__).parent / "weights"',)
+# Code that sees only genre's top level (it would miss the moved modules): the script names it
+# and stops; walk the package instead (pkgutil.walk_packages(genre.__path__, "genre.")).
+FLAT_ONLY = ("iter_modules(genre.__path__", 'files("genre").iterdir', '(REPO / "genre").glob("*.py")')
 
 
 def layer_of(module: str) -> str:
@@ -272,6 +275,9 @@ def plan(root: Path) -> dict[Path, str]:
                 ]
                 if left:
                     sys.exit(f"relayout: {rel} uses __file__ in a way this script does not fix: {left}; add it to FILE_FIXES")
+        flat = [pattern for pattern in FLAT_ONLY if pattern in text]
+        if flat:
+            sys.exit(f"relayout: {path.relative_to(root)} sees only genre's top level ({flat[0]}); walk the package")
         if new != text:
             changed[path] = new
     return changed
