@@ -97,17 +97,27 @@ MOVES: dict[str, str] = {
     "jobs": "jobs.jobs",
     "joblog": "jobs.joblog",
 }
+# Tests follow their module: tests/test_<old>.py -> tests/<layer>/test_<new name>.py. Tests named
+# after no module join a layer here (test name without test_: layer); the rest (the app, the CLI,
+# packaging, the layers) stay in tests/.
+TEST_LAYERS: dict[str, str] = {"shard_training": "train", "transfer": "train"}
 # Folders of package data: old path: new path (data/ becomes the data layer's own folder, in place).
 FOLDERS: dict[str, str] = {"genre/weights": "genre/models/weights"}
 KNOWN_FOLDERS = {"data", "weights", "__pycache__"}
 
-# Where imports and names are rewritten (relayout.py itself is left alone).
+# Where imports and names are rewritten; this script and its test hold old names on purpose.
+LEFT_ALONE = {"scripts/relayout.py", "tests/test_relayout.py"}
 SOURCES = ("genre", "dashboard", "pages", "tests", "bench", "scripts")
 SINGLE_FILES = ("streamlit_app.py", "pytest.ini")
 SUFFIXES = {".py", ".md", ".sh", ".ini"}
 
 # A moved module is one folder deeper: its repository root is parents[2], not parent.parent.
 FILE_FIXES = {"Path(__file__).resolve().parent.parent": "Path(__file__).resolve().parents[2]"}
+# The same for a test that moves one folder down (its fixtures stay in tests/fixtures).
+TEST_FILE_FIXES = {
+    "Path(__file__).resolve().parent.parent": "Path(__file__).resolve().parents[2]",
+    'Path(__file__).parent / "fixtures"': 'Path(__file__).parent.parent / "fixtures"',
+}
 # Uses of __file__ in a moved module that stay right after the move (its data moves with it).
 FILE_USES_OK = ('Path(__file__).parent / "weights"',)
 # Code that sees only genre's top level (it would miss the moved modules): the script names it
@@ -127,6 +137,13 @@ def layer_of(module: str) -> str:
 def new_name(module: str) -> str:
     """``genre.<...>`` for an old top-level module name."""
     return f"genre.{MOVES[module]}" if module in MOVES else f"genre.{module}"
+
+
+def test_moves() -> dict[str, str]:
+    """tests/test_<x>.py -> tests/<layer>/test_<y>.py for every test that follows a module."""
+    moves = {f"tests/test_{old}.py": f"tests/{t.split('.')[0]}/test_{t.split('.')[1]}.py" for old, t in MOVES.items()}
+    moves.update({f"tests/test_{name}.py": f"tests/{layer}/test_{name}.py" for name, layer in TEST_LAYERS.items()})
+    return moves
 
 
 def unknown(root: Path) -> list[str]:
@@ -150,12 +167,14 @@ def rewrite_dotted(text: str) -> tuple[str, int]:
             re.compile(rf"(?<![\w.])genre\.({names})(?![\w])"),
             re.compile(rf"(?<![\w./])genre/({names})\.py(?![\w])"),
             re.compile(r"(?<![\w./])(" + "|".join(map(re.escape, FOLDERS)) + r")(?![\w])"),
+            re.compile(r"(?<![\w./])(" + "|".join(map(re.escape, test_moves())) + r")(?![\w])"),
         )
-    dotted, path, folder = _DOTTED
+    dotted, path, folder, tests = _DOTTED
     text, a = dotted.subn(lambda m: new_name(m.group(1)), text)
     text, b = path.subn(lambda m: "genre/" + MOVES[m.group(1)].replace(".", "/") + ".py", text)
     text, c = folder.subn(lambda m: FOLDERS[m.group(1)], text)
-    return text, a + b + c
+    text, d = tests.subn(lambda m: test_moves()[m.group(1)], text)
+    return text, a + b + c + d
 
 
 def _relative(importer_package: str, target: str) -> str:
@@ -235,6 +254,22 @@ def rewrite_imports(text: str, old_package: str | None, new_package: str | None)
     return "".join(lines), len(edits)
 
 
+_FROM_GENRE = re.compile(r"(?:(?<![\w.])|(?<=\\n))from genre import (\w+(?: as \w+)?(?:, \w+(?: as \w+)?)*)")
+
+
+def rewrite_from_genre_text(text: str) -> tuple[str, int]:
+    """``from genre import hardware, jobs`` left in strings (code run by a child process): one
+    statement a subpackage, joined by "; " so that it stays one line wherever it stands."""
+
+    def one(match: re.Match) -> str:
+        aliases = [ast.alias(*(part.split(" as ") + [None])[:2]) for part in match.group(1).split(", ")]
+        if not any(a.name in MOVES for a in aliases):
+            return match.group(0)
+        return "; ".join(f"from {module} import {', '.join(names)}" for module, names in _from_genre_names(aliases))
+
+    return _FROM_GENRE.subn(one, text)
+
+
 def _files(root: Path) -> list[Path]:
     found = [root / name for name in SINGLE_FILES if (root / name).is_file()]
     found += sorted(p for p in root.glob("*.md"))
@@ -242,7 +277,7 @@ def _files(root: Path) -> list[Path]:
         found += sorted(
             p for p in (root / folder).rglob("*") if p.is_file() and p.suffix in SUFFIXES and "__pycache__" not in p.parts
         )
-    return [p for p in found if p.resolve() != Path(__file__).resolve()]
+    return [p for p in found if p.relative_to(root).as_posix() not in LEFT_ALONE]
 
 
 def _git(root: Path, *args: str) -> str:
@@ -262,7 +297,8 @@ def plan(root: Path) -> dict[Path, str]:
                 old_package = "genre"
                 new_package = new_name(path.stem).rsplit(".", 1)[0] if path.stem in MOVES else "genre"
             new, n = rewrite_imports(new, old_package, new_package)
-            count += n
+            new, m = rewrite_from_genre_text(new)
+            count += n + m
             if old_package and path.stem in MOVES:
                 for old, fixed in FILE_FIXES.items():
                     new = new.replace(old, fixed)
@@ -275,6 +311,13 @@ def plan(root: Path) -> dict[Path, str]:
                 ]
                 if left:
                     sys.exit(f"relayout: {rel} uses __file__ in a way this script does not fix: {left}; add it to FILE_FIXES")
+            if rel.as_posix() in test_moves():
+                for old, fixed in TEST_FILE_FIXES.items():
+                    new = new.replace(old, fixed)
+                left = [line.strip() for line in new.splitlines() if "__file__" in line and "parents[2]" not in line
+                        and 'parent.parent / "fixtures"' not in line]  # fmt: skip
+                if left:
+                    sys.exit(f"relayout: {rel} uses __file__ in a way this script does not fix: {left}")
         flat = [pattern for pattern in FLAT_ONLY if pattern in text]
         if flat:
             sys.exit(f"relayout: {path.relative_to(root)} sees only genre's top level ({flat[0]}); walk the package")
@@ -317,8 +360,16 @@ def main(argv: list[str] | None = None) -> int:
     for module, target in MOVES.items():
         old = root / "genre" / f"{module}.py"
         new = root / "genre" / (target.replace(".", "/") + ".py")
+        if not old.exists():
+            print(f"relayout: genre/{module}.py is not there (removed?); nothing to move", file=sys.stderr)
+            continue
         _git(root, "mv", str(old.relative_to(root)), str(new.relative_to(root)))
         moved[old] = new
+    for old_test, new_test in test_moves().items():
+        if (root / old_test).exists():
+            (root / new_test).parent.mkdir(exist_ok=True)
+            _git(root, "mv", old_test, new_test)
+            moved[root / old_test] = root / new_test
     for old_folder, new_folder in FOLDERS.items():
         if (root / old_folder).exists():
             _git(root, "mv", old_folder, new_folder)
@@ -330,8 +381,17 @@ def main(argv: list[str] | None = None) -> int:
         target.write_text(text, encoding="utf-8")
         _git(root, "add", str(target.relative_to(root)))
 
+    renamed = {
+        tuple(line.split("\t")[1:3])
+        for line in _git(root, "diff", "--cached", "-M", "--name-status").splitlines()
+        if line.startswith("R")
+    }
+    lost = [f"{a.relative_to(root)}" for a, b in moved.items() if (str(a.relative_to(root)), str(b.relative_to(root))) not in renamed]
+    if lost:
+        print(f"relayout: warning: git does not see these as renames (too much changed): {lost}", file=sys.stderr)
     table = "\n".join(f"  genre/{m}.py -> genre/{t.replace('.', '/')}.py" for m, t in MOVES.items())
     table += "".join(f"\n  {a}/ -> {b}/" for a, b in FOLDERS.items())
+    table += "".join(f"\n  {a} -> {b}" for a, b in test_moves().items() if root.joinpath(b).exists())
     print(f"relayout: moved {len(MOVES)} modules, rewrote {len(changed)} files; staged:\n{table}")
     if args.commit:
         message = "layout: genre's modules in subpackages by layer (scripts/relayout.py)\n\n" + table + "\n"
