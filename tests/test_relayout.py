@@ -38,6 +38,8 @@ def test_relative_imports_inside_genre_follow_both_modules():
     assert _rewrite(lazy, "prediction") == "def f():\n    from ..models import layers, musicnn  # noqa: F401  registers\n"
     split = "def f():\n    from . import library, runs\n"
     assert _rewrite(split, "cli") == "def f():\n    from .serve import library\n    from .jobs import runs\n"
+    noqa = "from genre import SAMPLE_RATE, musicnn  # noqa: E402\n"
+    assert _rewrite(noqa) == "from genre import SAMPLE_RATE  # noqa: E402\nfrom genre.models import musicnn  # noqa: E402\n"
     parenthesised = "from .splits import (\n    audit,  # the leak check\n    make_split,\n)\n"
     assert _rewrite(parenthesised, "training") == parenthesised.replace("from .splits", "from ..data.splits")
 
@@ -85,7 +87,8 @@ def checkout(tmp_path):
         "genre/__init__.py": "WINDOW = 3\n",
         "genre/errors.py": "class GenreError(Exception):\n    pass\n",
         "genre/audio.py": "from .errors import GenreError\n\n\ndef decode():\n    return 1\n",
-        "genre/windows.py": "from . import WINDOW\nfrom .audio import decode\n\n\ndef windows():\n    return decode() * WINDOW\n",
+        "genre/windows.py": "from . import WINDOW\nfrom .audio import decode\n\n\ndef windows():\n"
+        "    return decode() * WINDOW\n",
         "genre/runs.py": "from pathlib import Path\n\nROOT = Path(__file__).resolve().parent.parent\n",
         "genre/cli.py": "def main():\n    from .windows import windows\n\n    return windows()\n",
         "genre/weights/w.h5": "weights\n",
