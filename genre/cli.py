@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import REGISTRY
     from .splits import PROTOCOLS
 
-    parser = argparse.ArgumentParser(prog="python -m genre", description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs.")
+    prog = "genre" if Path(sys.argv[0]).name == "genre" else "python -m genre"  # the console script, or -m
+    parser = argparse.ArgumentParser(prog=prog, description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_help = f"dataset folder <root>/<genre>/<files> (default: ${DATA_ENV})"
@@ -445,13 +446,16 @@ def cmd_calibrate(args) -> None:
 def cmd_classify(args) -> None:
     from .audio import AudioError, native_stderr_silenced
     from .prediction import Classifier
-    from .runs import active_run_id, default_models_dir
+    from .runs import MODELS_ENV, active_run_id, default_models_dir
 
     run = args.run
     if run is None:
         run_id = active_run_id()
         if run_id is None:
-            raise FileNotFoundError("no trained run in models/; train one with: python -m genre train --data DIR")
+            raise FileNotFoundError(
+                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of runs "
+                "(a checkout's models/), or train one with: genre train --data DIR"
+            )
         run = default_models_dir() / run_id
     classifier = Classifier.load(run)
     failures = 0
@@ -536,12 +540,15 @@ def cmd_library(args) -> int:
 
 def _load_classifier(run: str | None):
     from .prediction import Classifier
-    from .runs import active_run_id, default_models_dir
+    from .runs import MODELS_ENV, active_run_id, default_models_dir
 
     if run is None:
         run_id = active_run_id()
         if run_id is None:
-            raise FileNotFoundError("no trained run in models/; train one with: python -m genre train --data DIR")
+            raise FileNotFoundError(
+                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of runs "
+                "(a checkout's models/), or train one with: genre train --data DIR"
+            )
         run = default_models_dir() / run_id
     return Classifier.load(run), Path(run).resolve().name
 

@@ -15,7 +15,8 @@ import json
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from contextlib import AbstractContextManager
+from typing import Any, Callable
 
 from .config import STRATEGIES, ConfigError
 from .errors import GenreError
@@ -96,7 +97,10 @@ def not_formed_message(tf_config: str, seconds: float) -> str:
     kind, index = spec["task"]["type"], int(spec["task"]["index"])
     peers = [address for job in ("chief", "worker") for i, address in enumerate(spec["cluster"].get(job, [])) if (job, i) != (kind, index)]
     came = "none came" if len(peers) == 1 else "not all came"
-    return f"{kind} {index} waited {seconds:g} s for the other workers of TF_CONFIG ({', '.join(peers)}) to start; {came}: start them, or check TF_CONFIG"
+    return (
+        f"{kind} {index} waited {seconds:g} s for the other workers of TF_CONFIG ({', '.join(peers)}) to start; "
+        f"{came}: start them, or check TF_CONFIG"
+    )
 
 
 def visible_gpus() -> int:
@@ -140,7 +144,7 @@ class Distribution:
         """How many of the replicas this worker holds (all of them but under multi-worker)."""
         return self.replicas // self.num_workers
 
-    def scope(self) -> ContextManager:
+    def scope(self) -> AbstractContextManager:
         """Where models and optimizers must be built and compiled: the strategy's scope, or
         nothing at all without one."""
         return self.strategy.scope() if self.strategy is not None else nullcontext()

@@ -10,7 +10,10 @@ from pathlib import Path
 TRAIN_LOG = "train.log"  # a run folder's log of the jobs that trained it
 
 # absl's C++ log lines (I/W/E + date) and its preamble: TensorFlow start-up noise, not news.
-_NOISE = re.compile(r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl|To enable the following instructions)")
+_NOISE = re.compile(
+    r"^\s*(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl"
+    r"|To enable the following instructions)"
+)
 
 
 def log_tail(path: str | os.PathLike, lines: int = 20) -> str:

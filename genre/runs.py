@@ -27,9 +27,18 @@ class RunError(GenreError, ValueError):
 
 
 def default_models_dir() -> Path:
-    """``$GENRE_MODELS_DIR``, else ``models/`` beside the package (the runs the app ships with)."""
+    """``$GENRE_MODELS_DIR``; else, run from a checkout, its ``models/`` (the runs the app ships
+    with); else (an installed package) ``models`` in the user's data folder, e.g.
+    ``~/.local/share/genre/models``."""
     env = os.environ.get(MODELS_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "models"
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():  # never beside an installed package (site-packages)
+        return checkout / "models"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genre")) / "models"
 
 
 def check_run_id(run_id: object) -> str:

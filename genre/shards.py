@@ -107,7 +107,10 @@ def write_shards(
     if existing is not None:
         differs = [key for key, value in identity.items() if existing.get(key) != value]
         if differs:
-            raise ShardError(f"{out} already holds other shards (not the same {', '.join(_WORDS.get(k, k) for k in differs)}); pick another --out or empty it")
+            raise ShardError(
+                f"{out} already holds other shards (not the same {', '.join(_WORDS.get(k, k) for k in differs)}); "
+                "pick another --out or empty it"
+            )
         if all((out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in all_shards(existing)):
             return existing, False
 
@@ -141,7 +144,10 @@ def write_shards(
                 digest = _sha256(tmp)
                 size = tmp.stat().st_size
             if size != position:
-                raise ShardError(f"{path.name}: TensorFlow wrote {size} bytes where the TFRecord format makes {position}; the offsets would be wrong")
+                raise ShardError(
+                    f"{path.name}: TensorFlow wrote {size} bytes where the TFRecord format makes {position}; "
+                    "the offsets would be wrong"
+                )
             shards[part].append(
                 {
                     "file": path.name,
@@ -235,7 +241,10 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if manifest is None:
         raise ShardError(f"{folder} holds no shards (no {MANIFEST}); make them with: python -m genre shard DATA --out {folder}")
     if manifest.get("format") != FORMAT:
-        raise ShardError(f"{folder} holds shards of format {manifest.get('format')} (this genre reads {FORMAT}); shard again into an empty folder")
+        raise ShardError(
+            f"{folder} holds shards of format {manifest.get('format')} (this genre reads {FORMAT}); "
+            "shard again into an empty folder"
+        )
     return manifest
 
 
@@ -247,7 +256,8 @@ def part_songs(manifest: dict, part: str, fold: int | None = None) -> list[str]:
         raise ShardError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
     if "folds" in split:
         if fold is None or not 1 <= fold <= len(split["folds"]):
-            raise ShardError(f"these shards hold a {len(split['folds'])}-fold cross-validation split: pass fold=1..{len(split['folds'])}")
+            folds = len(split["folds"])
+            raise ShardError(f"these shards hold a {folds}-fold cross-validation split: pass fold=1..{folds}")
         return fold_parts(split)[fold - 1][part]
     if fold is not None:
         raise ShardError(f"these shards hold a {split['protocol']} split, which has no folds")

@@ -94,7 +94,10 @@ def songs_needed(protocol: str, n_genres: int, test_fraction: float = 0.2, val_f
 def needs_text(protocol: str, n_genres: int, test_fraction: float, val_fraction: float, folds: int, seed: int = 1) -> str:
     """What the split needs, in a sentence for the Retrain panel."""
     if protocol == "fault-filtered":
-        return "fault-filtered uses the published GTZAN track lists (443/197/290 songs): it needs a GTZAN folder holding most of them"
+        return (
+            "fault-filtered uses the published GTZAN track lists (443/197/290 songs): "
+            "it needs a GTZAN folder holding most of them"
+        )
     needed = songs_needed(protocol, n_genres, test_fraction=test_fraction, val_fraction=val_fraction, folds=folds, seed=seed)
     return f"this {protocol} split needs at least {needed} songs in each of the {n_genres} genres" if needed else f"no number of songs makes this {protocol} split work"
 
@@ -131,13 +134,17 @@ def fault_filtered_split(track_ids: Sequence[str]) -> dict:
             ", ".join(f"{p} {manifest['missing'][p]}" for p in PARTS),
         )
     if not manifest["train"] or not manifest["test"]:
-        raise SplitError("the fault-filtered split needs GTZAN track ids (<genre>/<genre>.000NN); none of its train or test tracks are in this dataset")
+        raise SplitError(
+            "the fault-filtered split needs GTZAN track ids (<genre>/<genre>.000NN); "
+            "none of its train or test tracks are in this dataset"
+        )
     listed, present = sum(manifest["listed"].values()), sum(len(manifest[p]) for p in PARTS)
     if present * 2 < listed:
         # Its parts would be a few songs each: a score on them means nothing.
         raise SplitError(
             f"the fault-filtered split lists {listed} GTZAN tracks and this dataset holds only {present} of them "
-            f"(test {len(manifest['test'])} of {manifest['listed']['test']}); it needs most of them: use the stratified or cv split"
+            f"(test {len(manifest['test'])} of {manifest['listed']['test']}); "
+            "it needs most of them: use the stratified or cv split"
         )
     return manifest
 
@@ -236,7 +243,8 @@ def audit(manifest: dict, train_window_tracks: Iterable[str] | None = None) -> N
             outside = set(train_window_tracks) - sets["train"]
             if outside:
                 raise LeakageError(
-                    f"{len(outside)} song(s) outside the training part have windows in training, e.g. {sorted(outside)[0]}"
+                    f"{len(outside)} song(s) outside the training part have windows in training, "
+                    f"e.g. {sorted(outside)[0]}"
                 )
 
 
@@ -291,9 +299,11 @@ def few_artist_genres(track_ids: list[str], minimum: int = 3, artists: dict[str,
 def _check_counts(labels: np.ndarray, needed: int, what: str) -> None:
     counts = np.bincount(labels)
     if len(labels) == 0 or counts[counts > 0].min() < needed:
-        raise SplitError(f"{what} needs at least {needed} songs per genre; the smallest genre has {counts[counts > 0].min() if len(labels) else 0}")
+        smallest = counts[counts > 0].min() if len(labels) else 0
+        raise SplitError(f"{what} needs at least {needed} songs per genre; the smallest genre has {smallest}")
 
 
 def _given_options(options: dict, *names: str) -> dict:
-    """The ``names`` among ``options`` that were given (not ``None``): the split function's own defaults fill the rest."""
+    """The ``names`` among ``options`` that were given (not ``None``): the split function's own
+    defaults fill the rest."""
     return {k: v for k, v in options.items() if k in names and v is not None}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with the test dependencies and run the whole test suite.
+# Set up a virtual environment with the test dependencies, check the style (ruff) and run the whole test suite.
 # Installs Debian's chromium (browser tests) and ffmpeg (decoding tests) when missing (as root, or via sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,11 @@ if [ -n "$missing" ]; then
       || echo "warning: could not install$missing; the tests that need it will say why they skip" >&2
   fi
 fi
+
+# Style first (ruff, configured in pyproject.toml): a lint error or an unformatted file fails the
+# run before the tests start.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

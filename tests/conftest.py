@@ -11,6 +11,10 @@ import pytest
 # Caches and runs made by tests stay in pytest's temporary folders.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# streamlit-webrtc's SRTP library (pylibsrtp) crashes the process (SIGSEGV) when it loads after
+# TensorFlow: `pytest tests/test_augment.py tests/test_app.py` did. The dashboard's server never
+# loads TensorFlow, but one pytest process loads both, in the order it collects the files.
+import streamlit_webrtc  # noqa: E402, F401
 from synth import GENRES, make_dataset  # noqa: E402
 
 

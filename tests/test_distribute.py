@@ -151,12 +151,14 @@ if cancel_at:
         train(config, progress=False)
     except TrainingCancelled:
         run = training.Path(config.models_dir) / config.run_id
-        found["cancelled"] = {"state": read_json(run / "status.json")["state"], "history": read_json(run / "history.json")}
+        state = read_json(run / "status.json")["state"]
+        found["cancelled"] = {"state": state, "history": read_json(run / "history.json")}
     training.ProgressCallback = progress
 run = train(config, progress=False)
 dist = distribution("mirrored")
 with dist.scope():
-    found["metrics"] = evaluate(load_model(run / "model.keras"), load_dataset(config.data_root, progress=False), read_json(run / "split.json")["test"])
+    dataset = load_dataset(config.data_root, progress=False)
+    found["metrics"] = evaluate(load_model(run / "model.keras"), dataset, read_json(run / "split.json")["test"])
 write_json(out, found | {"replicas": dist.replicas})
 """
 
@@ -336,8 +338,9 @@ def test_the_workarounds_refuse_versions_they_were_not_written_for(monkeypatch):
 
 
 def train_argv(synth_root: Path, models: Path, epochs: int, *extra: str) -> list[str]:
-    return ["-m", "genre", "train", "--data", str(synth_root), "--model", "fast", "--epochs", str(epochs), "--batch", "4",
-            "--test-fraction", "0.34", "--val-fraction", "0.25", "--models-dir", str(models), "--run-id", "mw", *extra]  # fmt: skip
+    return ["-m", "genre", "train", "--data", str(synth_root), "--model", "fast", "--epochs", str(epochs),
+            "--batch", "4", "--test-fraction", "0.34", "--val-fraction", "0.25", "--models-dir", str(models),
+            "--run-id", "mw", *extra]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -456,7 +459,10 @@ def test_a_worker_whose_peer_never_starts_gives_up_after_the_connect_timeout(syn
     chief, other = start_worker(argv, tmp_path / "chief", chief_cluster, 0), start_worker(argv, tmp_path / "other", other_cluster, 1)
     for proc, index, peer in ((chief, 0, chief_cluster[1]), (other, 1, other_cluster[0])):
         code, err = finish(proc)
-        line = f"genre: error: worker {index} waited 2 s for the other workers of TF_CONFIG ({peer}) to start; none came: start them, or check TF_CONFIG"
+        line = (
+            f"genre: error: worker {index} waited 2 s for the other workers of TF_CONFIG ({peer}) to start; "
+            "none came: start them, or check TF_CONFIG"
+        )
         assert code == 2 and line in err.splitlines(), err[-3000:]
         assert "Traceback" not in err
     # The chief claimed the run folder and locked models/ before it waited; it released both.
@@ -477,7 +483,8 @@ def test_the_connect_timeout_is_a_number_of_seconds_kept_out_of_the_run(capsys):
     assert "--connect-timeout SECONDS multi-worker: how long" in " ".join(capsys.readouterr().out.split())
     cluster = json.dumps({"cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}})
     assert distribute.not_formed_message(cluster, 300) == (
-        "worker 1 waited 300 s for the other workers of TF_CONFIG (h:0, h:1) to start; not all came: start them, or check TF_CONFIG"
+        "worker 1 waited 300 s for the other workers of TF_CONFIG (h:0, h:1) to start; "
+        "not all came: start them, or check TF_CONFIG"
     )
 
 

@@ -473,7 +473,7 @@ def _sparse_entry(name: str, real_size: int) -> bytes:
 def test_a_sparse_entry_is_refused(server: _State, tmp_path: Path) -> None:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for info, data in [_dir("genres"), _dir("genres/blues")]:
+        for info, _data in [_dir("genres"), _dir("genres/blues")]:
             tar.addfile(info, None)
     body = raw.getvalue()[: 2 * 512] + _sparse_entry("genres/blues/blues.00000.wav", 50 * 10**9) + bytes(1024)
     with tarfile.open(fileobj=io.BytesIO(body)) as check:

@@ -16,10 +16,10 @@ from genre.errors import GenreError, TrainingCancelled
 
 def _project_exceptions() -> list[type]:
     found = []
-    for module in pkgutil.iter_modules(genre.__path__):
-        if module.name == "__main__":
+    for module in pkgutil.walk_packages(genre.__path__, "genre."):
+        if module.name == "genre.__main__":
             continue  # running it is the CLI, not a definition
-        loaded = importlib.import_module(f"genre.{module.name}")
+        loaded = importlib.import_module(module.name)
         for _, value in inspect.getmembers(loaded, inspect.isclass):
             if issubclass(value, BaseException) and value.__module__ == loaded.__name__:
                 found.append(value)

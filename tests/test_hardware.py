@@ -1,6 +1,9 @@
 from genre.hardware import bfloat16_warning, cpu_flags, native_bfloat16
 
-ZEN4 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu\n"
+ZEN4 = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+    "processor\t: 1\nflags\t\t: fpu\n"
+)
 SAPPHIRE = "flags\t\t: fpu avx512f amx_bf16 amx_tile\n"
 SKYLAKE = "flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
 

@@ -266,12 +266,18 @@ def error_line(stderr: str) -> str:
 @pytest.mark.slow
 def test_cli_shard_writes_and_its_errors_are_one_line(synth_root, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "genre", "shard", *a], capture_output=True, text=True, env=env)  # noqa: E731
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "genre", "shard", *a], capture_output=True, text=True, env=env)
+
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "test-00000-of-00001.tfrecord").write_bytes(b"")
     out = run(str(synth_root), "--out", str(stray))
-    assert out.returncode == 2 and error_line(out.stderr) == f"genre: error: {stray} holds shard files but no shards.json (an interrupted shard?); empty it or pick another --out"
+    assert out.returncode == 2 and error_line(out.stderr) == (
+        f"genre: error: {stray} holds shard files but no shards.json (an interrupted shard?); "
+        "empty it or pick another --out"
+    )
     out = run("/no/such/folder", "--out", str(tmp_path / "s"))
     assert out.returncode == 2 and error_line(out.stderr) == "genre: error: dataset folder not found: /no/such/folder"
     out = run(str(synth_root), "--out", str(tmp_path / "s"), "--val-fraction", "0")
