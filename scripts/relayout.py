@@ -72,6 +72,8 @@ MOVES: dict[str, str] = {
     "layers": "models.layers",
     "musicnn": "models.musicnn",
     "features": "models.features",
+    "penultimate": "models.penultimate",
+    "tag_map": "models.tag_map",
     "prediction": "serve.prediction",
     "voting": "serve.voting",
     "evaluation": "serve.evaluation",
@@ -80,6 +82,7 @@ MOVES: dict[str, str] = {
     "live_worker": "serve.live_worker",
     "library": "serve.library",
     "tags": "serve.tags",
+    "heard": "serve.heard",
     "training": "train.training",
     "config": "train.config",
     "callbacks": "train.callbacks",
@@ -92,11 +95,12 @@ MOVES: dict[str, str] = {
     "headline": "jobs.headline",
     "jobs": "jobs.jobs",
     "joblog": "jobs.joblog",
+    "song_map": "jobs.song_map",
 }
 # Tests follow their module: tests/test_<old>.py -> tests/<layer>/test_<new name>.py. Tests named
 # after no module join a layer here (test name without test_: layer); the rest (the app, the CLI,
 # packaging, the layers) stay in tests/.
-TEST_LAYERS: dict[str, str] = {"shard_training": "train", "transfer": "train"}
+TEST_LAYERS: dict[str, str] = {"shard_training": "train", "transfer": "train", "taggers": "models"}
 # Folders of package data: old path: new path (data/ becomes the data layer's own folder, in place).
 FOLDERS: dict[str, str] = {"genre/weights": "genre/models/weights"}
 KNOWN_FOLDERS = {"data", "weights", "__pycache__"}
