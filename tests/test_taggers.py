@@ -62,3 +62,38 @@ def test_an_untrained_map_head_answers_as_the_map_and_keeps_it_frozen(windows, t
     np.testing.assert_allclose(loaded.layers[2].get_layer("tag_map").get_weights()[0], fixed.get_weights()[0])
     # Without genre names there is nothing to map to: the head has no map.
     assert "tag_map" not in [layer.name for layer in build_model("taggers-map", 3).layers[2].layers]
+
+
+@pytest.mark.slow
+def test_a_taggers_map_run_keeps_the_map_of_its_genres_and_serves_as_evaluated(synth_root, tmp_path):
+    """Trained from a folder whose genres the map knows, the run's head holds the map of those
+    genres (frozen through training and saving), and Classify gives the votes evaluation saw."""
+    import shutil
+
+    from genre.dataset import load_dataset
+    from genre.files import read_json
+    from genre.prediction import Classifier
+    from genre.training import TrainConfig, train
+
+    names = dict(zip(sorted(p.name for p in synth_root.iterdir() if p.is_dir()), ("classical", "jazz", "rock")))
+    root = tmp_path / "data"
+    for old, new in names.items():
+        (root / new).mkdir(parents=True)
+        for i, song_file in enumerate(sorted((synth_root / old).iterdir())):
+            shutil.copy(song_file, root / new / f"{new}.{i:05d}{song_file.suffix}")
+    config = TrainConfig(
+        data_root=str(root), model="taggers-map", epochs=2, batch_size=8, learning_rate=1e-2, test_fraction=0.34,
+        val_fraction=0.25, models_dir=str(tmp_path / "models"), run_id="tiny-taggers-map",
+    )  # fmt: skip
+    run = train(config, progress=False)
+    classifier = Classifier.load(run)
+    genres = read_json(run / "genres.json")
+    assert genres == ["classical", "jazz", "rock"]
+    blocks = [f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean")] + ["MSD_musicnn:tags", "MTT_musicnn:tags"]
+    widths = [musicnn.part_sizes(b.split(":")[0])[b.split(":")[1]] for b in blocks]
+    saved = classifier.model.layers[2].get_layer("tag_map").get_weights()[0]
+    np.testing.assert_allclose(saved, tag_prior(blocks, genres, widths))
+    assert saved[:, genres.index("rock")].any() and saved[:, genres.index("classical")].any()
+    cache = load_dataset(root, progress=False)
+    for song_metrics in read_json(run / "metrics.json")["songs"]:
+        assert classifier.classify(cache.path_of(song_metrics["track_id"])).votes.tolist() == song_metrics["votes"]
