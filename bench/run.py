@@ -195,7 +195,7 @@ def main() -> None:
     audio = next(iter(sorted(data.glob("blues/*.ogg"))), None) if data.is_dir() else None
     if audio is None:
         sys.exit(f"bench: no GTZAN tracks in {data}; pass --data")
-    runs = {name: models / f"{name}-stratified" for name in ("fast", "seed", "transfer") if (models / f"{name}-stratified" / "model.keras").is_file()}
+    runs = {name: models / f"{name}-stratified" for name in ("fast", "seed", "transfer", "taggers") if (models / f"{name}-stratified" / "model.keras").is_file()}
 
     print(f"benchmarks on {machine()['cpu']} ({os.cpu_count()} cores); {args.repeats} runs per figure, medians")
     results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
