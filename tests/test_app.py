@@ -275,6 +275,13 @@ def test_history_chart_holds_each_runs_epochs(app, models):
     assert "tiny-variant · validation" not in names  # the variant had no validation part
     table = at.dataframe[0].value
     assert list(table["run"]) == ["tiny-fast", "tiny-variant"]
+    # The variant kept no validation songs: a dash, not "None" (or NaN).
+    assert table["validation loss"].tolist() == [f"{min(e['val_loss'] for e in history):.3f}", "—"]
+    assert table["validation accuracy"].tolist()[1] == "—"
+    # One legend entry per run, and the run column as wide as the longest run name.
+    assert [t["name"] for t in charts(at)["history_chart"]["data"] if t.get("showlegend", True)] == ["tiny-fast", "tiny-variant"]
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["run"]["width"] >= 8 * len("tiny-variant")
 
 
 # ----------------------------------------------------------------------------- held-out songs
