@@ -201,6 +201,24 @@ def test_overview_says_how_to_measure_what_an_older_run_lacks(tiny_run, tmp_path
     assert [c.value for c in at.caption].count("not measured: `python -m genre evaluate` on this run adds it") == 2
 
 
+def test_a_band_limited_figure_equal_to_full_band_has_no_arrow(tiny_run, tmp_path, monkeypatch):
+    from streamlit.proto.Metric_pb2 import Metric
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "run")
+    metrics = read_json(folder / "run" / "metrics.json")
+    metrics["band_limited"]["11000"]["song_accuracy_vote"] = metrics["song_accuracy_vote"]
+    metrics["band_limited"]["8000"]["song_accuracy_vote"] = metrics["song_accuracy_vote"] - 0.25
+    write_json(folder / "run" / "metrics.json", metrics)
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    cards = {m.label: m.proto for m in at.metric}
+    same, lower = cards["Audio cut at 11 kHz"], cards["Audio cut at 8 kHz"]
+    assert (same.delta, same.direction, same.color) == ("same as full band", Metric.MetricDirection.NONE, Metric.MetricColor.GRAY)
+    assert (lower.delta, lower.direction, lower.color) == ("-25.0% vs full band", Metric.MetricDirection.DOWN, Metric.MetricColor.RED)
+
+
 def test_run_choice_holds_across_pages(app, models):
     at = app.run()
     at.sidebar.selectbox(key="run_choice").set_value("tiny-variant").run()
