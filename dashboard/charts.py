@@ -102,7 +102,7 @@ def history_table_shown(rows: Sequence[Mapping]) -> list[dict]:
         {
             **row,
             "validation loss": "—" if row["validation loss"] is None else f"{row['validation loss']:.3f}",
-            "validation accuracy": "—" if row["validation accuracy"] is None else f"{row['validation accuracy']:.1%}",
+            "validation accuracy": "—" if row["validation accuracy"] is None else f"{row['validation accuracy']:.2%}",  # as the table's "percent"
         }
         for row in rows
     ]
@@ -139,9 +139,10 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
         epochs = [e["epoch"] for e in history]
         best = best_epoch(history)
         # The run's legend entry: an empty trace in its colour, so every real trace keeps a name
-        # that says what it is ("<run> · validation") in the data and on hover.
+        # that says what it is ("<run> · validation") in the data and on hover. Shown even for a
+        # lone run, whose one-entry legend plotly would hide, so the layout stays the same.
         fig.add_trace(
-            go.Scatter(x=[None], y=[None], mode="lines", name=run_id, legendgroup=run_id, line={"color": color, "width": 3}, hoverinfo="skip"),
+            go.Scatter(x=[None], y=[None], mode="lines", name=run_id, legendgroup=run_id, showlegend=True, line={"color": color, "width": 3}, hoverinfo="skip"),
             row=1,
             col=1,
         )

@@ -299,7 +299,7 @@ def test_history_chart_holds_each_runs_epochs(app, models):
     # One legend entry per run, and the run column as wide as the longest run name.
     assert [t["name"] for t in charts(at)["history_chart"]["data"] if t.get("showlegend", True)] == ["tiny-fast", "tiny-variant"]
     columns = json.loads(at.dataframe[0].proto.columns)
-    assert columns["run"]["width"] >= 8 * len("tiny-variant")
+    assert columns["run"]["width"] >= 7 * len("tiny-variant")
 
 
 # ----------------------------------------------------------------------------- held-out songs

@@ -99,7 +99,7 @@ def test_history_table_summarises_each_run():
     assert rows[0]["best epoch"] == 2 and rows[0]["validation loss"] == 1.4 and rows[0]["minutes"] == 1.5
     assert rows[1]["validation loss"] is None
     shown = charts.history_table_shown(rows)
-    assert (shown[0]["validation loss"], shown[0]["validation accuracy"]) == ("1.400", "55.0%")
+    assert (shown[0]["validation loss"], shown[0]["validation accuracy"]) == ("1.400", "55.00%")
     assert (shown[1]["validation loss"], shown[1]["validation accuracy"]) == ("—", "—")  # not None, not NaN
 
 
