@@ -182,6 +182,7 @@ if metrics:
     # A row of their own: beside the facts table the charts were squeezed to a sliver at 1024 px.
     recall, unseen_recall = st.columns(2, gap="large")
     recall.markdown("#### Per genre")
+    recall.caption(f"Run `{run.run_id}`: the share of each genre's test songs the vote gets right")
     recall.plotly_chart(recall_figure(metrics), key="recall_chart")
     unseen = honest.unseen_run  # set above whenever there are metrics
     if unseen is not None and unseen.run_id != run.run_id:
