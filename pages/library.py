@@ -104,7 +104,8 @@ table = pd.DataFrame(
         {
             "file": Path(r.path).name, "genre": r.genre or "", "confidence": r.confidence,
             "2nd": f"{r.top3[1][0]} {r.top3[1][1]:.0%}" if len(r.top3) > 1 else "",
-            "duration": r.duration_s, "error": r.error or "", "path": r.path,
+            # Text, so an unreadable file shows "—" rather than "None".
+            "duration": "—" if r.duration_s is None else f"{r.duration_s:.0f}", "error": r.error or "", "path": r.path,
         }
         for r in rows
     ]
@@ -122,7 +123,7 @@ picked = st.dataframe(
     key=KEY + "table",
     column_config={
         "confidence": st.column_config.ProgressColumn("confidence", format="%.2f", min_value=0, max_value=1, width="small"),
-        "duration": st.column_config.NumberColumn("s", format="%.0f", width="small", help="duration in seconds"),
+        "duration": st.column_config.TextColumn("s", width="small", alignment="right", help="duration in seconds"),
         "file": st.column_config.TextColumn("file", width="medium"),
         "genre": st.column_config.TextColumn("genre", width="small"),
         "2nd": st.column_config.TextColumn("2nd", width="small", help="the second genre by mean probability"),
