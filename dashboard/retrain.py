@@ -112,7 +112,8 @@ def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
 
 def _training_progress(job: jobs.Job) -> None:
     config = job.config or {}
-    what = " · resumed" if job.resumed else f" · {config.get('model')} · {config.get('protocol')}"
+    # Before the job has written its config.json the model and protocol are not known yet: left out, not "None".
+    what = " · resumed" if job.resumed else "".join(f" · {config[k]}" for k in ("model", "protocol") if config.get(k))
     st.markdown(f"**Training** `{job.run_id}`{what}")
     status = job.status_written_by_job
     state = job.state
