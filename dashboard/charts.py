@@ -95,16 +95,57 @@ def history_table(histories: Mapping[str, Sequence[Mapping]]) -> list[dict]:
     return rows
 
 
+def history_table_shown(rows: Sequence[Mapping]) -> list[dict]:
+    """:func:`history_table`'s rows for display: the validation columns as text, "—" for a run
+    without a validation part (a table shows a missing number as "None")."""
+    return [
+        {
+            **row,
+            "validation loss": "—" if row["validation loss"] is None else f"{row['validation loss']:.3f}",
+            "validation accuracy": "—" if row["validation accuracy"] is None else f"{row['validation accuracy']:.2%}",  # as the table's "percent"
+        }
+        for row in rows
+    ]
+
+
+# The history chart's legend: one entry per run, in rows below both panels. Rows are reserved
+# for the narrowest chart the pages draw (beside the sidebar of a 1024 px window it is about
+# 690 px wide), so the legend never overlaps the axis titles nor turns into a scroll box.
+HISTORY_PANEL_HEIGHT = 400
+LEGEND_ROW_PX = 22
+LEGEND_WIDTH_PX = 600
+AXIS_TITLE_PX = 54  # below the panels: tick labels and the "epoch" title
+
+
+def legend_layout(names: Sequence[str]) -> tuple[int, int]:
+    """Rows a horizontal legend of ``names`` needs at :data:`LEGEND_WIDTH_PX`, and the width
+    (px) of each entry's text: all entries get the longest name's width, so they form columns."""
+    text = 7 * max((len(n) for n in names), default=0) + 10  # about 7 px a character at plotly's 12 px font
+    per_row = max(1, LEGEND_WIDTH_PX // (text + 40))  # 40 px: the line symbol before the text
+    return -(-len(names) // per_row), text
+
+
 def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     """Loss and accuracy per epoch, side by side; training solid, validation dashed, one colour
-    per run, and a star on the best epoch (the epoch ``model.keras`` was saved at)."""
+    per run, and a star on the best epoch (the epoch ``model.keras`` was saved at). The legend
+    holds one entry per run (clicking it hides all the run's curves); the line styles are
+    explained beside the chart. The figure grows with the legend's rows."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.09)
+    shown = [run_id for run_id, history in histories.items() if history]
     for k, (run_id, history) in enumerate(histories.items()):
         if not history:
             continue
         color = RUN_COLORS[k % len(RUN_COLORS)]
         epochs = [e["epoch"] for e in history]
         best = best_epoch(history)
+        # The run's legend entry: an empty trace in its colour, so every real trace keeps a name
+        # that says what it is ("<run> · validation") in the data and on hover. Shown even for a
+        # lone run, whose one-entry legend plotly would hide, so the layout stays the same.
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines", name=run_id, legendgroup=run_id, showlegend=True, line={"color": color, "width": 3}, hoverinfo="skip"),
+            row=1,
+            col=1,
+        )
         for col, metric in ((1, "loss"), (2, "accuracy")):
             for part, key, dash in (("training", metric, "solid"), ("validation", f"val_{metric}", "dash")):
                 if not all(key in e for e in history):
@@ -115,8 +156,8 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
                         y=[e[key] for e in history],
                         mode="lines+markers" if len(history) < 40 else "lines",
                         name=f"{run_id} · {part}",
-                        legendgroup=f"{run_id} · {part}",
-                        showlegend=col == 1,
+                        legendgroup=run_id,
+                        showlegend=False,
                         line={"color": color, "dash": dash, "width": 2},
                         marker={"size": 5},
                         hovertemplate=f"{run_id} {part}<br>epoch %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
@@ -133,23 +174,29 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
                     y=[value],
                     mode="markers",
                     name=f"{run_id} · best epoch ({best})",
-                    legendgroup=f"{run_id} · best",
-                    showlegend=col == 1,
+                    legendgroup=run_id,
+                    showlegend=False,
                     marker={"symbol": "star", "size": 16, "color": color, "line": {"color": "white", "width": 1}},
                     hovertemplate=f"{run_id}: best epoch {best}<br>{key} %{{y:.4f}}<extra></extra>",
                 ),
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    rows, entry = legend_layout(shown)
+    legend_px = rows * LEGEND_ROW_PX + 8
+    fig.update_xaxes(title_text="epoch", title_standoff=6, rangemode="tozero")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_layout(
-        height=430,
-        margin={"t": 40, "b": 40, "l": 50, "r": 20},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+        height=HISTORY_PANEL_HEIGHT + legend_px,
+        margin={"t": 40, "b": AXIS_TITLE_PX + legend_px, "l": 50, "r": 20},
+        # Anchored to the figure's bottom edge, below the space the axis titles take.
+        legend={
+            "orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "xanchor": "left", "x": 0,
+            "entrywidth": entry, "entrywidthmode": "pixels", "tracegroupgap": 0,
+        },
         hovermode="closest",
-    )
+    )  # fmt: skip
     return fig
 
 

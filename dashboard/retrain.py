@@ -94,24 +94,26 @@ def _live_panel(models_dir: Path) -> None:
 
 
 def _job_buttons(models_dir: Path, job: jobs.Job) -> None:
-    """*Cancel*, and *Stop now* for a job that does not stop."""
+    """*Cancel*, and *Stop now* for a job that does not stop. No ``help=`` tooltips on them:
+    Streamlit draws a button with a tooltip twice (the second copy hidden), and the page must
+    hold one Cancel, the one on screen; what the buttons do is said in a caption instead."""
     if job.state == "cancelling":
-        st.caption("Cancelling: training stops after the current batch; the run can be resumed.")
-        if time.time() - (job.cancel_requested or time.time()) > FORCE_AFTER_SECONDS:
-            st.button(
-                "Stop now",
-                key=KEY + "force",
-                on_click=_cancel,
-                args=(models_dir, True),
-                help="Kill the job (SIGKILL). A run resumes from its last completed epoch.",
-            )
+        forcing = time.time() - (job.cancel_requested or time.time()) > FORCE_AFTER_SECONDS
+        st.caption(
+            "Cancelling: training stops after the current batch; the run can be resumed."
+            + (" *Stop now* kills the job (SIGKILL); a run resumes from its last completed epoch." if forcing else "")
+        )
+        if forcing:
+            st.button("Stop now", key=KEY + "force", on_click=_cancel, args=(models_dir, True))
     else:
-        st.button("Cancel", key=KEY + "cancel", on_click=_cancel, args=(models_dir, False), help="Stop the job; a training run stays resumable.")
+        st.button("Cancel", key=KEY + "cancel", on_click=_cancel, args=(models_dir, False))
+        st.caption("Cancel stops the job; a training run stays resumable.")
 
 
 def _training_progress(job: jobs.Job) -> None:
     config = job.config or {}
-    what = " · resumed" if job.resumed else f" · {config.get('model')} · {config.get('protocol')}"
+    # Before the job has written its config.json the model and protocol are not known yet: left out, not "None".
+    what = " · resumed" if job.resumed else "".join(f" · {config[k]}" for k in ("model", "protocol") if config.get(k))
     st.markdown(f"**Training** `{job.run_id}`{what}")
     status = job.status_written_by_job
     state = job.state

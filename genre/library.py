@@ -21,6 +21,11 @@ import numpy as np
 
 from . import SAMPLE_RATE
 from .audio import AUDIO_SUFFIXES, AudioError, decode
+
+# A collection also holds iTunes' m4a (AAC), which decodes only through librosa's ffmpeg
+# fallback: listed, so that it is classified where ffmpeg is installed (and its MP4 ©gen tag can
+# be written), and gets its row with the reason where it is not.
+LIBRARY_SUFFIXES = (*AUDIO_SUFFIXES, ".m4a")
 from .errors import GenreError
 from .files import atomic_path, write_text
 from .windows import cut_windows
@@ -88,7 +93,7 @@ def walk(folders: Sequence[str | os.PathLike]) -> list[Path]:
             dirs.sort()
             for name in sorted(files):
                 path = Path(here) / name
-                if path.suffix.lower() not in AUDIO_SUFFIXES:
+                if path.suffix.lower() not in LIBRARY_SUFFIXES:
                     continue
                 if path.is_symlink():
                     target = path.resolve()
@@ -239,7 +244,7 @@ def scan(
     check_output(out)
     paths = walk(folders)
     if not paths:
-        raise LibraryError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {', '.join(map(str, folders))}")
+        raise LibraryError(f"no audio files ({', '.join(LIBRARY_SUFFIXES)}) under {', '.join(map(str, folders))}")
     cache_file = cache_path(out)
     cached = load_cache(cache_file)
     done: dict[str, SongResult] = {}

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.charts import history_figure, history_table
+from dashboard.charts import history_figure, history_table, history_table_shown
 
 state.require_entrypoint()
 st.title("Training history")
@@ -33,6 +33,7 @@ if not chosen:
 histories = {r: state.history(runs[r]) for r in chosen}
 st.plotly_chart(history_figure(histories), key="history_chart")
 st.caption(
+    "One colour per run (click a run in the legend to hide its curves). "
     "Solid: training; dashed: validation (songs held out of training, not the test songs). "
     "The star marks the best epoch, the one whose weights the run keeps: lowest validation loss, "
     "or lowest training loss for a run without validation songs."
@@ -43,18 +44,23 @@ st.caption(
         else ""
     )
 )
+table = history_table_shown(history_table(histories))
+# Every run name whole: its column is as wide as the longest name (up to what leaves the other
+# seven columns room beside the sidebar on a 1024 px screen: 7 px a character; the shipped runs'
+# names fit without scrolling sideways, a longer one scrolls the others under the pinned name).
+name_px = min(250, max(110, 7 * max((len(r["run"]) for r in table), default=0) + 16))
 st.dataframe(
-    history_table(histories),
+    table,
     hide_index=True,
-    # Short labels and fixed widths: all eight columns fit beside the sidebar on a 1024 px screen.
     column_config={
-        "run": st.column_config.TextColumn(width=150),
+        "run": st.column_config.TextColumn(width=name_px, pinned=True),
         "epochs": st.column_config.NumberColumn(width=58),
         "best epoch": st.column_config.NumberColumn("best", width=48, help="The best epoch, whose weights the run keeps"),
         "loss": st.column_config.NumberColumn(format="%.3f", width=54, help="Training loss at the best epoch"),
         "accuracy": st.column_config.NumberColumn("acc.", format="percent", width=58, help="Training accuracy at the best epoch"),
-        "validation loss": st.column_config.NumberColumn("val. loss", format="%.3f", width=66, help="Validation loss at the best epoch"),
-        "validation accuracy": st.column_config.NumberColumn("val. acc.", format="percent", width=66, help="Validation accuracy at the best epoch"),
+        # Text, so a run without validation songs shows "—" rather than "None".
+        "validation loss": st.column_config.TextColumn("val. loss", width=66, alignment="right", help="Validation loss at the best epoch (— : the run kept no validation songs)"),
+        "validation accuracy": st.column_config.TextColumn("val. acc.", width=66, alignment="right", help="Validation accuracy at the best epoch (— : the run kept no validation songs)"),
         "minutes": st.column_config.NumberColumn("min", format="%.1f", width=50, help="Training minutes, all epochs"),
     },
 )

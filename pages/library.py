@@ -52,7 +52,9 @@ def live_scan() -> None:
     elapsed = time.time() - job.started
     st.caption("Finding files and loading the model…" if done is None else f"{done} of {total} files · {elapsed:.0f} s")
     if access.can_control() and job.state != "cancelling":
-        st.button("Cancel", key=KEY + "cancel", on_click=jobs.cancel, args=(models_dir,), help="Stop the scan; files done so far are kept.")
+        # No help= tooltip: Streamlit draws a button with one twice, a hidden copy beside it.
+        st.button("Cancel", key=KEY + "cancel", on_click=jobs.cancel, args=(models_dir,))
+        st.caption("Cancel stops the scan; the files done so far are kept.")
 
 
 running = jobs.current_job(models_dir)
@@ -102,7 +104,8 @@ table = pd.DataFrame(
         {
             "file": Path(r.path).name, "genre": r.genre or "", "confidence": r.confidence,
             "2nd": f"{r.top3[1][0]} {r.top3[1][1]:.0%}" if len(r.top3) > 1 else "",
-            "duration": r.duration_s, "error": r.error or "", "path": r.path,
+            # Text, so an unreadable file shows "—" rather than "None".
+            "duration": "—" if r.duration_s is None else f"{r.duration_s:.0f}", "error": r.error or "", "path": r.path,
         }
         for r in rows
     ]
@@ -120,13 +123,19 @@ picked = st.dataframe(
     key=KEY + "table",
     column_config={
         "confidence": st.column_config.ProgressColumn("confidence", format="%.2f", min_value=0, max_value=1, width="small"),
-        "duration": st.column_config.NumberColumn("s", format="%.0f", width="small", help="duration in seconds"),
+        "duration": st.column_config.TextColumn("s", width="small", alignment="right", help="duration in seconds"),
         "file": st.column_config.TextColumn("file", width="medium"),
         "genre": st.column_config.TextColumn("genre", width="small"),
         "2nd": st.column_config.TextColumn("2nd", width="small", help="the second genre by mean probability"),
+        "error": st.column_config.TextColumn("error", width="medium", help="why the file could not be read; in full below the table"),
     },
 )
 selection = picked.selection.rows if picked is not None else []
+unreadable = [r for r in rows if r.error]
+if unreadable:
+    # The table cuts long reasons at 1024 px; here they wrap, whole.
+    with st.expander(f"Why {len(unreadable)} file{'s' if len(unreadable) > 1 else ''} could not be read", expanded=len(unreadable) <= 10):
+        st.table(pd.DataFrame({"file": [Path(r.path).name for r in unreadable], "reason": [r.error for r in unreadable]}).set_index("file"))
 
 left, right = st.columns([3, 2])
 with left:

@@ -102,11 +102,14 @@ if metrics:
         cols[0].caption(f"not measured: no cross-validated `{config.get('model')}` run yet")
     for col, hz in zip(cols[1:], (8_000, 11_000)):
         value = honest.band_limited.get(hz)
+        change = f"{value - metrics['song_accuracy_vote']:+.1%}" if value is not None else None
+        same = change in ("+0.0%", "-0.0%")  # no arrow for no change: it is neither a gain nor a loss
         col.metric(
             f"Audio cut at {hz / 1000:.0f} kHz",
             f"{value:.1%}" if value is not None else "—",
-            delta=f"{value - metrics['song_accuracy_vote']:+.1%} vs full band" if value is not None else None,
-            delta_color="normal",
+            delta=None if change is None else "same as full band" if same else f"{change} vs full band",
+            delta_color="off" if same else "normal",
+            delta_arrow="off" if same else "auto",
             border=True,
             help=f"Song accuracy of the same test songs low-passed at {hz} Hz, as a low-rate mp3 or a laptop microphone records them",
         )
@@ -172,21 +175,23 @@ rows = [
 ]
 if config.get("served_fold"):
     rows.insert(2, ("Served model", f"fold {config['served_fold']} (lowest validation loss)"))
-facts, recall = st.columns([3, 2], gap="large") if metrics else (st.container(), None)
-facts.markdown("#### The model")
-facts.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows))
+st.markdown("#### The model")
+st.markdown(f"| Run | `{run.run_id}` |\n|---|---|\n" + "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows))
 
-if recall is not None:
+if metrics:
+    # A row of their own: beside the facts table the charts were squeezed to a sliver at 1024 px.
+    recall, unseen_recall = st.columns(2, gap="large")
     recall.markdown("#### Per genre")
+    recall.caption(f"Run `{run.run_id}`: the share of each genre's test songs the vote gets right")
     recall.plotly_chart(recall_figure(metrics), key="recall_chart")
     unseen = honest.unseen_run  # set above whenever there are metrics
     if unseen is not None and unseen.run_id != run.run_id:
-        recall.markdown("#### Per genre, on artists it never heard")
-        recall.caption(
+        unseen_recall.markdown("#### Per genre, on artists it never heard")
+        unseen_recall.caption(
             f"Run `{unseen.run_id}`: {unseen.config.get('protocol')} grouped by artist, each song tested by a model "
             "that never heard its artist"
         )
-        recall.plotly_chart(recall_figure(unseen.metrics), key="unseen_recall_chart")
+        unseen_recall.plotly_chart(recall_figure(unseen.metrics), key="unseen_recall_chart")
 
 if metrics and metrics.get("folds"):
     st.markdown("#### Folds")

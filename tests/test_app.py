@@ -204,6 +204,24 @@ def test_overview_says_how_to_measure_what_an_older_run_lacks(tiny_run, tmp_path
     assert [c.value for c in at.caption].count("not measured: `python -m genre evaluate` on this run adds it") == 2
 
 
+def test_a_band_limited_figure_equal_to_full_band_has_no_arrow(tiny_run, tmp_path, monkeypatch):
+    from streamlit.proto.Metric_pb2 import Metric
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_run, folder / "run")
+    metrics = read_json(folder / "run" / "metrics.json")
+    metrics["band_limited"]["11000"]["song_accuracy_vote"] = metrics["song_accuracy_vote"]
+    metrics["band_limited"]["8000"]["song_accuracy_vote"] = metrics["song_accuracy_vote"] - 0.25
+    write_json(folder / "run" / "metrics.json", metrics)
+    monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_errors(at)
+    cards = {m.label: m.proto for m in at.metric}
+    same, lower = cards["Audio cut at 11 kHz"], cards["Audio cut at 8 kHz"]
+    assert (same.delta, same.direction, same.color) == ("same as full band", Metric.MetricDirection.NONE, Metric.MetricColor.GRAY)
+    assert (lower.delta, lower.direction, lower.color) == ("-25.0% vs full band", Metric.MetricDirection.DOWN, Metric.MetricColor.RED)
+
+
 def test_run_choice_holds_across_pages(app, models):
     at = app.run()
     at.sidebar.selectbox(key="run_choice").set_value("tiny-variant").run()
@@ -278,6 +296,13 @@ def test_history_chart_holds_each_runs_epochs(app, models):
     assert "tiny-variant · validation" not in names  # the variant had no validation part
     table = at.dataframe[0].value
     assert list(table["run"]) == ["tiny-fast", "tiny-variant"]
+    # The variant kept no validation songs: a dash, not "None" (or NaN).
+    assert table["validation loss"].tolist() == [f"{min(e['val_loss'] for e in history):.3f}", "—"]
+    assert table["validation accuracy"].tolist()[1] == "—"
+    # One legend entry per run, and the run column as wide as the longest run name.
+    assert [t["name"] for t in charts(at)["history_chart"]["data"] if t.get("showlegend", True)] == ["tiny-fast", "tiny-variant"]
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["run"]["width"] >= 7 * len("tiny-variant")
 
 
 # ----------------------------------------------------------------------------- held-out songs

@@ -93,8 +93,10 @@ def models(tiny_run, tmp_path_factory) -> Path:
     shutil.copytree(tiny_run, folder / tiny_run.name)
     # The shipped GTZAN run: ten genres with long names, for the layout checks.
     shutil.copytree(ROOT / "models" / SHIPPED, folder / SHIPPED)
-    # A second shipped run on the same test songs, for the Compare page.
-    shutil.copytree(ROOT / "models" / COMPARED, folder / COMPARED, ignore=shutil.ignore_patterns("model.keras"))
+    # The other shipped runs without their model files: the Compare page's second run (same test
+    # songs), and every run's history for the Training history page with all of them.
+    for other in sorted(p.name for p in (ROOT / "models").iterdir() if (p / "history.json").is_file() and p.name != SHIPPED):
+        shutil.copytree(ROOT / "models" / other, folder / other, ignore=shutil.ignore_patterns("*.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
     # The tiny run carries its song map (the shipped copies have none here).
     from genre.song_map import compute_song_map, save_song_map
@@ -388,6 +390,64 @@ TICKS_INSIDE = """key => {
 }"""
 
 
+# A plotly legend too tall for its figure becomes a scroll box; one placed in the margin can
+# overlap the axis titles. The history chart's legend must be neither, and lie inside the chart.
+LEGEND_FITS = """key => {
+    const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const legend = plot.querySelector('.legend').getBoundingClientRect();
+    const svg = plot.querySelector('.main-svg').getBoundingClientRect();
+    const bar = plot.querySelector('.legend .scrollbar');
+    const overlaps = [...plot.querySelectorAll('.xtitle, .xtick text')].map(t => t.getBoundingClientRect())
+        .filter(r => r.bottom > legend.top && r.top < legend.bottom && r.right > legend.left && r.left < legend.right);
+    return {
+        entries: plot.querySelectorAll('.legend .traces').length,
+        scrolls: !!bar && bar.getBoundingClientRect().height > 0,
+        overlaps: overlaps.length,
+        inside: legend.top >= svg.top && legend.bottom <= svg.bottom + 0.5 && legend.right <= svg.right + 0.5,
+    };
+}"""
+# Buttons named Cancel in the page and in every frame (streamlit-webrtc's iframes), and how many
+# of them are on screen.
+CANCELS = """() => {
+    const all = [...document.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Cancel');
+    return [all.length, all.filter(b => b.offsetParent !== null && b.getBoundingClientRect().width > 0).length];
+}"""
+
+
+def cancel_buttons(page) -> tuple[int, int]:
+    """(in the DOM, visible) over the page and all its frames."""
+    from playwright.sync_api import Error
+
+    total = shown = 0
+    for frame in page.frames:
+        try:
+            n, v = frame.evaluate(CANCELS)
+        except Error:  # a frame detached meanwhile (webrtc's reloads) holds no button
+            continue
+        total, shown = total + n, shown + v
+    return total, shown
+
+
+def history_of_every_run(page, shot: str) -> None:
+    """On the Training history page, overlay every run: one legend entry per run, below the
+    axes, neither scrolling nor overlapping the axis titles."""
+    box = page.locator(".st-key-history_runs [data-testid=stMultiSelect]")
+    options = sorted(p.name for p in (ROOT / "models").iterdir() if (p / "history.json").is_file()) + ["tiny-fast"]
+    entries = "() => { const p = document.querySelector('.st-key-history_chart .js-plotly-plot'); return p ? p.querySelectorAll('.legend .traces').length : 0; }"
+    box.click()
+    page.get_by_role("option", name="Select all", exact=True).click()  # Streamlit's multiselect offers it
+    page.wait_for_function(f"() => ({entries})() === {len(options)}")
+    page.keyboard.press("Escape")
+    settle(page)
+    no_exceptions(page)
+    fits = page.evaluate(LEGEND_FITS, "history_chart")
+    assert fits == {"entries": len(options), "scrolls": False, "overlaps": 0, "inside": True}, fits
+    # The table shows every column, names whole, without scrolling sideways.
+    table = page.locator("[data-testid=stDataFrame]").first
+    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+    shoot(page, shot)
+
+
 def go_to(page, title: str, path: str) -> None:
     page.get_by_role("link", name=title).click()
     page.wait_for_url(f"**/{path}")
@@ -432,6 +492,10 @@ def test_compare_page_at_1400_px(page, server):
     page.goto(f"{server}/")
     settle(page)
     choose_run(page, SHIPPED)
+    shoot(page, "1-overview-shipped")
+    assert page.locator(".st-key-recall_chart").bounding_box()["width"] >= 400
+    go_to(page, "Training history", "history")
+    history_of_every_run(page, "2-history-every-run")
     go_to(page, "Compare", "compare")
     compare_with(page, COMPARED, "5-compare")
 
@@ -447,6 +511,9 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     genres = metrics["genres"]
     assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["recall_chart", "y"])) == genres
     assert page.evaluate(TICKS_INSIDE, "recall_chart")
+    # Both per-genre charts wide enough to read (beside the facts table they were 55 px).
+    for key in ("recall_chart", "unseen_recall_chart"):
+        assert page.locator(f".st-key-{key}").bounding_box()["width"] >= 240, key
     assert page.evaluate(CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
 
     go_to(page, "Held-out songs", "held_out")  # links keep the session (and its run choice)
@@ -463,7 +530,7 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     compare_with(page, COMPARED, "1024-5-compare")
 
     go_to(page, "Training history", "history")
-    shoot(page, "1024-2-history")
+    history_of_every_run(page, "1024-2-history")
 
     path = tmp_path / "ten-seconds.wav"
     sf.write(path, song("drones", 10.0, seed=5, sr=22_050), 22_050)
@@ -547,7 +614,16 @@ def test_the_sidebar_training_chart_is_readable(narrow, server, training_job):
     box = chart.bounding_box()
     assert box["height"] >= 150 and box["width"] >= 200
     assert "epoch 6/8" in page.locator("[data-testid=stSidebar]").inner_text()
+    assert "None" not in page.locator("[data-testid=stSidebar]").inner_text()  # no config.json yet: nothing, not "None"
     page.locator("[data-testid=stSidebar]").screenshot(path=str(SHOTS / "1024-9-sidebar-training.png"))
+    # One Cancel in the whole page, the one on screen: no hidden twin that a script or an
+    # assistive tool could press (Streamlit draws a button with a help tooltip twice).
+    assert cancel_buttons(page) == (1, 1)
+    page.goto(f"{server}/classify")
+    settle(page)
+    page.get_by_role("tab", name="Microphone (live)").click()
+    page.frame_locator("iframe[title*=webrtc]").get_by_role("button", name="START").wait_for()
+    assert cancel_buttons(page) == (1, 1)
 
 
 def test_job_controls_are_the_operators(browser, server):
@@ -576,6 +652,7 @@ def test_library_scan_select_a_song_and_read_at_both_widths(page, narrow, server
     write(music / "drones.flac", song("drones", 9.0, seed=1))
     write(music / "sub" / "noise.ogg", song("noise", 7.0, seed=2))
     write(music / "sub" / "clicks.wav", song("clicks", 12.0, seed=3))
+    (music / "notes.mp3").write_text("not audio")  # its reason must be readable at 1024 px
     page.goto(f"{server}/library")
     settle(page)
     no_exceptions(page)
@@ -584,10 +661,10 @@ def test_library_scan_select_a_song_and_read_at_both_widths(page, narrow, server
     page.get_by_text("3 songs classified").wait_for(timeout=180_000)
     settle(page)
     no_exceptions(page)
-    # Select the first row (the grid's row marker column), then its timeline and player appear.
+    # Select a song (the grid's row marker column), then its timeline and player appear.
     table = page.locator(".st-key-library_table [data-testid=stDataFrame]")
     box = table.bounding_box()
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 + 17)  # the second row: the unreadable file comes first
     page.locator(".st-key-library_timeline .js-plotly-plot").wait_for()
     settle(page)
     assert page.locator("[data-testid=stAudio]").count() == 1
@@ -596,4 +673,6 @@ def test_library_scan_select_a_song_and_read_at_both_widths(page, narrow, server
     settle(narrow)
     no_exceptions(narrow)
     assert narrow.evaluate(CLIPPED, "[data-testid=stMain] button *") == []
+    reason = narrow.locator("[data-testid=stTable]").get_by_text("not a readable audio file (its format was not recognised, or the file is damaged)")
+    assert reason.is_visible() and narrow.evaluate(CLIPPED, "[data-testid=stTable] td, [data-testid=stTable] th") == []
     shoot(narrow, "1024-6-library")

@@ -70,9 +70,27 @@ def test_history_figure_holds_every_curve_and_marks_the_best_epoch():
     stars = by_name["seed · best epoch (2)"]
     assert [(list(t.x), list(t.y)) for t in stars] == [([2], [1.4]), ([2], [0.55])]
     assert [list(t.y) for t in by_name["fast · best epoch (2)"]] == [[1.2], [0.6]]
-    # One colour per run, one legend entry per curve.
+    # One colour per run, one legend entry per run (clicking it hides all the run's curves).
     assert by_name["seed · training"][0].line.color != by_name["fast · training"][0].line.color
-    assert sum(1 for t in fig.data if t.showlegend) == len(by_name)
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["seed", "fast"]
+    assert {t.legendgroup for t in by_name["seed · validation"] + by_name["seed · best epoch (2)"]} == {"seed"}
+
+
+def test_history_legend_of_many_runs_sits_below_the_axes_and_the_figure_grows_for_it():
+    names = ["fast-cv", "fast-stratified", "seed-stratified", "transfer-cv", "transfer-stratified", "transfer-dilated-stratified", "tiny-fast"]
+    few = charts.history_figure({"seed": HISTORY})
+    many = charts.history_figure({n: HISTORY for n in names})
+    # 7 entries, not 21 (training, validation and best epoch of each run).
+    assert [t.name for t in many.data if t.showlegend is not False] == names
+    rows, text = charts.legend_layout(names)
+    assert (rows, text) == (4, 199)  # two a row: an entry of the 27-letter name takes 239 px of 600
+    for fig, n in ((few, 1), (many, rows)):
+        legend = fig.layout.legend
+        assert (legend.orientation, legend.yref, legend.y, legend.yanchor) == ("h", "container", 0, "bottom")
+        # The bottom margin holds the axis titles and then every legend row: nothing overlaps.
+        assert fig.layout.margin.b >= charts.AXIS_TITLE_PX + n * charts.LEGEND_ROW_PX
+        assert fig.layout.height - fig.layout.margin.b - fig.layout.margin.t >= 300  # the panels keep their size
+    assert many.layout.height > few.layout.height
 
 
 def test_history_table_summarises_each_run():
@@ -80,6 +98,9 @@ def test_history_table_summarises_each_run():
     assert [r["run"] for r in rows] == ["seed", "fast"]
     assert rows[0]["best epoch"] == 2 and rows[0]["validation loss"] == 1.4 and rows[0]["minutes"] == 1.5
     assert rows[1]["validation loss"] is None
+    shown = charts.history_table_shown(rows)
+    assert (shown[0]["validation loss"], shown[0]["validation accuracy"]) == ("1.400", "55.00%")
+    assert (shown[1]["validation loss"], shown[1]["validation accuracy"]) == ("—", "—")  # not None, not NaN
 
 
 def test_confusion_figure_counts_and_row_normalised():
