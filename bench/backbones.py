@@ -3,14 +3,14 @@ taggers, chosen by a rule fixed before the runs (issue 21, items 2 and 3).
 
     .venv/bin/python bench/backbones.py --data ../shared/gtzan [--cache /tmp/genre-backbones.npz]
 
-1. Every window of every song (``genre.windows``, as Classify cuts them) goes through musicnn's
+1. Every window of every song (``genre.audio.windows``, as Classify cuts them) goes through musicnn's
    log-mel once and then through each of the wheel's four networks; per window the script keeps
    each network's embedding (musicnn: the 200-d penultimate layer and the frame features' max
    and mean; vgg: the flattened last pooling and the fourth pooling's spatial max and mean) and
    its 50 tag logits. It also times each network on the ten windows of a 30 s song.
 2. Candidates are feature sets read by one learner, a class-weighted softmax regression on
    standardised features (L2, ``C``), optionally with a fixed tag-to-genre map added to its
-   logits (``genre.tag_map``; the trained weights are regularised toward it, not toward zero).
+   logits (``genre.models.tag_map``; the trained weights are regularised toward it, not toward zero).
 3. The rule: a candidate is scored by pooled song accuracy (majority vote of its windows) over
    4-fold artist-grouped cross-validation **inside a training part**; only candidates that
    serve a 30 s song within 0.5 s are admissible; the best score wins. For the served model the
@@ -42,9 +42,9 @@ def extract(data: Path, cache: Path) -> dict:
         return dict(np.load(cache, allow_pickle=False))
     import keras
 
-    from genre import musicnn
-    from genre.dataset import load_dataset
-    from genre.windows import cut_window, window_starts
+    from genre.models import musicnn
+    from genre.data.dataset import load_dataset
+    from genre.audio.windows import cut_window, window_starts
 
     songs = load_dataset(data)
     mel = musicnn.MusicnnMel()
@@ -96,8 +96,8 @@ def extract(data: Path, cache: Path) -> dict:
 
 
 def prior_matrix(genres: list[str], tag_blocks: list[str]) -> np.ndarray:
-    """genre.tag_map's fixed tag-to-genre map over the tag columns ``tag_blocks``."""
-    from genre.tag_map import tag_prior
+    """genre.models.tag_map's fixed tag-to-genre map over the tag columns ``tag_blocks``."""
+    from genre.models.tag_map import tag_prior
 
     return tag_prior(tag_blocks, genres, [50] * len(tag_blocks))
 
@@ -175,7 +175,7 @@ def design(features: dict, blocks: list[str], use_map: bool, genres: list[str]):
 
 
 def song_votes(proba: np.ndarray, song: np.ndarray, songs: np.ndarray) -> np.ndarray:
-    from genre.voting import majority_vote
+    from genre.serve.voting import majority_vote
 
     return np.asarray([majority_vote(proba[song == s]) for s in songs])
 
@@ -208,8 +208,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "backbones.json")
     args = parser.parse_args()
 
-    from genre.splits import artist_index
-    from genre.tag_map import GENRE_TAGS
+    from genre.data.splits import artist_index
+    from genre.models.tag_map import GENRE_TAGS
 
     f = extract(args.data, args.cache)
     genres = [str(g) for g in f["genres"]]

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from genre import WINDOW
     from genre.files import write_json
-    from genre.models import get_spec
+    from genre.models.registry import get_spec
 
     rng = np.random.default_rng(0)
     pool = (0.1 * rng.standard_normal((POOL, WINDOW, 1))).astype(np.float32)
@@ -103,7 +103,7 @@ def time_epochs(backend: str, strategy: str, name: str, bf16: bool, pool, pool_l
     """Seconds of each timed epoch of ``name`` trained on ``windows`` pool windows an epoch."""
     import keras
 
-    from genre.models import build_model
+    from genre.models.registry import build_model
 
     keras.utils.set_random_seed(1)
     if strategy == "mirrored":

@@ -6,9 +6,9 @@ generated 30 s ogg files written to a temporary folder, and the GTZAN-280 ogg fi
 /work/shared/gtzan is there):
 
 - loop: ``Classifier.classify(path)`` for every file, one after the other;
-- batched: ``genre.library.classify_files`` (decoding threads ahead, windows of several songs
+- batched: ``genre.serve.library.classify_files`` (decoding threads ahead, windows of several songs
   in one model call);
-- decode: ``genre.audio.decode`` + ``cut_windows`` alone, one thread;
+- decode: ``genre.audio.decode.decode`` + ``cut_windows`` alone, one thread;
 - front end / head: the model's time per window for the front end sub-model (transfer: the
   frozen musicnn; fast: the log-mel front end) and the whole model, on 64-window batches.
 
@@ -73,10 +73,10 @@ def model_split(classifier, model_name: str) -> dict:
 
 
 def bench(run_dir: Path, name: str, paths: list[Path], threads: int) -> dict:
-    from genre import library
-    from genre.audio import decode
-    from genre.prediction import Classifier
-    from genre.windows import cut_windows
+    from genre.serve import library
+    from genre.audio.decode import decode
+    from genre.serve.prediction import Classifier
+    from genre.audio.windows import cut_windows
 
     classifier = Classifier.load(run_dir)
     classifier.warm_up()

@@ -338,8 +338,8 @@ def prepare_audio(data: Path, mic_track: str, count: int, tmp: Path) -> tuple[Pa
     import soxr
 
     from genre import SAMPLE_RATE
-    from genre.audio import decode
-    from genre.windows import window_starts
+    from genre.audio.decode import decode
+    from genre.audio.windows import window_starts
 
     source = data / mic_track
     mono = decode(source)

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from genre.distribute import local_workers, worker_tf_config  # noqa: E402
+from genre.train.distribute import local_workers, worker_tf_config  # noqa: E402
 
 
 def run(source: list[str], workers: int, epochs: int, models: Path, run_id: str) -> tuple[list[float], int]:
@@ -66,10 +66,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "multiworker.json"))
     args = parser.parse_args()
 
-    from genre.dataset import load_dataset
+    from genre.data.dataset import load_dataset
     from genre.files import write_json
-    from genre.pipeline import WindowSet
-    from genre.shards import write_shards
+    from genre.data.pipeline import WindowSet
+    from genre.data.shards import write_shards
 
     cache = load_dataset(args.data, progress=False)
     manifest, _ = write_shards(args.data, args.shards, val_fraction=0.1, progress=False)

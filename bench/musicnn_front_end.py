@@ -18,9 +18,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from genre import SAMPLE_RATE, WINDOW, musicnn  # noqa: E402
-from genre.dataset import load_dataset  # noqa: E402
-from genre.windows import cut_windows  # noqa: E402
+from genre import SAMPLE_RATE, WINDOW  # noqa: E402
+from genre.models import musicnn  # noqa: E402
+from genre.data.dataset import load_dataset  # noqa: E402
+from genre.audio.windows import cut_windows  # noqa: E402
 
 
 def spectral_resample(windows: np.ndarray, response: np.ndarray | None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Windows per second of the two input pipelines (issue 13): ``python bench/pipelines.py --data DIR``.
 
 The memory-mapped song cache (``WindowSet.dataset``, the default) against TFRecord shards
-(``genre.shards.shard_dataset``: list_files -> interleave -> parse -> windows cut in the graph
+(``genre.data.shards.shard_dataset``: list_files -> interleave -> parse -> windows cut in the graph
 -> shuffle -> batch -> prefetch), both reading the training part of the stratified split,
 shuffled, batch 32, no model: the figure is what each pipeline can feed; plain, and with the
 training augmentation (random shift and colour: NumPy in the cache's generator, the graph's
@@ -37,10 +37,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "pipelines.json"))
     args = parser.parse_args()
 
-    from genre.dataset import load_dataset
+    from genre.data.dataset import load_dataset
     from genre.files import write_json
-    from genre.pipeline import WindowSet
-    from genre.shards import shard_dataset, write_shards
+    from genre.data.pipeline import WindowSet
+    from genre.data.shards import shard_dataset, write_shards
 
     cache = load_dataset(args.data, progress=False)
     manifest, _ = write_shards(args.data, args.shards, val_fraction=0.1, progress=False)

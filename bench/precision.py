@@ -7,7 +7,7 @@ the machine's load hits both alike; figures are medians. Sections:
   TensorFlow/oneDNN (the reference for "share of the machine's peak");
 - ``conv``: one ``Conv1D(128, 9, dilation_rate=2)`` over (32, 22031, 128) -- the biggest layer of
   ``seed`` -- forward and backward (input and kernel gradients) in a ``tf.function``;
-- ``seed`` and ``fast``: the whole network from ``genre.models.build_model``, ``train_on_batch``
+- ``seed`` and ``fast``: the whole network from ``genre.models.registry.build_model``, ``train_on_batch``
   on batch 32 of random 66,150-sample windows (a step's cost does not depend on the data).
 
 Prints a table and writes ``bench/results/precision.json`` (with ``uptime`` before and after).
@@ -124,7 +124,7 @@ def seed_gflop_per_window() -> float:
 
 
 def network_section(model_name: str, repeats: int, batch: int, jit) -> dict:
-    from genre.models import build_model
+    from genre.models.registry import build_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, (batch, WINDOW, 1)).astype(np.float32)

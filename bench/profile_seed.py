@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow as tf
 
-    from genre.models import build_model
+    from genre.models.registry import build_model
 
     tf.get_logger().setLevel("ERROR")  # one tf.function per layer: the retracing warning is expected
 

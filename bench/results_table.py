@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from genre.files import read_json  # noqa: E402
-from genre.runs import list_runs  # noqa: E402
+from genre.jobs.runs import list_runs  # noqa: E402
 
 
 def training_seconds(run_dir: Path) -> float:

@@ -42,7 +42,7 @@ def training_throughput(batch: int, repeats: int) -> dict:
     each round, so a change in the machine's load hits them alike: this section once measured them
     one after another and saw bfloat16 "1.05x" faster while other work came and went
     (bench/precision.py holds the full comparison)."""
-    from genre.models import build_model
+    from genre.models.registry import build_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, (batch, WINDOW, 1)).astype(np.float32)
@@ -75,7 +75,7 @@ def classify_latency(audio_path: Path, runs: dict[str, Path], repeats: int) -> d
     import librosa
     from scipy import stats
 
-    from genre.prediction import Classifier
+    from genre.serve.prediction import Classifier
 
     results = {}
     for name, run_dir in runs.items():
@@ -102,7 +102,7 @@ def classify_latency(audio_path: Path, runs: dict[str, Path], repeats: int) -> d
 
 
 def cache_times(data_root: Path, repeats: int) -> dict:
-    from genre.dataset import load_dataset
+    from genre.data.dataset import load_dataset
 
     builds, reloads = [], []
     for _ in range(repeats):
@@ -127,7 +127,7 @@ PEAK_TRAIN = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 {peak}
-from genre.training import TrainConfig, train
+from genre.train.training import TrainConfig, train
 run = train(TrainConfig(data_root={data!r}, model="fast", epochs=4, models_dir={models!r}, run_id="peak"), progress=False)
 from genre.files import read_json
 print(sorted(e["seconds"] for e in read_json(run / "history.json")[1:])[1])  # median epoch after the first (tracing)
@@ -137,7 +137,7 @@ PEAK_SEED_STEP = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 {peak}
-from genre.models import build_model
+from genre.models.registry import build_model
 m = build_model("seed", 10); m.compile(optimizer="adam", loss="categorical_crossentropy")
 x = np.random.default_rng(0).normal(0, .1, (32, 66150, 1)).astype("float32"); y = np.eye(10, dtype="float32")[np.arange(32) % 10]
 for _ in range(2): m.train_on_batch(x, y)
@@ -147,7 +147,7 @@ PEAK_CLASSIFY = """
 import sys
 sys.path.insert(0, {repo!r})
 {peak}
-from genre.prediction import Classifier
+from genre.serve.prediction import Classifier
 c = Classifier.load({run!r}); c.warm_up(); c.classify({audio!r})
 print(peak_kib())
 """

@@ -3,9 +3,9 @@
     .venv/bin/python bench/short_clips.py [--run models/transfer-stratified] [--data DIR] [--seconds 2 4.5]
 
 For every test song of the run, an excerpt of each length is cut from the middle of the song and
-classified one song at a time, as Classify serves it: once with ``genre.windows`` (a clip shorter
+classified one song at a time, as Classify serves it: once with ``genre.audio.windows`` (a clip shorter
 than a window is looped, a last window ends at the clip's end) and once with the zero padding
-that ``genre.windows`` used before (issue 21). Prints song accuracy for both.
+that ``genre.audio.windows`` used before (issue 21). Prints song accuracy for both.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from genre import SAMPLE_RATE, WINDOW  # noqa: E402
-from genre.audio import decode  # noqa: E402
-from genre.dataset import track_path  # noqa: E402
+from genre.audio.decode import decode  # noqa: E402
+from genre.data.dataset import track_path  # noqa: E402
 from genre.files import read_json  # noqa: E402
-from genre.prediction import Classifier  # noqa: E402
-from genre.windows import cut_windows  # noqa: E402
+from genre.serve.prediction import Classifier  # noqa: E402
+from genre.audio.windows import cut_windows  # noqa: E402
 
 
 def padded_windows(clip: np.ndarray) -> np.ndarray:

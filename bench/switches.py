@@ -48,7 +48,7 @@ def uptime() -> str:
 
 def steps(mixed: bool, jit, batch: int, dropout_dtype: str | None = None):
     from genre import WINDOW
-    from genre.models import build_model
+    from genre.models.registry import build_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.1, (batch, WINDOW, 1)).astype(np.float32)

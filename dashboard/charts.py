@@ -1,7 +1,7 @@
 """Plotly figures and tables of a run's results and of a classification.
 
 Pure functions of run data (``history.json``, ``metrics.json``) and of
-:class:`genre.prediction.Classification`; no Streamlit, so every figure can be tested on its own.
+:class:`genre.serve.prediction.Classification`; no Streamlit, so every figure can be tested on its own.
 A genre has the same colour in every figure: see :func:`genre_colors`.
 """
 
@@ -59,7 +59,7 @@ def clock(seconds: float) -> str:
 
 def monitored(history: Sequence[Mapping]) -> str:
     """The quantity the best model was chosen by: ``val_loss``, or ``loss`` for a run without
-    a validation part (as ``genre.training.BestModel`` does)."""
+    a validation part (as ``genre.train.training.BestModel`` does)."""
     return "val_loss" if history and all("val_loss" in e for e in history) else "loss"
 
 
@@ -554,7 +554,7 @@ def difference_figure(comparison) -> go.Figure:
 
 
 def summary_confusion_metrics(summary) -> dict:
-    """A :class:`genre.compare.RunSummary` in the shape :func:`confusion_figure` reads."""
+    """A :class:`genre.jobs.compare.RunSummary` in the shape :func:`confusion_figure` reads."""
     return {"genres": summary.genres, "confusion_matrix": summary.confusion}
 
 

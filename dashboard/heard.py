@@ -1,7 +1,7 @@
 """Plotly figures of what the model heard: the log-mel spectrogram of a classified song with its
 3 s windows, a strip of each window's winning genre, and musicnn's taggram, on one time axis.
 
-Pure functions of ``genre.heard``'s results; no Streamlit, no computing beyond layout.
+Pure functions of ``genre.serve.heard``'s results; no Streamlit, no computing beyond layout.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts import clock, genre_colors
-from genre.heard import LogMel, Segment, Taggram
+from genre.serve.heard import LogMel, Segment, Taggram
 
 SPECTROGRAM_HEIGHT = 240
 STRIP_HEIGHT = 56

@@ -1,7 +1,7 @@
 """The sidebar's *Retrain* panel: start a training run (or the GTZAN download) as a background
 job, follow it live, cancel or resume it, and promote a finished run to the served model.
 
-All the job machinery is in ``genre.jobs``; this module only draws it. The job itself is a
+All the job machinery is in ``genre.jobs.jobs``; this module only draws it. The job itself is a
 separate ``python -m genre`` process, so Keras never trains inside the Streamlit server, and
 everything shown here is re-read from files: a page reload or an app restart re-attaches.
 """
@@ -13,17 +13,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from genre import hardware, jobs
-from genre.config import BATCH_RANGE, EPOCHS_RANGE
-from genre.dataset import is_cached, scan
+from genre.train import hardware
+from genre.jobs import jobs
+from genre.train.config import BATCH_RANGE, EPOCHS_RANGE
+from genre.data.dataset import is_cached, scan
 from genre.errors import GenreError
 from genre.files import format_bytes
-from genre.joblog import log_tail
-from genre.folders import allowed_roots, is_usable
-from genre.headline import few_artists_line
-from genre.models import REGISTRY
-from genre.runs import active_run_id, list_runs, load_run, set_active, small_test_caution
-from genre.splits import PROTOCOLS
+from genre.jobs.joblog import log_tail
+from genre.data.folders import allowed_roots, is_usable
+from genre.jobs.headline import few_artists_line
+from genre.models.registry import REGISTRY
+from genre.jobs.runs import active_run_id, list_runs, load_run, set_active, small_test_caution
+from genre.data.splits import PROTOCOLS
 
 from . import access, state
 from .charts import progress_figure
@@ -314,8 +315,8 @@ def _gpus() -> hardware.Gpus:
 def _split_needs(data_dir: str | None, protocol: str, test_share: float, val_share: float, folds: int, models_dir: Path) -> str:
     """How many songs the chosen split needs, for the dataset folder's genres (10 until a
     usable folder is chosen)."""
-    from genre.dataset import scan
-    from genre.splits import needs_text
+    from genre.data.dataset import scan
+    from genre.data.splits import needs_text
 
     n_genres = 10
     if data_dir and is_usable(data_dir, allowed_roots(models_dir)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from genre.runs import Run
+from genre.jobs.runs import Run
 
 from . import state
 

@@ -1,6 +1,6 @@
-"""The plotly figure of a run's song map (``genre.song_map``), optionally with a new song on it.
+"""The plotly figure of a run's song map (``genre.jobs.song_map``), optionally with a new song on it.
 
-A pure function of a :class:`genre.song_map.SongMap` and a :class:`genre.song_map.Placement`;
+A pure function of a :class:`genre.jobs.song_map.SongMap` and a :class:`genre.jobs.song_map.Placement`;
 no Streamlit.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.charts import genre_colors
-from genre.song_map import Placement, SongMap
+from genre.jobs.song_map import Placement, SongMap
 
 SYMBOLS = {"train": "circle", "valid": "diamond", "test": "x"}
 PART_NAMES = {"train": "training", "valid": "validation", "test": "test"}

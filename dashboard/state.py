@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from genre.dataset import track_path
-from genre.live import LiveAudio, LiveTally
-from genre.live_worker import LiveWorker
-from genre.runs import Run, active_run_id, default_models_dir, load_run, read_runs
+from genre.data.dataset import track_path
+from genre.serve.live import LiveAudio, LiveTally
+from genre.serve.live_worker import LiveWorker
+from genre.jobs.runs import Run, active_run_id, default_models_dir, load_run, read_runs
 
 if TYPE_CHECKING:
-    from genre.prediction import Classifier
+    from genre.serve.prediction import Classifier
 
 SELECTED_KEY = "selected_run"
 LIVE_KEY = "live_audio"
@@ -80,7 +80,7 @@ def runs() -> list[Run]:
 
 def runs_and_unreadable() -> tuple[list[Run], dict[str, str]]:
     """The readable runs, newest first, and the run folders that could not be read, each with
-    the reason (``genre.runs.read_runs``); a run's files are read again only when one of them
+    the reason (``genre.jobs.runs.read_runs``); a run's files are read again only when one of them
     has changed."""
     return read_runs(models_dir(), load=lambda p: _load_run(str(p), _stamp(p)))
 
@@ -115,7 +115,7 @@ def select(run_id: str) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _classifier(run_dir: str, model_mtime_ns: int):
-    from genre.prediction import Classifier
+    from genre.serve.prediction import Classifier
 
     classifier = Classifier.load(run_dir)
     classifier.warm_up()
@@ -161,7 +161,7 @@ def warm_up_audio() -> None:
     modules and soxr (seconds on a small machine), which the first real upload should not pay."""
     import soundfile as sf
 
-    from genre.audio import decode
+    from genre.audio.decode import decode
 
     t = np.arange(int(1.5 * 44_100)) / 44_100
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -253,15 +253,15 @@ def on_mic_change(key: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _song_map(run_dir: str, map_mtime_ns: int, model_mtime_ns: int):
-    from genre.song_map import read_song_map
+    from genre.jobs.song_map import read_song_map
 
     return read_song_map(run_dir)
 
 
 def song_map(run: Run):
     """The run's cached song map, or None when it has none; re-read when the map or the model
-    file changes. A stale or unreadable map raises ``genre.song_map.SongMapError``."""
-    from genre.song_map import MAP_FILE
+    file changes. A stale or unreadable map raises ``genre.jobs.song_map.SongMapError``."""
+    from genre.jobs.song_map import MAP_FILE
 
     try:
         map_mtime = (run.path / MAP_FILE).stat().st_mtime_ns
@@ -281,20 +281,20 @@ def no_song_map_text(run: Run) -> str:
 @st.cache_resource(show_spinner=False)
 def tag_network():
     """musicnn's MSD network with its 50 tags, loaded once per server."""
-    from genre.heard import TagNetwork
+    from genre.serve.heard import TagNetwork
 
     return TagNetwork()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def log_mel(song: np.ndarray):
-    from genre.heard import log_mel as compute
+    from genre.serve.heard import log_mel as compute
 
     return compute(song)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def taggram(song: np.ndarray):
-    from genre.heard import taggram as compute
+    from genre.serve.heard import taggram as compute
 
     return compute(tag_network(), song)

@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import DEFAULTS, STRATEGIES
-from .dataset import DATA_ENV, DatasetError
+from .train.config import DEFAULTS, STRATEGIES
+from .data.dataset import DATA_ENV, DatasetError
 from .errors import GenreError, TrainingCancelled
 
 
@@ -52,9 +52,9 @@ def _os_error_line(error: OSError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .distribute import CONNECT_TIMEOUT
-    from .models import REGISTRY
-    from .splits import PROTOCOLS
+    from .train.distribute import CONNECT_TIMEOUT
+    from .models.registry import REGISTRY
+    from .data.splits import PROTOCOLS
 
     prog = "genre" if Path(sys.argv[0]).name == "genre" else "python -m genre"  # the console script, or -m
     parser = argparse.ArgumentParser(prog=prog, description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs.")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     library.add_argument("--run", help="run folder (default: the active run)")
     library.add_argument("--write-tags", action="store_true", help="set the genre tag of files above --min-confidence: a dry run that prints the changes, unless --apply")
     library.add_argument("--apply", action="store_true", help="with --write-tags: really write, after saving the original tags to a journal beside --out")
-    library.add_argument("--min-confidence", type=_fraction, default=None, help="tag only files whose genre's mean probability is at least this (default: genre.tags.DEFAULT_MIN_CONFIDENCE, 0.5)")
+    library.add_argument("--min-confidence", type=_fraction, default=None, help="tag only files whose genre's mean probability is at least this (default: genre.serve.tags.DEFAULT_MIN_CONFIDENCE, 0.5)")
     library.add_argument("--restore-tags", metavar="JOURNAL", help="put back the genre tags a --write-tags --apply journal recorded, and exit")
     library.add_argument("--threads", type=_positive_int, default=2, help="decoding threads (default: %(default)s)")
     library.add_argument("--progress-file", help=argparse.SUPPRESS)  # the dashboard's job reads it
@@ -222,7 +222,7 @@ def _need_data(data: str | None) -> str:
 def cmd_scan(args) -> None:
     from collections import Counter
 
-    from .dataset import load_dataset
+    from .data.dataset import load_dataset
 
     started = time.perf_counter()
     cache = load_dataset(_need_data(args.data))
@@ -237,8 +237,8 @@ def cmd_scan(args) -> None:
 
 
 def cmd_shard(args) -> None:
-    from .config import TrainConfig
-    from .shards import SONGS_PER_SHARD, write_shards
+    from .train.config import TrainConfig
+    from .data.shards import SONGS_PER_SHARD, write_shards
 
     config = TrainConfig(
         data_root=_need_data(args.data),
@@ -283,14 +283,14 @@ def cmd_train(args) -> None:
 
 
 def _train(args) -> None:
-    from .config import TrainConfig, run_id_stem
-    from .jobs import JOB_ENV, training_lock
-    from .distribute import writes_run_folder
-    from .runs import check_run_id
-    from .training import train
+    from .train.config import TrainConfig, run_id_stem
+    from .jobs.jobs import JOB_ENV, training_lock
+    from .train.distribute import writes_run_folder
+    from .jobs.runs import check_run_id
+    from .train.training import train
 
     if args.resume:
-        from .runs import check_resumable, load_run
+        from .jobs.runs import check_resumable, load_run
 
         run_dir = Path(args.resume)
         check_run_id(run_dir.name)
@@ -317,7 +317,7 @@ def _train(args) -> None:
         with training_lock(run_dir.parent, run_dir, sys.argv[1:], saved):
             _print_metrics(train(resumed(), connect_timeout=args.connect_timeout))
         return
-    from .runs import default_models_dir
+    from .jobs.runs import default_models_dir
 
     config = TrainConfig(
         **_data_and_split(args),
@@ -363,8 +363,8 @@ def _data_and_split(args) -> dict:
         return {"data_root": _need_data(args.data)} | {name: DEFAULTS[name] for name in SPLIT_OPTIONS} | given
     if args.data and args.data != os.environ.get(DATA_ENV):
         raise DatasetError("pass --data or --shards, not both: the shards hold their dataset")
-    from .shards import read_manifest
-    from .splits import split_settings
+    from .data.shards import read_manifest
+    from .data.splits import split_settings
 
     manifest = read_manifest(args.shards)
     # Settings given that differ from the shards' are refused by training, with the shards' values.
@@ -392,13 +392,13 @@ def _new_run_folder(models_dir: Path, stem: str, numbered: bool, job: str | None
 
 
 def cmd_evaluate(args) -> None:
-    from .dataset import load_dataset
-    from .evaluation import evaluate
+    from .data.dataset import load_dataset
+    from .serve.evaluation import evaluate
     from .files import read_json, write_json
-    from .prediction import load_model
-    from .runs import RunError
-    from .splits import audit
-    from .training import check_dataset
+    from .serve.prediction import load_model
+    from .jobs.runs import RunError
+    from .data.splits import audit
+    from .train.training import check_dataset
 
     run_dir = Path(args.run)
     config = read_json(run_dir / "config.json")
@@ -410,7 +410,7 @@ def cmd_evaluate(args) -> None:
     audit(manifest)
     shards = args.shards or (config.get("train") or {}).get("shards")
     if shards and not args.data:
-        from .shard_songs import ShardSongs
+        from .data.shard_songs import ShardSongs
 
         cache = ShardSongs(shards)
     else:
@@ -434,7 +434,7 @@ def _print_metrics(run_dir: Path) -> None:
 
 
 def cmd_calibrate(args) -> None:
-    from .calibration import calibrate_run
+    from .serve.calibration import calibrate_run
 
     result = calibrate_run(args.run, data_root=args.data)
     print(
@@ -444,9 +444,9 @@ def cmd_calibrate(args) -> None:
 
 
 def cmd_classify(args) -> None:
-    from .audio import AudioError, native_stderr_silenced
-    from .prediction import Classifier
-    from .runs import MODELS_ENV, active_run_id, default_models_dir
+    from .audio.decode import AudioError, native_stderr_silenced
+    from .serve.prediction import Classifier
+    from .jobs.runs import MODELS_ENV, active_run_id, default_models_dir
 
     run = args.run
     if run is None:
@@ -483,7 +483,7 @@ def cmd_classify(args) -> None:
 
 
 def cmd_library(args) -> int:
-    from . import library, tags
+    from .serve import library, tags
 
     if args.restore_tags:
         restored = tags.restore(args.restore_tags)
@@ -539,8 +539,8 @@ def cmd_library(args) -> int:
 
 
 def _load_classifier(run: str | None):
-    from .prediction import Classifier
-    from .runs import MODELS_ENV, active_run_id, default_models_dir
+    from .serve.prediction import Classifier
+    from .jobs.runs import MODELS_ENV, active_run_id, default_models_dir
 
     if run is None:
         run_id = active_run_id()
@@ -554,7 +554,7 @@ def _load_classifier(run: str | None):
 
 
 def _write_tags(rows, out: Path, args) -> None:
-    from . import library, tags
+    from .serve import library, tags
 
     threshold = tags.DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     changes = tags.plan(rows, threshold)
@@ -584,7 +584,7 @@ def _write_tags(rows, out: Path, args) -> None:
 
 
 def cmd_runs(args) -> None:
-    from .runs import active_run_id, list_runs
+    from .jobs.runs import active_run_id, list_runs
 
     runs = list_runs(args.models_dir)
     if not runs:
@@ -599,7 +599,7 @@ def cmd_runs(args) -> None:
 
 
 def cmd_activate(args) -> None:
-    from .runs import check_run_id, set_active
+    from .jobs.runs import check_run_id, set_active
 
     check_run_id(args.run_id)
     set_active(args.run_id, args.models_dir)
@@ -608,7 +608,7 @@ def cmd_activate(args) -> None:
 
 def _run_folder(text: str, models_dir: str | None) -> Path:
     """A run given as a folder path, else as a run id under the models folder."""
-    from .runs import RunError, check_run_id, default_models_dir
+    from .jobs.runs import RunError, check_run_id, default_models_dir
 
     path = Path(text)
     if (path / "config.json").is_file():
@@ -623,15 +623,15 @@ def _run_folder(text: str, models_dir: str | None) -> Path:
 def cmd_compare(args) -> None:
     import json
 
-    from .compare import compare_runs, comparison_text
-    from .runs import load_run
+    from .jobs.compare import compare_runs, comparison_text
+    from .jobs.runs import load_run
 
     comparison = compare_runs(load_run(_run_folder(args.run_a, args.models_dir)), load_run(_run_folder(args.run_b, args.models_dir)))
     print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison_text(comparison))
 
 
 def cmd_map(args) -> None:
-    from .song_map import compute_song_map, save_song_map
+    from .jobs.song_map import compute_song_map, save_song_map
 
     run_dir = _run_folder(args.run, args.models_dir)
     song_map = compute_song_map(run_dir, data_root=args.data, progress=True)
@@ -645,7 +645,7 @@ def cmd_map(args) -> None:
 
 
 def cmd_download(args) -> None:
-    from .download import default_download_dir, download_gtzan
+    from .data.download import default_download_dir, download_gtzan
 
     to = Path(args.to) if args.to else default_download_dir()
     on_progress = None

@@ -2,7 +2,7 @@
 
 Is a process still there? Read from ``/proc`` where it exists, so that a zombie or a pid
 reused by another program does not pass for the process that wrote a status file or a lock
-(:func:`process_alive`: a run's status in ``genre.runs`` and a job's lock in ``genre.jobs``).
+(:func:`process_alive`: a run's status in ``genre.jobs.runs`` and a job's lock in ``genre.jobs.jobs``).
 A lock file is made with :func:`create_exclusive` under :func:`folder_flock`."""
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from dashboard.charts import clock, ranking_figure, vote_text, window_figure
 from dashboard.heard import heard_figure
 from dashboard.song_map import song_map_figure
 from genre import SAMPLE_RATE, WINDOW_SECONDS
-from genre.audio import AUDIO_SUFFIXES, AudioError
-from genre.heard import has_musicnn_front_end, segments
-from genre.live import check_take
-from genre.prediction import Classification
+from genre.audio.decode import AUDIO_SUFFIXES, AudioError
+from genre.serve.heard import has_musicnn_front_end, segments
+from genre.serve.live import check_take
+from genre.serve.prediction import Classification
 
 log = logging.getLogger(__name__)
 MIC_KEY = "mic"
@@ -115,7 +115,7 @@ def show_heard(result: Classification, key: str) -> None:
 
 def show_on_map(result: Classification, key: str) -> None:
     """The song as a star on the run's song map, with its nearest training songs."""
-    from genre.song_map import SongMapError
+    from genre.jobs.song_map import SongMapError
 
     st.markdown("##### Among the run's songs")
     try:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.charts import accuracy_compare_figure, confusion_figure, difference_figure, per_genre_compare_figure, summary_confusion_metrics
-from genre.compare import CompareError, compare_runs
+from genre.jobs.compare import CompareError, compare_runs
 
 state.require_entrypoint()
 st.title("Compare two runs")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.charts import confusion_figure, misclassified_rows, per_genre_rows, reliability_figure
-from genre.calibration import read_calibration
+from genre.serve.calibration import read_calibration
 
 state.require_entrypoint()
 st.title("Held-out songs")

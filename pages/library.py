@@ -10,9 +10,10 @@ import streamlit as st
 
 from dashboard import access, state
 from dashboard.charts import distribution_figure, timeline_figure
-from genre import jobs, library, tags
+from genre.jobs import jobs
+from genre.serve import library, tags
 from genre.files import read_json
-from genre.folders import FolderRefused, allowed_roots, check_inside
+from genre.data.folders import FolderRefused, allowed_roots, check_inside
 
 KEY = "library_"
 PROGRESS_SECONDS = 1.0

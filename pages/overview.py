@@ -6,8 +6,8 @@ import streamlit as st
 
 from dashboard import access, state
 from dashboard.charts import best_epoch, recall_figure
-from genre.headline import headline
-from genre.runs import set_active, small_test_caution
+from genre.jobs.headline import headline
+from genre.jobs.runs import set_active, small_test_caution
 
 # The Folds table's headers: metrics.json's keys in words.
 FOLD_COLUMNS = {

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.song_map import song_map_figure
-from genre.song_map import SongMapError
+from genre.jobs.song_map import SongMapError
 
 state.require_entrypoint()
 st.title("Song map")

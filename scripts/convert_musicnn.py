@@ -1,10 +1,10 @@
-"""Regenerate the four pretrained taggers in genre/weights/ and their test fixtures from the musicnn wheel.
+"""Regenerate the four pretrained taggers in genre/models/weights/ and their test fixtures from the musicnn wheel.
 
     .venv/bin/python scripts/convert_musicnn.py [--backbone MSD_musicnn MTT_vgg ...]
 
 Downloads ``musicnn==0.1.0`` from PyPI (``pip download --no-deps``), checks the wheel's sha256,
 reads each checkpoint's model variables (64 for musicnn, 36 for vgg; the Adam slots are skipped)
-into ``genre.musicnn.build_backbone()``, and saves them to ``genre.musicnn.BACKBONES[name].weights``.
+into ``genre.models.musicnn.build_backbone()``, and saves them to ``genre.models.musicnn.BACKBONES[name].weights``.
 It then runs the original TensorFlow-1 graph and the Keras network on one fixed generated input
 and writes the original's outputs to ``tests/fixtures/<name>_reference.npz`` (MSD_musicnn's keeps
 its first name, ``musicnn_reference.npz``), which a CI test compares (no network needed there).
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genre import musicnn
+from genre.models import musicnn
 from genre.files import atomic_path
 
 WHEEL = "musicnn==0.1.0"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-off (issue 20), at the repository root after scripts/relayout.py: apply ruff's safe fixes
+# At the repository root: apply ruff's safe fixes
 # (import order, pyupgrade), format the tree, and list what is left for hand fixes. Configured in
 # pyproject.toml ([tool.ruff]). Exits 1 while `ruff check` still finds something.
 set -euo pipefail

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # streamlit-webrtc's SRTP library (pylibsrtp) crashes the process (SIGSEGV) when it loads after
-# TensorFlow: `pytest tests/test_augment.py tests/test_app.py` did. The dashboard's server never
+# TensorFlow: `pytest tests/audio/test_augment.py tests/test_app.py` did. The dashboard's server never
 # loads TensorFlow, but one pytest process loads both, in the order it collects the files.
 import streamlit_webrtc  # noqa: E402, F401
 from synth import GENRES, make_dataset  # noqa: E402
@@ -35,7 +35,7 @@ def synth_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(synth_root, tmp_path_factory) -> Path:
     """A `fast` run trained for a few epochs on the synthetic dataset (about 20 s on 2 cores)."""
-    from genre.training import TrainConfig, train
+    from genre.train.training import TrainConfig, train
 
     models = tmp_path_factory.mktemp("models")
     config = TrainConfig(
@@ -62,7 +62,7 @@ def no_stray_jobs():
     """Kill whatever job processes a test started: a failing test must not leave training
     processes behind on a shared machine. Job tests use it module-wide (autouse there)."""
     yield
-    from genre import jobs
+    from genre.jobs import jobs
 
     for pid, child in list(jobs._CHILDREN.items()):
         if child.poll() is None:

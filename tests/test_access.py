@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 from test_retrain_panel import SUBMIT, fill, keys, panel, submit, texts
 
 from dashboard import access
-from genre import jobs
-from genre.dataset import load_dataset
-from genre.folders import FolderRefused, check_inside
+from genre.jobs import jobs
+from genre.data.dataset import load_dataset
+from genre.data.folders import FolderRefused, check_inside
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 CONTROLS = {SUBMIT, "retrain_download", "retrain_cancel", "retrain_promote", "retrain_activate", "retrain_resume_other"}

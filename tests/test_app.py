@@ -24,9 +24,9 @@ from synth import song
 
 from dashboard.charts import normalise_rows
 from genre.files import read_json, write_json
-from genre.headline import describe_test_set
-from genre.prediction import Classifier
-from genre.song_map import MAP_FILE, compute_song_map, read_song_map, save_song_map
+from genre.jobs.headline import describe_test_set
+from genre.serve.prediction import Classifier
+from genre.jobs.song_map import MAP_FILE, compute_song_map, read_song_map, save_song_map
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180  # the first run on a page imports TensorFlow and loads the model
@@ -463,8 +463,8 @@ def test_an_upload_shows_what_the_model_heard_and_where_it_lies_on_the_map(class
 def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_one_line(models, tmp_path, monkeypatch, fake_webrtc):
     """A `transfer` model (built, untrained: what matters is its musicnn front end) in a copy of
     the tiny run: the taggram has musicnn's top 10 tags; the run has no map of its own."""
-    from genre.heard import TagNetwork, taggram
-    from genre.models import build_model
+    from genre.serve.heard import TagNetwork, taggram
+    from genre.models.registry import build_model
 
     folder = tmp_path / "musicnn-models"
     shutil.copytree(models / "tiny-variant", folder / "tiny-musicnn", ignore=shutil.ignore_patterns("calibration.json", MAP_FILE))

@@ -99,7 +99,7 @@ def models(tiny_run, tmp_path_factory) -> Path:
         shutil.copytree(ROOT / "models" / other, folder / other, ignore=shutil.ignore_patterns("*.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
     # The tiny run carries its song map (the shipped copies have none here).
-    from genre.song_map import compute_song_map, save_song_map
+    from genre.jobs.song_map import compute_song_map, save_song_map
 
     save_song_map(folder / tiny_run.name, compute_song_map(folder / tiny_run.name))
     return folder
@@ -244,7 +244,7 @@ def test_every_page_renders(page, server, models):
 
 
 def test_upload_through_the_page(page, server, models, tmp_path):
-    from genre.prediction import Classifier
+    from genre.serve.prediction import Classifier
 
     path = tmp_path / "thirty-seconds.mp3"
     sf.write(path, song("clicks", 30.0, seed=21, sr=44_100), 44_100)
@@ -581,7 +581,7 @@ def test_an_upload_over_the_size_limit_says_so_visibly(page, server, tmp_path):
 def training_job(models, tiny_run):
     """A training job in the middle of epoch 6, as a job process would leave its files; the
     process is a stand-in that sleeps (the lock needs a live process with 'genre' in its command)."""
-    from genre import jobs
+    from genre.jobs import jobs
 
     run = models / "in-progress"
     run.mkdir()

@@ -183,7 +183,7 @@ def test_clock_and_vote_text():
 
 
 def test_comparison_figures_hold_both_runs_and_the_signed_difference():
-    from genre.compare import Comparison, RunSummary
+    from genre.jobs.compare import Comparison, RunSummary
 
     def summary(run_id, confusion, recall):
         per_genre = {g: {"precision": 1.0, "recall": r, "f1": r, "support": 2} for g, r in zip(["a", "b"], recall)}

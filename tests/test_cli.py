@@ -101,7 +101,7 @@ def test_cli_resume_refuses_finished_active_and_busy_runs(tiny_run, tmp_path):
 
 
 def test_a_run_being_trained_cannot_be_made_active(tiny_run, tmp_path):
-    from genre.runs import active_run_id, set_active
+    from genre.jobs.runs import active_run_id, set_active
 
     models = tmp_path / "models"
     busy = finished_copy(tiny_run, models, "busy")
@@ -130,7 +130,7 @@ def test_resume_refuses_a_dataset_with_other_genres(tiny_run, tmp_path):
 
 
 def test_a_split_left_by_a_failed_start_is_not_reused(synth_root, tmp_path):
-    from genre.training import TrainConfig, train
+    from genre.train.training import TrainConfig, train
 
     run = tmp_path / "again"
     run.mkdir()
@@ -152,7 +152,7 @@ def test_cli_evaluate_says_what_a_half_made_run_lacks(tiny_run, tmp_path):
 
 
 def test_unreadable_run_files_are_named_and_the_other_runs_still_listed(tiny_run, tmp_path):
-    from genre.runs import list_runs, read_runs
+    from genre.jobs.runs import list_runs, read_runs
 
     models = tmp_path / "models"
     finished_copy(tiny_run, models, "good")

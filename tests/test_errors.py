@@ -33,13 +33,13 @@ def test_every_project_exception_subclasses_the_root():
 
 
 def test_errors_that_were_value_or_key_errors_still_are():
-    from genre.audio import AudioError
-    from genre.dataset import DatasetError
+    from genre.audio.decode import AudioError
+    from genre.data.dataset import DatasetError
     from genre.files import JSONFileError
-    from genre.folders import FolderRefused
-    from genre.models import UnknownModel, get_spec
-    from genre.runs import RunError
-    from genre.splits import LeakageError, SplitError
+    from genre.data.folders import FolderRefused
+    from genre.models.registry import UnknownModel, get_spec
+    from genre.jobs.runs import RunError
+    from genre.data.splits import LeakageError, SplitError
 
     for error in (AudioError, DatasetError, JSONFileError, FolderRefused, RunError, SplitError, LeakageError):
         assert issubclass(error, ValueError)

@@ -1,39 +1,31 @@
-"""genre's layers import downwards only, before and after scripts/relayout.py: the layer of each
-module is read from that script's mapping (audio < data < models < serve < train < jobs; the
-front ends, cli and __main__, on top), and nothing in genre imports the dashboard's libraries."""
+"""genre's layers import downwards only (audio < data < models < serve < train < jobs; the helpers
+at genre's top level below them all, the front ends cli and __main__ above), and nothing in genre
+imports the dashboard's libraries."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FRONT_ENDS = {"dashboard", "pages", "streamlit", "streamlit_app", "plotly", "streamlit_webrtc"}
-
-
-def _relayout():
-    spec = importlib.util.spec_from_file_location("relayout", REPO / "scripts" / "relayout.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RELAYOUT = _relayout()
-ORDER = ["base", *RELAYOUT.LAYERS, "top"]
-# New module name (genre.audio.decode) -> old name (audio), to find a moved module's layer.
-MOVED_BACK = {RELAYOUT.new_name(old): old for old in RELAYOUT.MOVES}
+LAYERS = ["audio", "data", "models", "serve", "train", "jobs"]
+BASE = {"genre", "genre.errors", "genre.files", "genre.processes"}
+TOP = {"genre.cli", "genre.__main__"}
+ORDER = ["base", *LAYERS, "top"]
 
 
 def _layer(dotted: str) -> str | None:
-    """The layer of a module of genre, flat or moved; None where the mapping does not place it."""
+    """The layer of a module of genre (``genre.serve.prediction`` is in serve); None if unplaced."""
     parts = dotted.split(".")
-    if len(parts) >= 3 and ".".join(parts[:3]) in MOVED_BACK:
-        return RELAYOUT.layer_of(MOVED_BACK[".".join(parts[:3])])
-    if len(parts) >= 2 and parts[1] in RELAYOUT.LAYERS and (len(parts) == 2 or parts[1] not in RELAYOUT.MOVES):
-        return parts[1]  # a subpackage (its __init__), or a module in it the mapping does not name
-    if len(parts) >= 2 and (parts[1] in RELAYOUT.MOVES or parts[1] in RELAYOUT.BASE | RELAYOUT.TOP):
-        return RELAYOUT.layer_of(parts[1])
+    if dotted in BASE:
+        return "base"
+    if dotted in TOP:
+        return "top"
+    if len(parts) >= 2 and parts[1] in LAYERS:
+        return parts[1]
+    if len(parts) >= 3 and ".".join(parts[:2]) in BASE:
+        return "base"  # a name imported from a helper module
     return None
 
 
@@ -64,12 +56,12 @@ def _imports(name: str, path: Path, modules) -> list[tuple[int, str]]:
     return found
 
 
-def test_every_module_of_genre_has_a_layer_in_the_relayout_mapping():
-    unplaced = [name for name in _modules() if name != "genre" and _layer(name) is None]
-    flat = not (REPO / "genre" / "audio" / "__init__.py").exists()
-    if flat:
-        unplaced += [f"genre/{name}" for name in RELAYOUT.unknown(REPO)]
-    assert not unplaced, f"add these to MOVES in scripts/relayout.py: {unplaced}"
+def test_every_module_of_genre_sits_in_a_layer():
+    unplaced = [name for name in _modules() if _layer(name) is None]
+    assert not unplaced, f"put these in a layer's subpackage (or among the top-level helpers): {unplaced}"
+    for layer in LAYERS:
+        lines = (REPO / "genre" / layer / "__init__.py").read_text(encoding="utf-8").strip('"\n ').splitlines()
+        assert len(lines) == 2 and "import" in lines[1], f"genre/{layer}/__init__.py: what it holds, what it may import"
 
 
 def test_no_layer_imports_a_higher_one_and_genre_never_imports_the_front_ends():
@@ -90,7 +82,7 @@ def test_no_layer_imports_a_higher_one_and_genre_never_imports_the_front_ends():
 
 def test_the_check_finds_an_upward_import(tmp_path):
     # The test above can fail: a data module importing the serving layer is named.
-    low, high = RELAYOUT.new_name("splits"), RELAYOUT.new_name("prediction")
+    low, high = "genre.data.splits", "genre.serve.prediction"
     path = tmp_path / "splits.py"
     path.write_text(f"import {high}\nimport plotly\n", encoding="utf-8")
     found = {m for _, m in _imports(low, path, {high})}

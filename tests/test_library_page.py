@@ -12,7 +12,8 @@ import pytest
 import streamlit_webrtc  # noqa: F401  before TensorFlow loads (see streamlit_app.py)
 from streamlit.testing.v1 import AppTest
 
-from genre import jobs, tags
+from genre.jobs import jobs
+from genre.serve import tags
 from synth import song, write
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

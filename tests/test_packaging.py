@@ -105,7 +105,7 @@ def test_the_wheel_holds_every_module_the_weights_the_licence_and_the_split_list
 def test_runs_are_found_in_the_checkout_else_in_the_user_data_folder_when_installed(tmp_path, monkeypatch):
     import platformdirs
 
-    from genre import runs
+    from genre.jobs import runs
 
     monkeypatch.delenv(runs.MODELS_ENV, raising=False)
     assert runs.default_models_dir() == REPO / "models"

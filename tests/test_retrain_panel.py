@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 from synth import make_dataset
 from test_jobs import tiny_gtzan
 
-from genre import hardware, jobs
-from genre.runs import active_run_id
+from genre.train import hardware
+from genre.jobs import jobs
+from genre.jobs.runs import active_run_id
 
 SUBMIT = "retrain_submit"
 
@@ -169,7 +170,7 @@ def test_letters_in_epochs_or_batch_are_refused_not_taken_for_the_recipe(typed, 
 
 @pytest.mark.slow
 def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root):
-    from genre.models import REGISTRY
+    from genre.models.registry import REGISTRY
 
     at = panel(models)
     assert at.sidebar.text_input(key="retrain_epochs").value == ""  # nothing remembered yet

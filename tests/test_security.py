@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from genre import jobs
+from genre.jobs import jobs
 from genre.cli import main
-from genre.runs import active_run_id, check_run_id, list_runs
+from genre.jobs.runs import active_run_id, check_run_id, list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_RUN_IDS = ["../x", "../../etc", "/tmp/abs", ".", "..", "a/b", ".jobs", "a\\b", "x y"]
@@ -75,7 +75,7 @@ def test_a_malicious_model_file_is_refused_by_safe_mode(tiny_run, tmp_path):
     classification must refuse it, and the command must never run."""
     import keras
 
-    from genre.prediction import Classifier
+    from genre.serve.prediction import Classifier
 
     marker = tmp_path / "pwned"
     run = Path(shutil.copytree(tiny_run, tmp_path / "models" / "evil"))

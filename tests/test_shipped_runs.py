@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genre.prediction import load_model
+from genre.serve.prediction import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
