@@ -36,15 +36,16 @@ sys.path.insert(0, str(ROOT))
 
 BACKBONES = ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")
 
+
 def extract(data: Path, cache: Path) -> dict:
     """Per-window features of every song under ``data``, cached in ``cache`` (an .npz)."""
     if cache.exists():
         return dict(np.load(cache, allow_pickle=False))
     import keras
 
-    from genre.models import musicnn
-    from genre.data.dataset import load_dataset
     from genre.audio.windows import cut_window, window_starts
+    from genre.data.dataset import load_dataset
+    from genre.models import musicnn
 
     songs = load_dataset(data)
     mel = musicnn.MusicnnMel()
@@ -204,7 +205,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/genre-backbones.npz"))
-    parser.add_argument("--nested", action="store_true", help="also run the rule inside each of transfer-cv's folds and test once")
+    parser.add_argument(
+        "--nested", action="store_true", help="also run the rule inside each of transfer-cv's folds and test once"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "backbones.json")
     args = parser.parse_args()
 
@@ -230,7 +233,11 @@ def main() -> None:
 
     cv = json.loads((ROOT / "models" / "transfer-cv" / "split.json").read_text())
     strat = json.loads((ROOT / "models" / "transfer-stratified" / "split.json").read_text())
-    multi = [g for g in range(n_classes) if len({artists.get(str(t)) for t, lab in zip(f["track_ids"], f["labels"]) if lab == g}) > 1]
+    multi = [
+        g
+        for g in range(n_classes)
+        if len({artists.get(str(t)) for t, lab in zip(f["track_ids"], f["labels"]) if lab == g}) > 1
+    ]
     report = {"seconds_per_song": times, "tag_map_alone": per_genre, "candidates": {}, "nested": {}, "served": {}}
     keys = [(name, c) for name in CANDIDATES for c in CS]
     designs = {name: design(f, *CANDIDATES[name], genres) for name in CANDIDATES}
@@ -239,7 +246,9 @@ def main() -> None:
     # 0.176 s per 30 s song (BENCHMARKS.md; MSD_musicnn is almost all of it), that estimates each
     # candidate's Classify time; the winner's is then measured by `bench/run.py --only classify`.
     latency = {
-        name: TRANSFER_SECONDS * sum(times[b] for b in {blk.split(":")[0] for blk in CANDIDATES[name][0]}) / times["MSD_musicnn"]
+        name: TRANSFER_SECONDS
+        * sum(times[b] for b in {blk.split(":")[0] for blk in CANDIDATES[name][0]})
+        / times["MSD_musicnn"]
         for name in CANDIDATES
     }
 
@@ -248,8 +257,12 @@ def main() -> None:
     for name, c in keys:
         x, prior, cols = designs[name]
         served[(name, c)] = inner_score(f, x, prior, cols, c, part_songs, artists, n_classes)
-        report["candidates"].setdefault(f"{name} C={c}", {"latency_s": latency[name]})["inner_stratified_train"] = served[(name, c)]
-        print(f"stratified training part: {name} C={c}: inner {served[(name, c)]:.1%} ({latency[name]:.2f} s)", flush=True)
+        report["candidates"].setdefault(f"{name} C={c}", {"latency_s": latency[name]})["inner_stratified_train"] = (
+            served[(name, c)]
+        )
+        print(
+            f"stratified training part: {name} C={c}: inner {served[(name, c)]:.1%} ({latency[name]:.2f} s)", flush=True
+        )
     admissible = [k for k in keys if latency[k[0]] <= 0.5]
     pick = max(admissible, key=lambda k: served[k])
     report["served"] = {"chosen": f"{pick[0]} C={pick[1]}", "inner": served[pick]}
@@ -265,7 +278,10 @@ def main() -> None:
                 inner[(name, c)] = inner_score(f, x, prior, cols, c, train, artists, n_classes)
                 votes = fit_and_vote(f, x, prior, cols, c, train, test, n_classes)
                 outer_votes[(name, c)].update(dict(zip(test, votes)))
-                print(f"fold {k_fold} {name} C={c}: inner {inner[(name, c)]:.1%}, outer {np.mean(votes == f['labels'][test]):.1%}", flush=True)
+                print(
+                    f"fold {k_fold} {name} C={c}: inner {inner[(name, c)]:.1%}, outer {np.mean(votes == f['labels'][test]):.1%}",
+                    flush=True,
+                )
             admissible = [k for k in keys if latency[k[0]] <= 0.5]
             pick = max(admissible, key=lambda k: inner[k])
             report["nested"][f"fold {k_fold}"] = {"chosen": f"{pick[0]} C={pick[1]}", "inner": inner[pick]}

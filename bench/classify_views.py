@@ -88,7 +88,9 @@ async def session(url: str, tracks: list[tuple[Path, int]]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", default=str(REPO), help="the checkout whose streamlit_app.py is served")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "gtzan"), help="GTZAN folder (<genre>/<track>.ogg)")
+    parser.add_argument(
+        "--data", default=str(REPO.parent / "shared" / "gtzan"), help="GTZAN folder (<genre>/<track>.ogg)"
+    )
     parser.add_argument("--uploads", type=int, default=5, help="uploads timed, after one warm-up upload")
     parser.add_argument("--out", help="append the results to this JSON file (a list of runs)")
     args = parser.parse_args()
@@ -111,8 +113,12 @@ def main() -> None:
     timed = results[1:]
     summary = {
         "app": str(app),
-        "commit": subprocess.run(["git", "-C", str(app), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True).stdout.strip(),
-        "served": (app / "models" / "ACTIVE").read_text().strip() if not os.environ.get("GENRE_MODELS_DIR") else os.environ["GENRE_MODELS_DIR"],
+        "commit": subprocess.run(
+            ["git", "-C", str(app), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+        ).stdout.strip(),
+        "served": (app / "models" / "ACTIVE").read_text().strip()
+        if not os.environ.get("GENRE_MODELS_DIR")
+        else os.environ["GENRE_MODELS_DIR"],
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "click_to_bars_s": spread([r["click_to_bars_s"] for r in timed]),
         "upload_to_bars_s": spread([r["upload_to_bars_s"] for r in timed]),

@@ -68,13 +68,24 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": [],
     }
     print(f"{args.backend} (Keras {keras.__version__}) on {', '.join(results['devices']) or 'no GPU'}", flush=True)
-    print(f"{'model':6s} {'precision':9s} {'strategy':8s} {'replicas':>8s} {'epoch s':>8s} {'windows/s':>10s} {'recipe epochs':>13s} {'recipe h':>8s}", flush=True)
+    print(
+        f"{'model':6s} {'precision':9s} {'strategy':8s} {'replicas':>8s} {'epoch s':>8s} {'windows/s':>10s} {'recipe epochs':>13s} {'recipe h':>8s}",
+        flush=True,
+    )
     for name in args.models:
         recipe_epochs = get_spec(name).epochs
         for precision in args.precisions:
             for strategy in strategies:
                 replicas, seconds = time_epochs(
-                    args.backend, strategy, name, precision == "bfloat16", pool, pool_labels, args.windows, args.batch_size, args.epochs
+                    args.backend,
+                    strategy,
+                    name,
+                    precision == "bfloat16",
+                    pool,
+                    pool_labels,
+                    args.windows,
+                    args.batch_size,
+                    args.epochs,
                 )
                 epoch_s = statistics.median(seconds)
                 row = {
@@ -99,7 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def time_epochs(backend: str, strategy: str, name: str, bf16: bool, pool, pool_labels, windows: int, batch: int, epochs: int) -> tuple[int, list[float]]:
+def time_epochs(
+    backend: str, strategy: str, name: str, bf16: bool, pool, pool_labels, windows: int, batch: int, epochs: int
+) -> tuple[int, list[float]]:
     """Seconds of each timed epoch of ``name`` trained on ``windows`` pool windows an epoch."""
     import keras
 
@@ -121,7 +134,9 @@ def time_epochs(backend: str, strategy: str, name: str, bf16: bool, pool, pool_l
         model = build_model(name, 10, mixed_precision=bf16, synchronized=replicas > 1)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
     timer = epoch_timer()
-    model.fit(batches(backend, pool, pool_labels, windows, global_batch), epochs=1 + epochs, callbacks=[timer], verbose=0)
+    model.fit(
+        batches(backend, pool, pool_labels, windows, global_batch), epochs=1 + epochs, callbacks=[timer], verbose=0
+    )
     keras.backend.clear_session()
     return replicas, timer.seconds[1:]
 
@@ -160,7 +175,10 @@ def devices(backend: str) -> list[str]:
         return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
     import tensorflow as tf
 
-    return [tf.config.experimental.get_device_details(d).get("device_name", d.name) for d in tf.config.list_physical_devices("GPU")]
+    return [
+        tf.config.experimental.get_device_details(d).get("device_name", d.name)
+        for d in tf.config.list_physical_devices("GPU")
+    ]
 
 
 def epoch_timer():

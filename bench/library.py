@@ -73,10 +73,10 @@ def model_split(classifier, model_name: str) -> dict:
 
 
 def bench(run_dir: Path, name: str, paths: list[Path], threads: int) -> dict:
-    from genre.serve import library
     from genre.audio.decode import decode
-    from genre.serve.prediction import Classifier
     from genre.audio.windows import cut_windows
+    from genre.serve import library
+    from genre.serve.prediction import Classifier
 
     classifier = Classifier.load(run_dir)
     classifier.warm_up()
@@ -130,7 +130,9 @@ def main() -> None:
 
                     write_json(args.out, results)
     results["load_after"] = os.getloadavg()
-    print(f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f} on {results['cpus']} CPUs")
+    print(
+        f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f} on {results['cpus']} CPUs"
+    )
     if args.out:
         from genre.files import write_json
 

@@ -61,7 +61,8 @@ BAR_COUNT = """key => {
 }"""
 # Runs inside the live page: note when each bar appears and what the status line says, every
 # 20 ms, so the figures do not depend on how quickly this script polls.
-RECORDER = """() => {
+RECORDER = (
+    """() => {
     const bars = %s;
     window.__live = {bars: [], received: []};
     setInterval(() => {
@@ -72,7 +73,9 @@ RECORDER = """() => {
         const m = status && status.innerText.match(/([\\d.]+) s received/);
         if (m) window.__live.received.push([now, parseFloat(m[1])]);
     }, 20);
-}""" % BAR_COUNT
+}"""
+    % BAR_COUNT
+)
 IDLE = (
     "() => document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
     " && !document.querySelector('[data-testid=stSpinner]')"
@@ -149,7 +152,12 @@ class Sampler:
             self.rss.append(sum(rss_mib(p) for p in self.server_pids()))
 
     def start(self) -> None:
-        self.t0, self.server0, self.gen0, self.busy0 = time.time(), self._server_cpu(), self._generator_cpu(), machine_busy()
+        self.t0, self.server0, self.gen0, self.busy0 = (
+            time.time(),
+            self._server_cpu(),
+            self._generator_cpu(),
+            machine_busy(),
+        )
         self.rss.append(sum(rss_mib(p) for p in self.server_pids()))
         self._thread.start()
 
@@ -202,11 +210,25 @@ def start_server(app: Path, port: int, log: Path, py_spy: str | None, spy_out: P
     ]  # fmt: skip
     if py_spy:
         # --threads: one root per thread; --idle: waiting stacks too; --gil would hide them.
-        command = [py_spy, "record", "--threads", "--idle", "--rate", "50", "--format", "raw", "-o", str(spy_out), "--"] + command
+        command = [
+            py_spy,
+            "record",
+            "--threads",
+            "--idle",
+            "--rate",
+            "50",
+            "--format",
+            "raw",
+            "-o",
+            str(spy_out),
+            "--",
+        ] + command
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.setdefault("GENRE_MODELS_DIR", str(app / "models"))
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.time() + 120
     while time.time() < deadline:
         if process.poll() is not None:
@@ -239,7 +261,9 @@ async def open_classify(context, url: str):
     return page
 
 
-async def upload_session(context, url: str, tracks: list[tuple[Path, int]], stop: asyncio.Event, max_uploads: int, out: list[dict]) -> None:
+async def upload_session(
+    context, url: str, tracks: list[tuple[Path, int]], stop: asyncio.Event, max_uploads: int, out: list[dict]
+) -> None:
     """Upload and classify ``tracks`` in turn until ``stop``; record click -> chart seconds."""
     page = await open_classify(context, url)
     dropzone = page.locator("[data-testid=stFileUploaderDropzoneInput]")
@@ -257,7 +281,14 @@ async def upload_session(context, url: str, tracks: list[tuple[Path, int]], stop
         await button.click()
         await page.wait_for_function(f"() => ({BAR_COUNT})('upload_windows') === {windows}", polling=20)
         done = time.perf_counter()
-        out.append({"track": path.name, "windows": windows, "click_to_chart_s": done - started, "upload_to_chart_s": done - uploaded})
+        out.append(
+            {
+                "track": path.name,
+                "windows": windows,
+                "click_to_chart_s": done - started,
+                "upload_to_chart_s": done - uploaded,
+            }
+        )
     await page.close()
 
 
@@ -315,7 +346,9 @@ async def drive(url: str, mic: Path, args, tracks: list[tuple[Path, int]], sampl
         await listening.wait()
         sampler.start()
         load = [
-            asyncio.create_task(upload_session(await context(), url, per_session[i], stop, args.max_uploads, uploads[i]))
+            asyncio.create_task(
+                upload_session(await context(), url, per_session[i], stop, args.max_uploads, uploads[i])
+            )
             for i in range(args.sessions)
         ]
         live = await live_task
@@ -363,7 +396,9 @@ def _starts(text: str, word: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", default=str(REPO), help="the checkout whose streamlit_app.py is served")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "gtzan"), help="GTZAN folder (<genre>/<track>.ogg)")
+    parser.add_argument(
+        "--data", default=str(REPO.parent / "shared" / "gtzan"), help="GTZAN folder (<genre>/<track>.ogg)"
+    )
     parser.add_argument("--sessions", type=int, default=3, help="sessions uploading and classifying (0: live alone)")
     parser.add_argument("--live-seconds", type=float, default=40.0)
     parser.add_argument("--max-uploads", type=int, default=40, help="per session")
@@ -400,7 +435,9 @@ def main() -> None:
     summary = {
         "label": args.label,
         "app": str(app),
-        "commit": subprocess.run(["git", "-C", str(app), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "-C", str(app), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "sessions": args.sessions,
         "live_seconds": args.live_seconds,

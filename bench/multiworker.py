@@ -34,7 +34,11 @@ def run(source: list[str], workers: int, epochs: int, models: Path, run_id: str)
             "--models-dir", str(models), "--run-id", run_id]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if workers == 1:
-        procs = [subprocess.Popen([*argv, "--strategy", "none"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+        procs = [
+            subprocess.Popen(
+                [*argv, "--strategy", "none"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+        ]
     else:
         hosts = local_workers(workers)
         procs = [
@@ -67,9 +71,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from genre.data.dataset import load_dataset
-    from genre.files import write_json
     from genre.data.pipeline import WindowSet
     from genre.data.shards import write_shards
+    from genre.files import write_json
 
     cache = load_dataset(args.data, progress=False)
     manifest, _ = write_shards(args.data, args.shards, val_fraction=0.1, progress=False)
@@ -91,11 +95,21 @@ def main() -> None:
                 fed[name] = min(windows, slots)
                 epoch_s[name].extend(seconds[1:])
                 print(f"  {name:20s} epochs {[round(s, 2) for s in seconds]}", flush=True)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "uptime_before": uptime, "training_windows": windows, "epochs": args.epochs}
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "uptime_before": uptime,
+        "training_windows": windows,
+        "epochs": args.epochs,
+    }
     print(f"{'':20s} {'windows':>8s} {'epoch s':>8s} {'windows/s':>10s}")
     for name, seconds in epoch_s.items():
         median = statistics.median(seconds)
-        results[name] = {"windows": fed[name], "epoch_s": seconds, "median_epoch_s": median, "windows_per_s": fed[name] / median}
+        results[name] = {
+            "windows": fed[name],
+            "epoch_s": seconds,
+            "median_epoch_s": median,
+            "windows_per_s": fed[name] / median,
+        }
         print(f"{name:20s} {fed[name]:8d} {median:8.2f} {fed[name] / median:10.0f}", flush=True)
     results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     write_json(args.out, results)

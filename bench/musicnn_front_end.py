@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from genre import SAMPLE_RATE, WINDOW  # noqa: E402
-from genre.models import musicnn  # noqa: E402
-from genre.data.dataset import load_dataset  # noqa: E402
 from genre.audio.windows import cut_windows  # noqa: E402
+from genre.data.dataset import load_dataset  # noqa: E402
+from genre.models import musicnn  # noqa: E402
 
 
 def spectral_resample(windows: np.ndarray, response: np.ndarray | None) -> np.ndarray:
@@ -37,7 +37,9 @@ def stft_at_22050(windows: np.ndarray) -> np.ndarray:
     as musicnn's 512 / 256 at 16 kHz; mel bands to 8 kHz; power rescaled for the longer window."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=windows, sr=SAMPLE_RATE, n_fft=706, hop_length=353, n_mels=96, fmax=8000, pad_mode="reflect")
+    mel = librosa.feature.melspectrogram(
+        y=windows, sr=SAMPLE_RATE, n_fft=706, hop_length=353, n_mels=96, fmax=8000, pad_mode="reflect"
+    )
     mel = np.swapaxes(mel, 1, 2)[:, : musicnn.FRAMES] * (512 / 706) ** 2
     return np.log10(10000.0 * mel.astype(np.float32) + 1.0)
 
@@ -55,16 +57,22 @@ def main() -> None:
     network = musicnn.load_network()
 
     def embed(features: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(network(features[k : k + 32], training=False)[1]) for k in range(0, len(features), 32)])
+        return np.concatenate(
+            [np.asarray(network(features[k : k + 32], training=False)[1]) for k in range(0, len(features), 32)]
+        )
 
     per_window = lambda signals: np.stack([musicnn.reference_features(s)[: musicnn.FRAMES] for s in signals])  # noqa: E731
-    exact = embed(per_window([librosa.resample(w, orig_sr=SAMPLE_RATE, target_sr=musicnn.MUSICNN_RATE) for w in windows]))
+    exact = embed(
+        per_window([librosa.resample(w, orig_sr=SAMPLE_RATE, target_sr=musicnn.MUSICNN_RATE) for w in windows])
+    )
     candidates = {
         "spectrum cut at 8 kHz (brick wall)": per_window(spectral_resample(windows, None)),
         "spectrum cut at 8 kHz x soxr HQ response (shipped)": np.asarray(musicnn.MusicnnMel()(windows[..., None])),
         "706-point STFT at 22,050 Hz (no resampling)": stft_at_22050(windows),
     }
-    print(f"{len(windows)} windows of {len(picks)} songs ({args.songs} per genre); cosine similarity of the embedding to the exact path")
+    print(
+        f"{len(windows)} windows of {len(picks)} songs ({args.songs} per genre); cosine similarity of the embedding to the exact path"
+    )
     print(f"{'front end':55s} {'mean':>8s} {'min':>8s}")
     for name, features in candidates.items():
         a = embed(features)

@@ -38,9 +38,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from genre.data.dataset import load_dataset
-    from genre.files import write_json
     from genre.data.pipeline import WindowSet
     from genre.data.shards import shard_dataset, write_shards
+    from genre.files import write_json
 
     cache = load_dataset(args.data, progress=False)
     manifest, _ = write_shards(args.data, args.shards, val_fraction=0.1, progress=False)
@@ -49,8 +49,12 @@ def main() -> None:
     pipelines = {
         "memory-mapped cache": lambda: WindowSet.for_tracks(cache, train).dataset(n_genres, 32, shuffle=True, seed=1),
         "TFRecord shards": lambda: shard_dataset(args.shards, "train", n_genres, 32, shuffle=True, seed=1),
-        "cache, augmented": lambda: WindowSet.for_tracks(cache, train).dataset(n_genres, 32, shuffle=True, augment=True, seed=1),
-        "shards, augmented": lambda: shard_dataset(args.shards, "train", n_genres, 32, shuffle=True, augment=True, seed=1),
+        "cache, augmented": lambda: WindowSet.for_tracks(cache, train).dataset(
+            n_genres, 32, shuffle=True, augment=True, seed=1
+        ),
+        "shards, augmented": lambda: shard_dataset(
+            args.shards, "train", n_genres, 32, shuffle=True, augment=True, seed=1
+        ),
     }
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     seconds: dict[str, list[float]] = {name: [] for name in pipelines}
@@ -64,8 +68,16 @@ def main() -> None:
     results = {"uptime_before": uptime, "date": time.strftime("%Y-%m-%d %H:%M"), "training_songs": len(train)}
     for name in pipelines:
         median = statistics.median(seconds[name])
-        results[name] = {"windows": windows[name], "median_s": median, "windows_per_s": windows[name] / median, "runs": seconds[name]}
-        print(f"  {name:22s} {windows[name]} windows  {median:6.2f} s a pass  {windows[name] / median:8.0f} windows/s", flush=True)
+        results[name] = {
+            "windows": windows[name],
+            "median_s": median,
+            "windows_per_s": windows[name] / median,
+            "runs": seconds[name],
+        }
+        print(
+            f"  {name:22s} {windows[name]} windows  {median:6.2f} s a pass  {windows[name] / median:8.0f} windows/s",
+            flush=True,
+        )
     results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     write_json(args.out, results)
     print(f"wrote {args.out}")

@@ -54,7 +54,12 @@ def interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
 
 
 def summary(seconds: list[float], **extra) -> dict:
-    return {"median_s": statistics.median(seconds), "best_s": min(seconds), "runs": [round(s, 4) for s in seconds], **extra}
+    return {
+        "median_s": statistics.median(seconds),
+        "best_s": min(seconds),
+        "runs": [round(s, 4) for s in seconds],
+        **extra,
+    }
 
 
 def paired_speedup(times: dict[str, list[float]]) -> float:
@@ -72,9 +77,13 @@ def matmul_section(repeats: int) -> dict:
     b32 = tf.constant(rng.normal(size=(n, n)).astype(np.float32))
     a16, b16 = tf.cast(a32, tf.bfloat16), tf.cast(b32, tf.bfloat16)
     mm = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-    times = interleaved({"float32": lambda: mm(a32, b32).numpy(), "bfloat16": lambda: mm(a16, b16).numpy()}, repeats * 2)
+    times = interleaved(
+        {"float32": lambda: mm(a32, b32).numpy(), "bfloat16": lambda: mm(a16, b16).numpy()}, repeats * 2
+    )
     flop = 2 * n**3
-    return {k: summary(v, gflop_per_s=flop / statistics.median(v) / 1e9) for k, v in times.items()} | {"speedup": paired_speedup(times)}
+    return {k: summary(v, gflop_per_s=flop / statistics.median(v) / 1e9) for k, v in times.items()} | {
+        "speedup": paired_speedup(times)
+    }
 
 
 def conv_flop(batch: int, steps_in: int, c_in: int, c_out: int, kernel: int, dilation: int) -> float:
@@ -107,7 +116,9 @@ def conv_section(repeats: int, batch: int, dilations: tuple[int, ...]) -> dict:
             fns[name] = lambda step=step: step(x).numpy()
         times = interleaved(fns, repeats)
         flop = 3 * conv_flop(batch, steps, 128, 128, 9, dilation)  # forward, input gradient, kernel gradient
-        out[f"dilation {dilation}"] = {k: summary(v, gflop_per_s=flop / statistics.median(v) / 1e9) for k, v in times.items()}
+        out[f"dilation {dilation}"] = {
+            k: summary(v, gflop_per_s=flop / statistics.median(v) / 1e9) for k, v in times.items()
+        }
         out[f"dilation {dilation}"] |= {"gflop": flop / 1e9, "speedup": paired_speedup(times)}
     return out
 
@@ -116,7 +127,9 @@ def seed_gflop_per_window() -> float:
     """Training FLOP per window of ``seed`` (forward + both gradients of every convolution, the
     first layer's input gradient excluded as nothing needs it); the dense layer is negligible."""
     steps, channels, total = WINDOW, 1, 0.0
-    for i, (filters, kernel, dilation) in enumerate([(128, 9, 1), (128, 9, 2), (64, 9, 4), (64, 9, 8), (32, 9, 16), (32, 7, 32)]):
+    for i, (filters, kernel, dilation) in enumerate(
+        [(128, 9, 1), (128, 9, 2), (64, 9, 4), (64, 9, 8), (32, 9, 16), (32, 7, 32)]
+    ):
         forward = conv_flop(1, steps, channels, filters, kernel, dilation)
         total += forward * (2 if i == 0 else 3)
         steps, channels = (steps - dilation * (kernel - 1)) // 3, filters
@@ -156,8 +169,17 @@ def main() -> None:
 
     results = {
         "uptime_before": uptime(),
-        "cpu": next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "?"),
-        "cpu_flags": sorted({f for f in Path("/proc/cpuinfo").read_text().split() if f.startswith(("amx", "avx512_bf16", "avx512f"))}),
+        "cpu": next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "?",
+        ),
+        "cpu_flags": sorted(
+            {f for f in Path("/proc/cpuinfo").read_text().split() if f.startswith(("amx", "avx512_bf16", "avx512f"))}
+        ),
         "cores": os.cpu_count(),
         "tensorflow": tf.__version__,
         "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset: on)"),
@@ -167,7 +189,10 @@ def main() -> None:
         "seed_gflop_per_window": seed_gflop_per_window(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    print(f"{results['cpu']} ({results['cores']} cores), flags {results['cpu_flags']}; {results['uptime_before']}", flush=True)
+    print(
+        f"{results['cpu']} ({results['cores']} cores), flags {results['cpu_flags']}; {results['uptime_before']}",
+        flush=True,
+    )
     if "matmul" in args.only:
         results["matmul_4096"] = matmul_section(args.repeats)
         for k, v in list(results["matmul_4096"].items())[:2]:
@@ -176,16 +201,30 @@ def main() -> None:
         results["conv1d_128x9"] = conv_section(args.repeats, args.batch, tuple(args.dilations))
         for d, pair in results["conv1d_128x9"].items():
             for k in ("float32", "mixed bfloat16"):
-                print(f"  conv1d {d:11s} {k:16s} {pair[k]['median_s']:7.2f} s {pair[k]['gflop_per_s']:7.0f} GFLOP/s", flush=True)
+                print(
+                    f"  conv1d {d:11s} {k:16s} {pair[k]['median_s']:7.2f} s {pair[k]['gflop_per_s']:7.0f} GFLOP/s",
+                    flush=True,
+                )
             print(f"  conv1d {d:11s} bfloat16 speedup {pair['speedup']:.2f}x (median of paired ratios)", flush=True)
     for model_name in ("seed", "fast"):
         if model_name in args.only:
-            results[model_name] = network_section(model_name, args.repeats if model_name == "seed" else args.repeats * 8, args.batch, True if args.jit else "auto")
+            results[model_name] = network_section(
+                model_name,
+                args.repeats if model_name == "seed" else args.repeats * 8,
+                args.batch,
+                True if args.jit else "auto",
+            )
             for k in ("float32", "mixed bfloat16"):
                 v = results[model_name][k]
                 extra = f" {v['gflop_per_s']:6.0f} GFLOP/s" if "gflop_per_s" in v else ""
-                print(f"  {model_name:5s} {k:16s} {v['median_s']:8.3f} s/step {v['windows_per_s']:8.1f} windows/s{extra}", flush=True)
-            print(f"  {model_name:5s} bfloat16 speedup {results[model_name]['speedup']:.2f}x (median of paired ratios)", flush=True)
+                print(
+                    f"  {model_name:5s} {k:16s} {v['median_s']:8.3f} s/step {v['windows_per_s']:8.1f} windows/s{extra}",
+                    flush=True,
+                )
+            print(
+                f"  {model_name:5s} bfloat16 speedup {results[model_name]['speedup']:.2f}x (median of paired ratios)",
+                flush=True,
+            )
     results["uptime_after"] = uptime()
     print(results["uptime_after"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,9 @@ def layer_steps(model, x):
             grads = tape.gradient(y, [inputs, *weights], output_gradients=upstream)
             return [tf.reduce_sum(tf.cast(g[:1], tf.float32)) for g in grads if g is not None]
 
-        steps[layer.name] = lambda step=step, inputs=inputs, upstream=upstream: [t.numpy() for t in step(inputs, upstream)]
+        steps[layer.name] = lambda step=step, inputs=inputs, upstream=upstream: [
+            t.numpy() for t in step(inputs, upstream)
+        ]
         activation = out
     return steps
 
@@ -115,8 +117,18 @@ def main() -> None:
     print("  sum of the parts      " + "  ".join(f"{p} {s * 1000:8.1f} ms" for p, s in sums.items()))
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(uptime_after)
-    write_json(args.out, {"batch": args.batch, "repeats": args.repeats, "uptime_before": uptime_before, "uptime_after": uptime_after,
-                          "seconds": table, "sum_of_parts_s": sums, "date": time.strftime("%Y-%m-%d %H:%M")})
+    write_json(
+        args.out,
+        {
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "uptime_before": uptime_before,
+            "uptime_after": uptime_after,
+            "seconds": table,
+            "sum_of_parts_s": sums,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        },
+    )
     print(f"wrote {args.out}")
 
 

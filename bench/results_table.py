@@ -15,7 +15,9 @@ from genre.jobs.runs import list_runs  # noqa: E402
 def training_seconds(run_dir: Path) -> float:
     """Wall time of the epochs, over all folds of a cross-validation run."""
     folds = sorted(run_dir.glob("fold-*"))
-    histories = [read_json(d / "history.json", []) for d in folds] if folds else [read_json(run_dir / "history.json", [])]
+    histories = (
+        [read_json(d / "history.json", []) for d in folds] if folds else [read_json(run_dir / "history.json", [])]
+    )
     return sum(e.get("seconds", 0) for h in histories for e in h)
 
 
@@ -27,7 +29,9 @@ def songs(run) -> str:
 
 
 def main() -> None:
-    print("| run | model | protocol | songs train+valid / test | song acc (vote) | song acc (mean prob.) | window acc | song balanced acc | song macro F1 | window balanced acc | window macro F1 | parameters | epochs | training time |")
+    print(
+        "| run | model | protocol | songs train+valid / test | song acc (vote) | song acc (mean prob.) | window acc | song balanced acc | song macro F1 | window balanced acc | window macro F1 | parameters | epochs | training time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(list_runs(REPO / "models"), key=lambda r: r.run_id):
         m = run.metrics
@@ -48,16 +52,24 @@ def main() -> None:
 def honest() -> None:
     """The figures a user can trust: band-limited test songs, artists never heard."""
     print()
-    print("| run | song acc (vote), full band | low-passed at 11 kHz | low-passed at 8 kHz | multi-artist genres (song acc) |")
+    print(
+        "| run | song acc (vote), full band | low-passed at 11 kHz | low-passed at 8 kHz | multi-artist genres (song acc) |"
+    )
     print("|---|---|---|---|---|")
     for run in sorted(list_runs(REPO / "models"), key=lambda r: r.run_id):
         m = run.metrics
         if not m:
             continue
         limited = m.get("band_limited", {})
-        cells = [f"{limited[hz]['song_accuracy_vote']:.1%}" if hz in limited else "not measured" for hz in ("11000", "8000")]
+        cells = [
+            f"{limited[hz]['song_accuracy_vote']:.1%}" if hz in limited else "not measured" for hz in ("11000", "8000")
+        ]
         multi = m.get("multi_artist")
-        multi_cell = f"{multi['song_accuracy_vote']:.1%} ({len(multi['genres'])} genres, {multi['songs']} songs)" if multi else "n/a"
+        multi_cell = (
+            f"{multi['song_accuracy_vote']:.1%} ({len(multi['genres'])} genres, {multi['songs']} songs)"
+            if multi
+            else "n/a"
+        )
         print(f"| `{run.run_id}` | {m['song_accuracy_vote']:.1%} | {cells[0]} | {cells[1]} | {multi_cell} |")
 
 

@@ -64,7 +64,11 @@ def training_throughput(batch: int, repeats: int) -> dict:
             seconds[name] += timed(lambda: model.train_on_batch(x, y), calls)
     results = {}
     for name, runs in seconds.items():
-        results[name] = {"windows_per_s": batch / statistics.median(runs), "step_s": statistics.median(runs), "runs": len(runs)}
+        results[name] = {
+            "windows_per_s": batch / statistics.median(runs),
+            "step_s": statistics.median(runs),
+            "runs": len(runs),
+        }
         print(f"  train {name:22s} {results[name]['windows_per_s']:8.1f} windows/s", flush=True)
     return results
 
@@ -96,8 +100,15 @@ def classify_latency(audio_path: Path, runs: dict[str, Path], repeats: int) -> d
         for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
             ours_s += timed(ours, 1)
             report_s += timed(report, 1)
-        results[name] = {"ours_s": statistics.median(ours_s), "report_path_s": statistics.median(report_s), "runs": repeats}
-        print(f"  classify 30 s {name:6s} ours {results[name]['ours_s']:.3f} s, report's path {results[name]['report_path_s']:.3f} s", flush=True)
+        results[name] = {
+            "ours_s": statistics.median(ours_s),
+            "report_path_s": statistics.median(report_s),
+            "runs": repeats,
+        }
+        print(
+            f"  classify 30 s {name:6s} ours {results[name]['ours_s']:.3f} s, report's path {results[name]['report_path_s']:.3f} s",
+            flush=True,
+        )
     return results
 
 
@@ -109,7 +120,14 @@ def cache_times(data_root: Path, repeats: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             builds += timed(lambda: load_dataset(data_root, cache_root=tmp, progress=False), 1)
             # A reload maps the file and touches every song, as training's first epoch would.
-            reloads += timed(lambda: [float(c.song(i)[::4096].sum()) for c in [load_dataset(data_root, cache_root=tmp, progress=False)] for i in range(len(c))], 1)
+            reloads += timed(
+                lambda: [
+                    float(c.song(i)[::4096].sum())
+                    for c in [load_dataset(data_root, cache_root=tmp, progress=False)]
+                    for i in range(len(c))
+                ],
+                1,
+            )
     out = {"build_s": statistics.median(builds), "reload_s": statistics.median(reloads), "runs": repeats}
     print(f"  cache build {out['build_s']:.2f} s, reload {out['reload_s']:.3f} s", flush=True)
     return out
@@ -168,7 +186,14 @@ def peak_memory(script: str, **values) -> float:
 def machine() -> dict:
     import tensorflow as tf
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -188,14 +213,24 @@ def main() -> None:
     parser.add_argument("--models-dir", default=str(REPO / "models"))
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (the median is reported)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections (others keep their figures in --out)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="run only these sections (others keep their figures in --out)",
+    )
     args = parser.parse_args()
     data = Path(args.data)
     models = Path(args.models_dir)
     audio = next(iter(sorted(data.glob("blues/*.ogg"))), None) if data.is_dir() else None
     if audio is None:
         sys.exit(f"bench: no GTZAN tracks in {data}; pass --data")
-    runs = {name: models / f"{name}-stratified" for name in ("fast", "seed", "transfer", "taggers") if (models / f"{name}-stratified" / "model.keras").is_file()}
+    runs = {
+        name: models / f"{name}-stratified"
+        for name in ("fast", "seed", "transfer", "taggers")
+        if (models / f"{name}-stratified" / "model.keras").is_file()
+    }
 
     print(f"benchmarks on {machine()['cpu']} ({os.cpu_count()} cores); {args.repeats} runs per figure, medians")
     results = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
@@ -217,7 +252,10 @@ def main() -> None:
         results["peak_memory_mib"] = {
             "train fast (GTZAN-280, incl. cache build)": int(train_kib) / 1024,
             "train seed (steps of batch 32)": peak_memory(PEAK_SEED_STEP),
-            **{f"classify 30 s ({name})": peak_memory(PEAK_CLASSIFY, run=str(run), audio=str(audio)) for name, run in runs.items()},
+            **{
+                f"classify 30 s ({name})": peak_memory(PEAK_CLASSIFY, run=str(run), audio=str(audio))
+                for name, run in runs.items()
+            },
         }
     for name, mib in results["peak_memory_mib"].items():
         print(f"  peak memory {name:34s} {mib:7.0f} MiB")

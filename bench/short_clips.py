@@ -21,10 +21,10 @@ sys.path.insert(0, str(REPO))
 
 from genre import SAMPLE_RATE, WINDOW  # noqa: E402
 from genre.audio.decode import decode  # noqa: E402
+from genre.audio.windows import cut_windows  # noqa: E402
 from genre.data.dataset import track_path  # noqa: E402
 from genre.files import read_json  # noqa: E402
 from genre.serve.prediction import Classifier  # noqa: E402
-from genre.audio.windows import cut_windows  # noqa: E402
 
 
 def padded_windows(clip: np.ndarray) -> np.ndarray:

@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="A B A B rounds of worker processes")
-    parser.add_argument("--only", nargs="+", choices=("jit", "dropout", "processes"), default=["jit", "dropout", "processes"])
+    parser.add_argument(
+        "--only", nargs="+", choices=("jit", "dropout", "processes"), default=["jit", "dropout", "processes"]
+    )
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed bfloat16"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, default=0, help=argparse.SUPPRESS)
@@ -108,13 +110,20 @@ def main() -> None:
     if previous.is_file():  # a section not rerun keeps its figures
         results = json.loads(previous.read_text()) | results
     if "jit" in args.only:
-        fns = {f"{p}, jit_compile={jit}": steps(p == "mixed bfloat16", jit, args.batch) for p in args.precisions for jit in ("auto", True)}
+        fns = {
+            f"{p}, jit_compile={jit}": steps(p == "mixed bfloat16", jit, args.batch)
+            for p in args.precisions
+            for jit in ("auto", True)
+        }
         times = interleaved(fns, args.repeats)
         results["jit_compile"] = {k: {"median_s": statistics.median(v), "runs": v} for k, v in times.items()}
         for k, v in results["jit_compile"].items():
             print(f"  {k:36s} {v['median_s']:7.3f} s/step {args.batch / v['median_s']:6.1f} windows/s", flush=True)
     if "dropout" in args.only:
-        fns = {"mixed bfloat16": steps(True, "auto", args.batch), "mixed bfloat16, Dropout in mixed bfloat16": steps(True, "auto", args.batch, "mixed_bfloat16")}
+        fns = {
+            "mixed bfloat16": steps(True, "auto", args.batch),
+            "mixed bfloat16, Dropout in mixed bfloat16": steps(True, "auto", args.batch, "mixed_bfloat16"),
+        }
         times = interleaved(fns, args.repeats + 1)
         results["dropout_policy"] = {k: {"median_s": statistics.median(v), "runs": v} for k, v in times.items()}
         for k, v in results["dropout_policy"].items():
@@ -125,18 +134,43 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (env, intra, inter, precisions) in VARIANTS.items():
                 precisions = [p for p in args.precisions if precisions is None or p in precisions]
-                command = [sys.executable, __file__, "--worker", "--batch", str(args.batch), "--repeats", str(args.repeats),
-                           "--intra", str(intra), "--inter", str(inter), "--precisions", *precisions]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "--batch",
+                    str(args.batch),
+                    "--repeats",
+                    str(args.repeats),
+                    "--intra",
+                    str(intra),
+                    "--inter",
+                    str(inter),
+                    "--precisions",
+                    *precisions,
+                ]
                 out = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
                 measured = json.loads(out.stdout.strip().splitlines()[-1])
                 faults.setdefault(name, []).append(measured.pop("minor_faults_per_step"))
                 for p, seconds in measured.items():
                     runs[name][p] += seconds
-                print(f"  ({name}: {', '.join(f'{p} {statistics.median(s):.3f} s' for p, s in runs[name].items() if s)})", flush=True)
-        results["processes"] = {name: {p: {"median_s": statistics.median(s), "runs": s} for p, s in v.items() if s} for name, v in runs.items()}
+                print(
+                    f"  ({name}: {', '.join(f'{p} {statistics.median(s):.3f} s' for p, s in runs[name].items() if s)})",
+                    flush=True,
+                )
+        results["processes"] = {
+            name: {p: {"median_s": statistics.median(s), "runs": s} for p, s in v.items() if s}
+            for name, v in runs.items()
+        }
         results["minor_page_faults_per_step"] = {name: statistics.median(f) for name, f in faults.items()}
         for name, v in results["processes"].items():
-            print(f"  {name:38s} {results['minor_page_faults_per_step'][name]:9.0f} faults/step " + "  ".join(f"{p} {r['median_s']:7.3f} s/step ({args.batch / r['median_s']:5.1f}/s)" for p, r in v.items()), flush=True)
+            print(
+                f"  {name:38s} {results['minor_page_faults_per_step'][name]:9.0f} faults/step "
+                + "  ".join(
+                    f"{p} {r['median_s']:7.3f} s/step ({args.batch / r['median_s']:5.1f}/s)" for p, r in v.items()
+                ),
+                flush=True,
+            )
     results["uptime_after"] = uptime()
     print(results["uptime_after"])
     write_json(args.out, results)

@@ -102,7 +102,9 @@ def history_table_shown(rows: Sequence[Mapping]) -> list[dict]:
         {
             **row,
             "validation loss": "—" if row["validation loss"] is None else f"{row['validation loss']:.3f}",
-            "validation accuracy": "—" if row["validation accuracy"] is None else f"{row['validation accuracy']:.2%}",  # as the table's "percent"
+            "validation accuracy": "—"
+            if row["validation accuracy"] is None
+            else f"{row['validation accuracy']:.2%}",  # as the table's "percent"
         }
         for row in rows
     ]
@@ -142,7 +144,16 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
         # that says what it is ("<run> · validation") in the data and on hover. Shown even for a
         # lone run, whose one-entry legend plotly would hide, so the layout stays the same.
         fig.add_trace(
-            go.Scatter(x=[None], y=[None], mode="lines", name=run_id, legendgroup=run_id, showlegend=True, line={"color": color, "width": 3}, hoverinfo="skip"),
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=run_id,
+                legendgroup=run_id,
+                showlegend=True,
+                line={"color": color, "width": 3},
+                hoverinfo="skip",
+            ),
             row=1,
             col=1,
         )
@@ -274,7 +285,13 @@ def confusion_figure(metrics: Mapping, normalised: bool = False) -> go.Figure:
         height=side,
         margin={"t": 30, "b": 40, "l": 40, "r": 20},
         # dtick 1: every genre keeps its label (plotly drops labels it thinks would crowd).
-        xaxis={"title": "voted genre", "side": "bottom", "tickangle": -30 if len(genres) > 6 else 0, "dtick": 1, "automargin": True},
+        xaxis={
+            "title": "voted genre",
+            "side": "bottom",
+            "tickangle": -30 if len(genres) > 6 else 0,
+            "dtick": 1,
+            "automargin": True,
+        },
         yaxis={"title": "true genre", "autorange": "reversed", "dtick": 1, "automargin": True},
     )
     return fig
@@ -289,7 +306,9 @@ def per_genre_rows(metrics: Mapping) -> list[dict]:
     ]
 
 
-def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[float], text: Sequence[str], hover: str) -> go.Figure:
+def _genre_bars(
+    genres: Sequence[str], names: Sequence[str], values: Sequence[float], text: Sequence[str], hover: str
+) -> go.Figure:
     """Horizontal bars, one per genre in ``names`` (bottom up), each in its colour. Each
     bar's figure goes into its axis label ("rock · 72%"), which plotly sizes the margin for,
     so nothing is cut off however narrow the column (text beside the bar was)."""
@@ -303,7 +322,9 @@ def _genre_bars(genres: Sequence[str], names: Sequence[str], values: Sequence[fl
             hovertemplate=hover,
         )
     )
-    fig.update_yaxes(tickmode="array", tickvals=list(names), ticktext=[f"{n} · {t}" for n, t in zip(names, text)], automargin=True)
+    fig.update_yaxes(
+        tickmode="array", tickvals=list(names), ticktext=[f"{n} · {t}" for n, t in zip(names, text)], automargin=True
+    )
     return fig
 
 
@@ -312,7 +333,11 @@ def reliability_figure(bins: Sequence[Mapping]) -> go.Figure:
     ``reliability``), the share voted right against the confidence shown, with the diagonal a
     perfectly calibrated model would sit on."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, name="calibrated", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"}, name="calibrated", hoverinfo="skip"
+        )
+    )
     fig.add_trace(
         go.Scatter(
             x=[b["confidence"] for b in bins],
@@ -359,7 +384,9 @@ def vote_text(genres: Sequence[str], votes: Iterable[int], winner: str | None = 
     """Windows won per genre, most first, zeros left out: ``"rock 6 · metal 3 · blues 1"``.
     Among genres with equal votes, ``winner`` (the song's genre) comes first, and a tie it won
     on mean probability says so."""
-    pairs = sorted(((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1] != winner, p[1]))
+    pairs = sorted(
+        ((int(v), g) for g, v in zip(genres, votes) if int(v) > 0), key=lambda p: (-p[0], p[1] != winner, p[1])
+    )
     text = " · ".join(f"{g} {v}" for v, g in pairs)
     if winner is not None and len(pairs) > 1 and pairs[0][1] == winner and pairs[1][0] == pairs[0][0]:
         text += f" ({winner} won the tie on mean probability)"
@@ -443,13 +470,17 @@ def window_figure(
     return fig
 
 
-def ranking_figure(genres: Sequence[str], mean_probability: Sequence[float], votes: Sequence[int] | None = None) -> go.Figure:
+def ranking_figure(
+    genres: Sequence[str], mean_probability: Sequence[float], votes: Sequence[int] | None = None
+) -> go.Figure:
     """Genres by mean window probability, highest on top, each in its colour; the bar text
     gives the probability and, with ``votes``, the windows the genre won."""
     p = np.asarray(mean_probability, dtype=np.float64)
     order = np.argsort(-p, kind="stable")[::-1]  # plotly draws the first bar at the bottom
     text = [f"{p[i]:.0%}" + (f" · {int(votes[i])} won" if votes is not None else "") for i in order]
-    fig = _genre_bars(genres, [genres[i] for i in order], p[order], text, "%{y}: mean probability %{x:.1%}<extra></extra>")
+    fig = _genre_bars(
+        genres, [genres[i] for i in order], p[order], text, "%{y}: mean probability %{x:.1%}<extra></extra>"
+    )
     fig.update_layout(
         height=max(200, 26 * len(genres) + 60),
         margin={"t": 10, "b": 30, "l": 10, "r": 15},
@@ -479,7 +510,11 @@ def per_genre_compare_figure(comparison, measure: str = "recall") -> go.Figure:
         barmode="group",
         height=320,
         margin={"t": 30, "b": 40, "l": 50, "r": 10},
-        yaxis={"range": [0, 1.02], "title": "F1" if measure == "f1" else measure, "tickformat": ".0%" if measure == "recall" else ".1f"},
+        yaxis={
+            "range": [0, 1.02],
+            "title": "F1" if measure == "f1" else measure,
+            "tickformat": ".0%" if measure == "recall" else ".1f",
+        },
         xaxis={"dtick": 1, "automargin": True},
         legend={"orientation": "h", "y": 1.12, "x": 0},
     )
@@ -523,7 +558,9 @@ def difference_figure(comparison) -> go.Figure:
     z = np.asarray(comparison.difference, dtype=np.float64)
     share = comparison.difference_kind == "share"
     reach = max(float(np.abs(z).max()), 1e-9 if share else 1.0)
-    text = [[("" if v == 0 else f"{v:+.0%}") if share else ("" if v == 0 else f"{int(v):+d}") for v in row] for row in z]
+    text = [
+        [("" if v == 0 else f"{v:+.0%}") if share else ("" if v == 0 else f"{int(v):+d}") for v in row] for row in z
+    ]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -539,7 +576,11 @@ def difference_figure(comparison) -> go.Figure:
             xgap=1,
             ygap=1,
             # Whole songs only: small counts would otherwise repeat rounded ticks (+1, +1, +0).
-            colorbar={"title": {"text": "B − A"}, "tickformat": "+.0%" if share else "+d", **({} if share else {"dtick": max(1, int(np.ceil(reach / 4)))})},
+            colorbar={
+                "title": {"text": "B − A"},
+                "tickformat": "+.0%" if share else "+d",
+                **({} if share else {"dtick": max(1, int(np.ceil(reach / 4)))}),
+            },
             hovertemplate=f"true %{{y}}, voted %{{x}}<br>B − A: %{{z:{'+.0%' if share else '+d'}}}<extra></extra>",
         )
     )
@@ -566,8 +607,16 @@ def distribution_figure(genres: Sequence[str], song_genres: Sequence[str]) -> go
     counts = {g: sum(1 for s in song_genres if s == g) for g in genres}
     names = [g for g in sorted(counts, key=lambda g: counts[g]) if counts[g]]
     total = max(1, len(song_genres))
-    fig = _genre_bars(genres, names, [counts[n] for n in names], [f"{counts[n]} ({counts[n] / total:.0%})" for n in names], "%{y}: %{x} songs<extra></extra>")
-    fig.update_layout(height=max(160, 34 * len(names) + 60), margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title="songs")
+    fig = _genre_bars(
+        genres,
+        names,
+        [counts[n] for n in names],
+        [f"{counts[n]} ({counts[n] / total:.0%})" for n in names],
+        "%{y}: %{x} songs<extra></extra>",
+    )
+    fig.update_layout(
+        height=max(160, 34 * len(names) + 60), margin={"l": 10, "r": 10, "t": 10, "b": 30}, xaxis_title="songs"
+    )
     fig.update_xaxes(dtick=max(1, round(max(counts.values(), default=1) / 5)), rangemode="tozero")  # whole songs
     return fig
 

@@ -36,11 +36,15 @@ def cell_edges(segments: Sequence[Segment]) -> np.ndarray:
     return np.asarray(edges, dtype=np.float64)
 
 
-def heard_figure(genres: Sequence[str], mel: LogMel, segments: Sequence[Segment], seconds: float, taggram: Taggram | None = None) -> go.Figure:
+def heard_figure(
+    genres: Sequence[str], mel: LogMel, segments: Sequence[Segment], seconds: float, taggram: Taggram | None = None
+) -> go.Figure:
     """The spectrogram (window boundaries dashed), the strip of window winners beneath it and,
     given ``taggram``, musicnn's tags per window, sharing one time axis in ``m:ss``."""
     rows = 3 if taggram is not None else 2
-    heights = [SPECTROGRAM_HEIGHT, STRIP_HEIGHT] + ([TAG_ROW_HEIGHT * len(taggram.tags) + 10] if taggram is not None else [])
+    heights = [SPECTROGRAM_HEIGHT, STRIP_HEIGHT] + (
+        [TAG_ROW_HEIGHT * len(taggram.tags) + 10] if taggram is not None else []
+    )
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.025, row_heights=heights)
 
     bands = np.arange(len(mel.frequencies))
@@ -60,7 +64,11 @@ def heard_figure(genres: Sequence[str], mel: LogMel, segments: Sequence[Segment]
         row=1,
         col=1,
     )
-    ticks = [(int(np.argmin(np.abs(mel.frequencies - hz))), hz) for hz in HZ_TICKS if mel.frequencies[0] <= hz <= mel.frequencies[-1]]
+    ticks = [
+        (int(np.argmin(np.abs(mel.frequencies - hz))), hz)
+        for hz in HZ_TICKS
+        if mel.frequencies[0] <= hz <= mel.frequencies[-1]
+    ]
     fig.update_yaxes(
         tickvals=[band for band, _ in ticks], ticktext=[f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for _, hz in ticks],
         title_text="Hz (mel)", row=1, col=1,
@@ -113,7 +121,9 @@ def heard_figure(genres: Sequence[str], mel: LogMel, segments: Sequence[Segment]
     step = 3.0 * max(1, int(np.ceil(end / 3.0 / 12)))
     time_ticks = np.arange(0.0, end + 1e-6, step)
     # A hair past the end, so that the last tick is drawn.
-    fig.update_xaxes(range=[0, end * 1.002], tickvals=time_ticks, ticktext=[clock(t) for t in time_ticks], showgrid=False)
+    fig.update_xaxes(
+        range=[0, end * 1.002], tickvals=time_ticks, ticktext=[clock(t) for t in time_ticks], showgrid=False
+    )
     fig.update_xaxes(title_text="time (m:ss)", row=rows, col=1)
     fig.update_layout(
         height=sum(heights) + 60,

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from genre.train import hardware
-from genre.jobs import jobs
-from genre.train.config import BATCH_RANGE, EPOCHS_RANGE
 from genre.data.dataset import is_cached, scan
+from genre.data.folders import allowed_roots, is_usable
+from genre.data.splits import PROTOCOLS
 from genre.errors import GenreError
 from genre.files import format_bytes
-from genre.jobs.joblog import log_tail
-from genre.data.folders import allowed_roots, is_usable
+from genre.jobs import jobs
 from genre.jobs.headline import few_artists_line
-from genre.models.registry import REGISTRY
+from genre.jobs.joblog import log_tail
 from genre.jobs.runs import active_run_id, list_runs, load_run, set_active, small_test_caution
-from genre.data.splits import PROTOCOLS
+from genre.models.registry import REGISTRY
+from genre.train import hardware
+from genre.train.config import BATCH_RANGE, EPOCHS_RANGE
 
 from . import access, state
 from .charts import progress_figure
@@ -211,7 +211,12 @@ def _idle_panel(models_dir: Path) -> None:
 
     settings = jobs.remembered_settings(models_dir)
     data_key = KEY + "data"
-    if last is not None and last.kind == "download" and last.state == "finished" and st.session_state.get(APPLIED) != last.job_id:
+    if (
+        last is not None
+        and last.kind == "download"
+        and last.state == "finished"
+        and st.session_state.get(APPLIED) != last.job_id
+    ):
         # The download finished: select its folder (the job machinery remembered it too).
         st.session_state[data_key] = str(last.result)
         st.session_state[APPLIED] = last.job_id
@@ -227,7 +232,10 @@ def _idle_panel(models_dir: Path) -> None:
     st.session_state.setdefault(data_key, settings.data_dir)
     with st.form(KEY + "form", border=False):
         st.text_input(
-            "Dataset folder", key=data_key, placeholder="/path/to/genres", help="Songs as <folder>/<genre>/<files>; every subfolder is a genre."
+            "Dataset folder",
+            key=data_key,
+            placeholder="/path/to/genres",
+            help="Songs as <folder>/<genre>/<files>; every subfolder is a genre.",
         )
         models = list(REGISTRY)
         model = st.selectbox(
@@ -235,7 +243,10 @@ def _idle_panel(models_dir: Path) -> None:
             models,
             index=models.index(settings.model) if settings.model in models else 0,
             key=KEY + "model",
-            help=" ".join(f"{name}: {spec.description} (recipe: {spec.epochs} epochs, batch {spec.batch_size})." for name, spec in REGISTRY.items()),
+            help=" ".join(
+                f"{name}: {spec.description} (recipe: {spec.epochs} epochs, batch {spec.batch_size})."
+                for name, spec in REGISTRY.items()
+            ),
         )
         protocol = st.selectbox(
             "Split",
@@ -264,7 +275,9 @@ def _idle_panel(models_dir: Path) -> None:
             key=KEY + "batch",
             help=f"{BATCH_RANGE[0]} to {BATCH_RANGE[1]} windows; empty takes the model's recipe",
         )
-        seed = left.number_input("Seed", value=int(settings.seed), step=1, key=KEY + "seed", help="Seeds the split and the training.")
+        seed = left.number_input(
+            "Seed", value=int(settings.seed), step=1, key=KEY + "seed", help="Seeds the split and the training."
+        )
         folds = right.number_input("Folds (cv)", value=int(settings.folds), step=1, key=KEY + "folds")
         test_share = left.number_input(
             "Test share",
@@ -312,7 +325,9 @@ def _gpus() -> hardware.Gpus:
     return hardware.training_gpus()
 
 
-def _split_needs(data_dir: str | None, protocol: str, test_share: float, val_share: float, folds: int, models_dir: Path) -> str:
+def _split_needs(
+    data_dir: str | None, protocol: str, test_share: float, val_share: float, folds: int, models_dir: Path
+) -> str:
     """How many songs the chosen split needs, for the dataset folder's genres (10 until a
     usable folder is chosen)."""
     from genre.data.dataset import scan
@@ -372,7 +387,11 @@ def _outcome(models_dir: Path, job: jobs.Job) -> None:
         name = f"Run `{job.run_id}`"
         if state == "finished" and run is not None:
             metrics = run.metrics or {}
-            score = f": song accuracy {metrics['song_accuracy_vote']:.0%} on {metrics['test_songs']} test songs" if metrics else ""
+            score = (
+                f": song accuracy {metrics['song_accuracy_vote']:.0%} on {metrics['test_songs']} test songs"
+                if metrics
+                else ""
+            )
             st.success(f"{name} finished{score}.")
             if active_run_id(models_dir) == job.run_id:
                 st.caption("It is the active run: the app serves it.")
@@ -396,7 +415,11 @@ def _outcome(models_dir: Path, job: jobs.Job) -> None:
                 st.code(log_tail(job.log, 12) or "(the log is empty)", language=None)
             if job.resumable:
                 st.button(
-                    "Resume", key=KEY + "resume", on_click=_resume, args=(models_dir, job.run_dir), help="Continue from the last completed epoch."
+                    "Resume",
+                    key=KEY + "resume",
+                    on_click=_resume,
+                    args=(models_dir, job.run_dir),
+                    help="Continue from the last completed epoch.",
                 )
     else:
         if state == "finished":
@@ -417,16 +440,13 @@ def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
     """Other runs that stopped early (cancelled, failed, killed with the app down): resumable.
     A run trained from a terminal right now is not offered, nor the active run."""
     skip = {last.run_id if last is not None and last.kind == "train" else None, active_run_id(models_dir)}
-    stopped = [
-        r
-        for r in list_runs(models_dir)
-        if r.interrupted and r.run_id not in skip
-    ]
+    stopped = [r for r in list_runs(models_dir) if r.interrupted and r.run_id not in skip]
     if not stopped:
         return
     with st.expander(f"Interrupted runs ({len(stopped)})"):
         labels = {
-            r.run_id: f"{r.run_id} · {r.state if r.state not in ('running', 'evaluating') else 'killed'} · {len(r.history())} epochs" for r in stopped
+            r.run_id: f"{r.run_id} · {r.state if r.state not in ('running', 'evaluating') else 'killed'} · {len(r.history())} epochs"
+            for r in stopped
         }
         choice = st.selectbox("Run", list(labels), format_func=labels.get, key=KEY + "interrupted")
         st.button("Resume run", key=KEY + "resume_other", on_click=_resume, args=(models_dir, str(models_dir / choice)))
@@ -435,11 +455,16 @@ def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
 def _promote(models_dir: Path) -> None:
     """*Make active* for any other finished run."""
     active = active_run_id(models_dir)
-    finished = [r for r in list_runs(models_dir) if r.metrics and r.servable and r.run_id != active and not r.in_training]
+    finished = [
+        r for r in list_runs(models_dir) if r.metrics and r.servable and r.run_id != active and not r.in_training
+    ]
     if not finished:
         return
     with st.expander("Serve another run"):
-        labels = {r.run_id: f"{r.run_id} · {r.config.get('model', '?')} · {r.metrics['song_accuracy_vote']:.0%}" for r in finished}
+        labels = {
+            r.run_id: f"{r.run_id} · {r.config.get('model', '?')} · {r.metrics['song_accuracy_vote']:.0%}"
+            for r in finished
+        }
         choice = st.selectbox("Finished run", list(labels), format_func=labels.get, key=KEY + "promote_choice")
         st.caption(f"Active now: `{active}`" if active else "No run is active yet.")
         caution = small_test_caution(next(r for r in finished if r.run_id == choice).metrics)
@@ -478,7 +503,9 @@ def _no_dataset(models_dir: Path, missing: bool) -> None:
         )
         if st.button(f"Download GTZAN ({GTZAN_SIZE_TEXT})", key=KEY + "download"):
             _start(lambda: jobs.start_download(models_dir, to=to.strip() or None))
-        st.caption("Dataset and download folders must lie inside: " + ", ".join(f"`{r}`" for r in allowed_roots(models_dir)))
+        st.caption(
+            "Dataset and download folders must lie inside: " + ", ".join(f"`{r}`" for r in allowed_roots(models_dir))
+        )
 
 
 # Actions ------------------------------------------------------------------------------------

@@ -85,4 +85,3 @@ def _run_facts(run: Run, active: str | None) -> None:
         st.caption(f":orange[{run.stopped_text(detail=False)}]")
     if run.run_id != active and active:
         st.caption(f"The active run is **{active}**.")
-

@@ -16,7 +16,9 @@ SYMBOLS = {"train": "circle", "valid": "diamond", "test": "x"}
 PART_NAMES = {"train": "training", "valid": "validation", "test": "test"}
 
 
-def song_map_figure(song_map: SongMap, genres: list[str], placed: Placement | None = None, height: int = 520) -> go.Figure:
+def song_map_figure(
+    song_map: SongMap, genres: list[str], placed: Placement | None = None, height: int = 520
+) -> go.Figure:
     """Every song of the run's split on the map, coloured by its true genre; training songs
     are dots, validation songs diamonds, test songs crosses. ``placed``: a new song as a star,
     its nearest training songs ringed."""

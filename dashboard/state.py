@@ -16,9 +16,9 @@ import numpy as np
 import streamlit as st
 
 from genre.data.dataset import track_path
+from genre.jobs.runs import Run, active_run_id, default_models_dir, load_run, read_runs
 from genre.serve.live import LiveAudio, LiveTally
 from genre.serve.live_worker import LiveWorker
-from genre.jobs.runs import Run, active_run_id, default_models_dir, load_run, read_runs
 
 if TYPE_CHECKING:
     from genre.serve.prediction import Classifier
@@ -245,7 +245,6 @@ def on_mic_change(key: str) -> None:
     if active and not st.session_state.get(MIC_ACTIVE_KEY):
         new_take()
     st.session_state[MIC_ACTIVE_KEY] = active
-
 
 
 # ----------------------------------------------------------------------------- song map, what the model heard

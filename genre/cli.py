@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .train.config import DEFAULTS, STRATEGIES
 from .data.dataset import DATA_ENV, DatasetError
 from .errors import GenreError, TrainingCancelled
+from .train.config import DEFAULTS, STRATEGIES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,17 +47,23 @@ def main(argv: list[str] | None = None) -> int:
 def _os_error_line(error: OSError) -> str:
     """The file and what went wrong with it (a full disk says which file it could not write)."""
     if error.filename and error.strerror:
-        return f"cannot write {error.filename}: {error.strerror}" if error.errno == errno.ENOSPC else f"{error.filename}: {error.strerror}"
+        return (
+            f"cannot write {error.filename}: {error.strerror}"
+            if error.errno == errno.ENOSPC
+            else f"{error.filename}: {error.strerror}"
+        )
     return str(error) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train.distribute import CONNECT_TIMEOUT
-    from .models.registry import REGISTRY
     from .data.splits import PROTOCOLS
+    from .models.registry import REGISTRY
+    from .train.distribute import CONNECT_TIMEOUT
 
     prog = "genre" if Path(sys.argv[0]).name == "genre" else "python -m genre"  # the console script, or -m
-    parser = argparse.ArgumentParser(prog=prog, description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Music-genre classification: cache a dataset, train, evaluate, classify, manage runs."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_help = f"dataset folder <root>/<genre>/<files> (default: ${DATA_ENV})"
@@ -66,42 +72,96 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("data", nargs="?", default=os.environ.get(DATA_ENV), help=data_help)
     scan.set_defaults(handler=cmd_scan)
 
-    shard = commands.add_parser("shard", help="decode a dataset once into TFRecord shards of its split's parts, for data beyond memory")
+    shard = commands.add_parser(
+        "shard", help="decode a dataset once into TFRecord shards of its split's parts, for data beyond memory"
+    )
     shard.add_argument("data", nargs="?", default=os.environ.get(DATA_ENV), help=data_help)
     shard.add_argument("--out", required=True, help="folder for the shards and their shards.json")
-    shard.add_argument("--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)")
-    shard.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split (default: %(default)s)")
-    shard.add_argument("--test-fraction", type=_fraction, default=DEFAULTS["test_fraction"], help="stratified: share of songs held out for test (default: %(default)s)")
-    shard.add_argument("--val-fraction", type=_fraction, default=DEFAULTS["val_fraction"], help="share of training songs kept for validation (default: %(default)s)")
-    shard.add_argument("--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)")
-    shard.add_argument("--songs-per-shard", type=_positive_int, default=None, help="songs in each shard file (default: 100)")
+    shard.add_argument(
+        "--protocol", default=DEFAULTS["protocol"], choices=PROTOCOLS, help="song split protocol (default: %(default)s)"
+    )
+    shard.add_argument(
+        "--seed", type=int, default=DEFAULTS["seed"], help="random seed of the split (default: %(default)s)"
+    )
+    shard.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=DEFAULTS["test_fraction"],
+        help="stratified: share of songs held out for test (default: %(default)s)",
+    )
+    shard.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=DEFAULTS["val_fraction"],
+        help="share of training songs kept for validation (default: %(default)s)",
+    )
+    shard.add_argument(
+        "--folds", type=_positive_int, default=DEFAULTS["folds"], help="cv: number of folds (default: %(default)s)"
+    )
+    shard.add_argument(
+        "--songs-per-shard", type=_positive_int, default=None, help="songs in each shard file (default: 100)"
+    )
     shard.set_defaults(handler=cmd_shard)
 
     train = commands.add_parser("train", help="train a model; writes a run folder under models/")
     train.add_argument("--data", default=os.environ.get(DATA_ENV), help=data_help)
-    train.add_argument("--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)")
+    train.add_argument(
+        "--model", default=DEFAULTS["model"], choices=sorted(REGISTRY), help="model to train (default: %(default)s)"
+    )
     train.add_argument(
         "--shards",
         metavar="DIR",
         help="train from the TFRecord shards in DIR (python -m genre shard) instead of --data, streaming the windows; "
         "the split is the shards' own",
     )
-    train.add_argument("--protocol", choices=PROTOCOLS, help=f"song split protocol (default: {DEFAULTS['protocol']}; with --shards, theirs)")
+    train.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help=f"song split protocol (default: {DEFAULTS['protocol']}; with --shards, theirs)",
+    )
     train.add_argument("--epochs", type=_positive_int, help="epochs (default: the model's recipe)")
-    train.add_argument("--batch", type=_positive_int, dest="batch_size", help="batch size per replica: the global batch is this times the replicas (default: the model's recipe)")
-    train.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the replicas (default: the model's recipe)")
-    train.add_argument("--seed", type=int, help=f"random seed of the split and the training (default: {DEFAULTS['seed']}; with --shards, theirs)")
-    train.add_argument("--test-fraction", type=_fraction, help=f"stratified: share of songs held out for test (default: {DEFAULTS['test_fraction']}; with --shards, theirs)")
-    train.add_argument("--val-fraction", type=_fraction, help=f"share of training songs kept for validation; 0 trains on all (default: {DEFAULTS['val_fraction']}; with --shards, theirs)")
-    train.add_argument("--folds", type=_positive_int, help=f"cv: number of folds (default: {DEFAULTS['folds']}; with --shards, theirs)")
+    train.add_argument(
+        "--batch",
+        type=_positive_int,
+        dest="batch_size",
+        help="batch size per replica: the global batch is this times the replicas (default: the model's recipe)",
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        dest="learning_rate",
+        help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the replicas (default: the model's recipe)",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        help=f"random seed of the split and the training (default: {DEFAULTS['seed']}; with --shards, theirs)",
+    )
+    train.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        help=f"stratified: share of songs held out for test (default: {DEFAULTS['test_fraction']}; with --shards, theirs)",
+    )
+    train.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        help=f"share of training songs kept for validation; 0 trains on all (default: {DEFAULTS['val_fraction']}; with --shards, theirs)",
+    )
+    train.add_argument(
+        "--folds", type=_positive_int, help=f"cv: number of folds (default: {DEFAULTS['folds']}; with --shards, theirs)"
+    )
     train.add_argument(
         "--mixed-precision",
         action="store_true",
         help="train in mixed bfloat16: seed's steps 1.5x faster on a CPU with AVX512-BF16 or AMX (emulated and slower on "
         "others); not the default, as a seed run in it scored 4 test songs below float32 (RESULTS.md)",
     )
-    train.add_argument("--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency")
-    train.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain")
+    train.add_argument(
+        "--no-balance", dest="balance", action="store_false", help="do not weight genres by inverse frequency"
+    )
+    train.add_argument(
+        "--no-augment", dest="augment", action="store_const", const=False, help="no random window offsets or gain"
+    )
     train.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -131,12 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="re-evaluate a run on its test songs and rewrite metrics.json")
     evaluate.add_argument("run", help="run folder")
     evaluate.add_argument("--data", help="dataset folder (default: the one the run was trained on, or its shards)")
-    evaluate.add_argument("--shards", help="the run's shards, if they moved (default: where the run was trained from them)")
+    evaluate.add_argument(
+        "--shards", help="the run's shards, if they moved (default: where the run was trained from them)"
+    )
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    calibrate = commands.add_parser("calibrate", help="fit a run's confidence calibration on its validation songs (writes calibration.json)")
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a run's confidence calibration on its validation songs (writes calibration.json)"
+    )
     calibrate.add_argument("run", help="run folder")
-    calibrate.add_argument("--data", default=None, help="the dataset the run was trained on (default: the folder its config names)")
+    calibrate.add_argument(
+        "--data", default=None, help="the dataset the run was trained on (default: the folder its config names)"
+    )
     calibrate.set_defaults(handler=cmd_calibrate)
 
     classify = commands.add_parser("classify", help="classify audio files with a trained run")
@@ -145,14 +211,39 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--windows", action="store_true", help="also print each window's top genre")
     classify.set_defaults(handler=cmd_classify)
 
-    library = commands.add_parser("library", help="classify every audio file under folders; CSV/JSON results, resumable; genre tags written safely")
-    library.add_argument("folders", nargs="*", metavar="DIR", help="folders to walk recursively (linked folders are not entered)")
-    library.add_argument("--out", help="results file, .csv or .json; its cache (<stem>.library.jsonl) beside it makes a second call classify only new files")
+    library = commands.add_parser(
+        "library",
+        help="classify every audio file under folders; CSV/JSON results, resumable; genre tags written safely",
+    )
+    library.add_argument(
+        "folders", nargs="*", metavar="DIR", help="folders to walk recursively (linked folders are not entered)"
+    )
+    library.add_argument(
+        "--out",
+        help="results file, .csv or .json; its cache (<stem>.library.jsonl) beside it makes a second call classify only new files",
+    )
     library.add_argument("--run", help="run folder (default: the active run)")
-    library.add_argument("--write-tags", action="store_true", help="set the genre tag of files above --min-confidence: a dry run that prints the changes, unless --apply")
-    library.add_argument("--apply", action="store_true", help="with --write-tags: really write, after saving the original tags to a journal beside --out")
-    library.add_argument("--min-confidence", type=_fraction, default=None, help="tag only files whose genre's mean probability is at least this (default: genre.serve.tags.DEFAULT_MIN_CONFIDENCE, 0.5)")
-    library.add_argument("--restore-tags", metavar="JOURNAL", help="put back the genre tags a --write-tags --apply journal recorded, and exit")
+    library.add_argument(
+        "--write-tags",
+        action="store_true",
+        help="set the genre tag of files above --min-confidence: a dry run that prints the changes, unless --apply",
+    )
+    library.add_argument(
+        "--apply",
+        action="store_true",
+        help="with --write-tags: really write, after saving the original tags to a journal beside --out",
+    )
+    library.add_argument(
+        "--min-confidence",
+        type=_fraction,
+        default=None,
+        help="tag only files whose genre's mean probability is at least this (default: genre.serve.tags.DEFAULT_MIN_CONFIDENCE, 0.5)",
+    )
+    library.add_argument(
+        "--restore-tags",
+        metavar="JOURNAL",
+        help="put back the genre tags a --write-tags --apply journal recorded, and exit",
+    )
     library.add_argument("--threads", type=_positive_int, default=2, help="decoding threads (default: %(default)s)")
     library.add_argument("--progress-file", help=argparse.SUPPRESS)  # the dashboard's job reads it
     library.set_defaults(handler=cmd_library)
@@ -173,18 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(handler=cmd_compare)
 
-    song_map = commands.add_parser("map", help="compute a run's song map (PCA of its songs' penultimate activations) into its folder")
+    song_map = commands.add_parser(
+        "map", help="compute a run's song map (PCA of its songs' penultimate activations) into its folder"
+    )
     song_map.add_argument("run", metavar="RUN", help="run id under models/, or a run folder")
-    song_map.add_argument("--data", default=None, help="the dataset the run was trained on (default: the folder its config names)")
+    song_map.add_argument(
+        "--data", default=None, help="the dataset the run was trained on (default: the folder its config names)"
+    )
     song_map.add_argument("--models-dir", default=None, help="folder of runs (default: models/)")
     song_map.set_defaults(handler=cmd_map)
 
     download = commands.add_parser("download", help="download a dataset (gtzan), verified and safely unpacked")
     download.add_argument("dataset", choices=["gtzan"], help="dataset to download")
     download.add_argument("--to", default=None, help="folder to put it in (default: the user data folder)")
-    download.add_argument("--url", default=None, help="mirror URL (default: $GENRE_GTZAN_URL or the Hugging Face mirror)")
-    download.add_argument("--md5", default=None, help="expected md5 of the archive (default: $GENRE_GTZAN_MD5 or GTZAN's)")
-    download.add_argument("--progress-file", default=None, help="keep {done, total, updated} (bytes) in this JSON file while downloading (for the dashboard)")
+    download.add_argument(
+        "--url", default=None, help="mirror URL (default: $GENRE_GTZAN_URL or the Hugging Face mirror)"
+    )
+    download.add_argument(
+        "--md5", default=None, help="expected md5 of the archive (default: $GENRE_GTZAN_MD5 or GTZAN's)"
+    )
+    download.add_argument(
+        "--progress-file",
+        default=None,
+        help="keep {done, total, updated} (bytes) in this JSON file while downloading (for the dashboard)",
+    )
     download.set_defaults(handler=cmd_download)
     return parser
 
@@ -228,7 +331,9 @@ def cmd_scan(args) -> None:
     cache = load_dataset(_need_data(args.data))
     seconds = time.perf_counter() - started
     counts = Counter(t.split("/")[0] for t in cache.track_ids)
-    print(f"{len(cache)} tracks, {len(cache.genres)} genres, {cache.lengths.sum() / cache.sample_rate / 3600:.2f} h of audio ({seconds:.1f} s)")
+    print(
+        f"{len(cache)} tracks, {len(cache.genres)} genres, {cache.lengths.sum() / cache.sample_rate / 3600:.2f} h of audio ({seconds:.1f} s)"
+    )
     for genre in cache.genres:
         print(f"  {genre:12s} {counts[genre]:5d}")
     print(f"cache: {cache.folder}")
@@ -237,8 +342,8 @@ def cmd_scan(args) -> None:
 
 
 def cmd_shard(args) -> None:
-    from .train.config import TrainConfig
     from .data.shards import SONGS_PER_SHARD, write_shards
+    from .train.config import TrainConfig
 
     config = TrainConfig(
         data_root=_need_data(args.data),
@@ -283,10 +388,10 @@ def cmd_train(args) -> None:
 
 
 def _train(args) -> None:
-    from .train.config import TrainConfig, run_id_stem
     from .jobs.jobs import JOB_ENV, training_lock
-    from .train.distribute import writes_run_folder
     from .jobs.runs import check_run_id
+    from .train.config import TrainConfig, run_id_stem
+    from .train.distribute import writes_run_folder
     from .train.training import train
 
     if args.resume:
@@ -393,18 +498,20 @@ def _new_run_folder(models_dir: Path, stem: str, numbered: bool, job: str | None
 
 def cmd_evaluate(args) -> None:
     from .data.dataset import load_dataset
-    from .serve.evaluation import evaluate
-    from .files import read_json, write_json
-    from .serve.prediction import load_model
-    from .jobs.runs import RunError
     from .data.splits import audit
+    from .files import read_json, write_json
+    from .jobs.runs import RunError
+    from .serve.evaluation import evaluate
+    from .serve.prediction import load_model
     from .train.training import check_dataset
 
     run_dir = Path(args.run)
     config = read_json(run_dir / "config.json")
     manifest = read_json(run_dir / "split.json")
     if config is None or manifest is None or not (run_dir / "model.keras").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)")
+        raise FileNotFoundError(
+            f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)"
+        )
     if "folds" in manifest:
         raise RunError("a cross-validation run is evaluated fold by fold during training; re-run it to re-evaluate")
     audit(manifest)
@@ -445,8 +552,8 @@ def cmd_calibrate(args) -> None:
 
 def cmd_classify(args) -> None:
     from .audio.decode import AudioError, native_stderr_silenced
-    from .serve.prediction import Classifier
     from .jobs.runs import MODELS_ENV, active_run_id, default_models_dir
+    from .serve.prediction import Classifier
 
     run = args.run
     if run is None:
@@ -461,7 +568,10 @@ def cmd_classify(args) -> None:
     failures = 0
     for file in args.files:
         if Path(file).is_dir():
-            print(f"genre: error: {file}: a folder, not an audio file; name the files in it (e.g. {Path(file) / '*.wav'})", file=sys.stderr)
+            print(
+                f"genre: error: {file}: a folder, not an audio file; name the files in it (e.g. {Path(file) / '*.wav'})",
+                file=sys.stderr,
+            )
             failures += 1
             continue
         try:
@@ -475,7 +585,9 @@ def cmd_classify(args) -> None:
         ranking = result.calibrated_ranking()
         top = ", ".join(f"{g} {p:.0%}" for g, p in ranking[:3])
         doubt = f"; uncertain: {ranking[0][0]} or {ranking[1][0]}" if result.uncertain else ""
-        print(f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}{doubt}")
+        print(
+            f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}{doubt}"
+        )
         if args.windows:
             for start, p in zip(result.starts, result.probabilities):
                 print(f"  {start:6.1f}s  {result.genres[int(p.argmax())]:10s} {p.max():.0%}")
@@ -488,7 +600,11 @@ def cmd_library(args) -> int:
     if args.restore_tags:
         restored = tags.restore(args.restore_tags)
         for change in restored:
-            print(f"{change.path}: {change.skipped}" if change.skipped else f"{change.path}: genre back to {change.new or '(none)'}")
+            print(
+                f"{change.path}: {change.skipped}"
+                if change.skipped
+                else f"{change.path}: genre back to {change.new or '(none)'}"
+            )
         print(f"{sum(c.skipped is None for c in restored)} of {len(restored)} files restored")
         return 2 if any(c.skipped for c in restored) else 0
     if not args.folders or not args.out:
@@ -522,7 +638,9 @@ def cmd_library(args) -> int:
     if args.progress_file and not stop["asked"]:
         from .files import write_json
 
-        write_json(args.progress_file, {"done": len(rows), "total": result.found, "finished": True, "updated": time.time()})
+        write_json(
+            args.progress_file, {"done": len(rows), "total": result.found, "finished": True, "updated": time.time()}
+        )
     errors = [r for r in rows if r.error]
     for row in errors:
         print(f"genre: {row.path}: {row.error}", file=sys.stderr)
@@ -539,8 +657,8 @@ def cmd_library(args) -> int:
 
 
 def _load_classifier(run: str | None):
-    from .serve.prediction import Classifier
     from .jobs.runs import MODELS_ENV, active_run_id, default_models_dir
+    from .serve.prediction import Classifier
 
     if run is None:
         run_id = active_run_id()
@@ -578,7 +696,10 @@ def _write_tags(rows, out: Path, args) -> None:
             print(f"{change.path}: {verb} genre {', '.join(change.old) if change.old else '(none)'} -> {change.new}")
     written = sum(c.skipped is None for c in todo)
     if args.apply:
-        print(f"{written} files tagged" + (f"; undo with: python -m genre library --restore-tags {journal}" if todo else ""))
+        print(
+            f"{written} files tagged"
+            + (f"; undo with: python -m genre library --restore-tags {journal}" if todo else "")
+        )
     else:
         print(f"dry run: {len(todo)} files would be tagged (confidence >= {threshold:.2f}); add --apply to write them")
 
@@ -595,7 +716,9 @@ def cmd_runs(args) -> None:
         m = run.metrics or {}
         numbers = f"song {m['song_accuracy_vote']:.1%}  window {m['window_accuracy']:.1%}" if m else run.state_now
         mark = "*" if run.run_id == active else " "
-        print(f"{mark} {run.run_id:40s} {run.config.get('model', '?'):5s} {run.config.get('protocol', '?'):15s} {numbers}")
+        print(
+            f"{mark} {run.run_id:40s} {run.config.get('model', '?'):5s} {run.config.get('protocol', '?'):15s} {numbers}"
+        )
 
 
 def cmd_activate(args) -> None:
@@ -626,7 +749,9 @@ def cmd_compare(args) -> None:
     from .jobs.compare import compare_runs, comparison_text
     from .jobs.runs import load_run
 
-    comparison = compare_runs(load_run(_run_folder(args.run_a, args.models_dir)), load_run(_run_folder(args.run_b, args.models_dir)))
+    comparison = compare_runs(
+        load_run(_run_folder(args.run_a, args.models_dir)), load_run(_run_folder(args.run_b, args.models_dir))
+    )
     print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison_text(comparison))
 
 

@@ -34,7 +34,9 @@ if run is None:
     st.info("No trained model yet: the Overview page says how to train one.")
     st.stop()
 if not run.servable:
-    st.warning(f"Run `{run.run_id}` has no trained model to classify with ({run.state}). Pick another run in the sidebar.")
+    st.warning(
+        f"Run `{run.run_id}` has no trained model to classify with ({run.state}). Pick another run in the sidebar."
+    )
     st.stop()
 
 with st.spinner(f"Loading model `{run.run_id}`…"):
@@ -62,17 +64,35 @@ def show_result(result: Classification, key: str) -> None:
     # Short card titles: a 1024 px window leaves each card about 170 px, help icon included.
     cols = st.columns(3)
     if result.uncertain:
-        cols[0].metric("Uncertain", f"{ranking[0][0]} or {ranking[1][0]}", border=True, help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the run's validation songs")
+        cols[0].metric(
+            "Uncertain",
+            f"{ranking[0][0]} or {ranking[1][0]}",
+            border=True,
+            help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the run's validation songs",
+        )
         cols[0].caption(" · ".join(f"{g} {p:.0%}" for g, p in ranking[:3]))
     else:
-        cols[0].metric("Majority vote", result.vote_genre, border=True, help="The genre most of the 3 s windows vote for: the song's genre")
+        cols[0].metric(
+            "Majority vote",
+            result.vote_genre,
+            border=True,
+            help="The genre most of the 3 s windows vote for: the song's genre",
+        )
         cols[0].caption(f"{won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)}")
-    cols[1].metric("Mean probability", result.mean_genre, border=True, help="The genre with the highest probability averaged over the windows" + (", calibrated on the run's validation songs" if calibrated else " (this run has no calibration)"))
+    cols[1].metric(
+        "Mean probability",
+        result.mean_genre,
+        border=True,
+        help="The genre with the highest probability averaged over the windows"
+        + (", calibrated on the run's validation songs" if calibrated else " (this run has no calibration)"),
+    )
     cols[1].caption(f"{shown.max():.0%} averaged over the windows" + (", calibrated" if calibrated else ""))
     cols[2].metric("Length", clock(result.seconds), border=True)
     cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
     if result.uncertain:
-        st.caption(f"Majority vote: {result.vote_genre} ({won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)})")
+        st.caption(
+            f"Majority vote: {result.vote_genre} ({won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)})"
+        )
     # One above the other: beside the window chart, the ranking was too narrow for its labels.
     st.markdown("##### Mean probability per genre")
     st.plotly_chart(ranking_figure(result.genres, shown, result.votes), key=f"{key}_ranking")
@@ -109,7 +129,13 @@ def show_heard(result: Classification, key: str) -> None:
             else ""
         )
     )
-    figure = heard_figure(result.genres, mel, segments(result.genres, result.probabilities, result.starts, result.seconds), result.seconds, tags)
+    figure = heard_figure(
+        result.genres,
+        mel,
+        segments(result.genres, result.probabilities, result.starts, result.seconds),
+        result.seconds,
+        tags,
+    )
     st.plotly_chart(figure, key=f"{key}_heard")
 
 
@@ -136,7 +162,10 @@ def show_on_map(result: Classification, key: str) -> None:
         "of the training songs' spread:"
     )
     st.dataframe(
-        [{"track": n.track_id, "genre": n.genre, "voted": n.vote, "distance": round(n.distance, 2)} for n in placed.nearest],
+        [
+            {"track": n.track_id, "genre": n.genre, "voted": n.vote, "distance": round(n.distance, 2)}
+            for n in placed.nearest
+        ],
         hide_index=True,
         key=f"{key}_nearest",
     )
@@ -251,7 +280,9 @@ if tabs[1].open is not False:
             take = live.take()
             st.audio(take, sample_rate=SAMPLE_RATE)
             if live.dropped_windows:
-                st.caption(f"{live.dropped_windows} windows were recorded faster than they could be shown and were skipped live.")
+                st.caption(
+                    f"{live.dropped_windows} windows were recorded faster than they could be shown and were skipped live."
+                )
             if st.button("Classify the whole take", key="classify_take"):
                 st.session_state["take_classified"] = True
             if st.session_state.get("take_classified"):

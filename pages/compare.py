@@ -3,7 +3,13 @@
 import streamlit as st
 
 from dashboard import state
-from dashboard.charts import accuracy_compare_figure, confusion_figure, difference_figure, per_genre_compare_figure, summary_confusion_metrics
+from dashboard.charts import (
+    accuracy_compare_figure,
+    confusion_figure,
+    difference_figure,
+    per_genre_compare_figure,
+    summary_confusion_metrics,
+)
 from genre.jobs.compare import CompareError, compare_runs
 
 state.require_entrypoint()
@@ -17,7 +23,9 @@ if not others:
     st.info(f"`{run_a.run_id}` is the only run with test results; train another to compare it with.")
     st.stop()
 by_id = {r.run_id: r for r in others}
-st.caption(f"Run A is the sidebar's run, **{run_a.run_id}**. Both are judged on their stored test results; nothing is run again.")
+st.caption(
+    f"Run A is the sidebar's run, **{run_a.run_id}**. Both are judged on their stored test results; nothing is run again."
+)
 b_id = st.selectbox("Run B", list(by_id), key="compare_run_b")
 run_b = by_id[b_id]
 try:
@@ -36,7 +44,9 @@ for col, s, label in zip(cols, (a, b), ("A", "B")):
     col.caption(f"95% interval (Wilson) {s.interval[0]:.1%} to {s.interval[1]:.1%} on {s.test_songs} songs")
 st.plotly_chart(accuracy_compare_figure(comparison), key="compare_accuracy_chart")
 if comparison.p_value is not None:
-    st.markdown(f"**Paired test** (exact McNemar on the {comparison.shared_songs} test songs both held out): {comparison.verdict}.")
+    st.markdown(
+        f"**Paired test** (exact McNemar on the {comparison.shared_songs} test songs both held out): {comparison.verdict}."
+    )
 
 if comparison.genres:
     st.markdown("##### Per genre (song vote)")
@@ -69,9 +79,13 @@ st.dataframe(
         "track": st.column_config.TextColumn(width=140),
         "true": st.column_config.TextColumn(width=70),
         "vote_a": st.column_config.TextColumn("A voted", width=70),
-        "confidence_a": st.column_config.NumberColumn("A sure", format="percent", width=60, help="A's mean probability of its vote"),
+        "confidence_a": st.column_config.NumberColumn(
+            "A sure", format="percent", width=60, help="A's mean probability of its vote"
+        ),
         "vote_b": st.column_config.TextColumn("B voted", width=70),
-        "confidence_b": st.column_config.NumberColumn("B sure", format="percent", width=60, help="B's mean probability of its vote"),
+        "confidence_b": st.column_config.NumberColumn(
+            "B sure", format="percent", width=60, help="B's mean probability of its vote"
+        ),
         "right": st.column_config.TextColumn("right", width=60, help="Which run voted the true genre"),
     },
     key="compare_disagreements",
@@ -81,4 +95,6 @@ if playable:
     track = st.selectbox("Listen to a song they disagree on", list(playable), key="compare_track")
     st.audio(str(playable[track]))
 else:
-    st.caption(f"The dataset (`{run_a.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here.")
+    st.caption(
+        f"The dataset (`{run_a.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here."
+    )

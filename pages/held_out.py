@@ -25,7 +25,11 @@ st.caption(
 
 # One above the other: side by side, a 1024 px window left the matrix too small to label
 # every genre and cut off the table's last columns.
-normalised = st.toggle("Row-normalised", key="confusion_normalised", help="Show each true genre's songs as shares of that row; the diagonal is the recall")
+normalised = st.toggle(
+    "Row-normalised",
+    key="confusion_normalised",
+    help="Show each true genre's songs as shares of that row; the diagonal is the recall",
+)
 st.plotly_chart(confusion_figure(metrics, normalised=normalised), key="confusion_chart")
 st.markdown("##### Per genre (song vote)")
 st.dataframe(
@@ -50,7 +54,9 @@ if calibration and calibration.get("reliability", {}).get("bins"):
     )
     st.plotly_chart(reliability_figure(calibration["reliability"]["bins"]), key="reliability_chart")
 else:
-    st.caption(f"Run `{run.run_id}` has no calibration yet (python -m genre calibrate models/{run.run_id}): its confidences are the model's own.")
+    st.caption(
+        f"Run `{run.run_id}` has no calibration yet (python -m genre calibrate models/{run.run_id}): its confidences are the model's own."
+    )
 
 wrong = misclassified_rows(metrics)
 st.markdown(f"##### Misclassified songs: {len(wrong)} of {metrics['test_songs']}")
@@ -66,9 +72,15 @@ st.dataframe(
         "true": st.column_config.TextColumn(width=64),
         "voted": st.column_config.TextColumn(width=64),
         "windows": st.column_config.NumberColumn(width=66),
-        "votes": st.column_config.TextColumn("windows won", width=120, help="How many of the song's windows each genre won"),
-        "p(true)": st.column_config.NumberColumn(format="percent", width=60, help="Mean probability of the true genre over the windows"),
-        "p(voted)": st.column_config.NumberColumn(format="percent", width=66, help="Mean probability of the voted genre"),
+        "votes": st.column_config.TextColumn(
+            "windows won", width=120, help="How many of the song's windows each genre won"
+        ),
+        "p(true)": st.column_config.NumberColumn(
+            format="percent", width=60, help="Mean probability of the true genre over the windows"
+        ),
+        "p(voted)": st.column_config.NumberColumn(
+            format="percent", width=66, help="Mean probability of the voted genre"
+        ),
     },
 )
 
@@ -79,4 +91,6 @@ if playable:
     st.caption(f"True genre **{row['true']}**, voted **{row['voted']}** ({row['votes']}).")
     st.audio(str(playable[track]))
 else:
-    st.caption(f"The dataset (`{run.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here.")
+    st.caption(
+        f"The dataset (`{run.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here."
+    )

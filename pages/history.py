@@ -55,12 +55,26 @@ st.dataframe(
     column_config={
         "run": st.column_config.TextColumn(width=name_px, pinned=True),
         "epochs": st.column_config.NumberColumn(width=58),
-        "best epoch": st.column_config.NumberColumn("best", width=48, help="The best epoch, whose weights the run keeps"),
+        "best epoch": st.column_config.NumberColumn(
+            "best", width=48, help="The best epoch, whose weights the run keeps"
+        ),
         "loss": st.column_config.NumberColumn(format="%.3f", width=54, help="Training loss at the best epoch"),
-        "accuracy": st.column_config.NumberColumn("acc.", format="percent", width=58, help="Training accuracy at the best epoch"),
+        "accuracy": st.column_config.NumberColumn(
+            "acc.", format="percent", width=58, help="Training accuracy at the best epoch"
+        ),
         # Text, so a run without validation songs shows "—" rather than "None".
-        "validation loss": st.column_config.TextColumn("val. loss", width=66, alignment="right", help="Validation loss at the best epoch (— : the run kept no validation songs)"),
-        "validation accuracy": st.column_config.TextColumn("val. acc.", width=66, alignment="right", help="Validation accuracy at the best epoch (— : the run kept no validation songs)"),
+        "validation loss": st.column_config.TextColumn(
+            "val. loss",
+            width=66,
+            alignment="right",
+            help="Validation loss at the best epoch (— : the run kept no validation songs)",
+        ),
+        "validation accuracy": st.column_config.TextColumn(
+            "val. acc.",
+            width=66,
+            alignment="right",
+            help="Validation accuracy at the best epoch (— : the run kept no validation songs)",
+        ),
         "minutes": st.column_config.NumberColumn("min", format="%.1f", width=50, help="Training minutes, all epochs"),
     },
 )

@@ -10,10 +10,10 @@ import streamlit as st
 
 from dashboard import access, state
 from dashboard.charts import distribution_figure, timeline_figure
+from genre.data.folders import FolderRefused, allowed_roots, check_inside
+from genre.files import read_json
 from genre.jobs import jobs
 from genre.serve import library, tags
-from genre.files import read_json
-from genre.data.folders import FolderRefused, allowed_roots, check_inside
 
 KEY = "library_"
 PROGRESS_SECONDS = 1.0
@@ -93,7 +93,9 @@ cache = library.load_cache(library.cache_path(results_file))
 rows = [cache[p] for p in paths if p in cache]
 good = [r for r in rows if not r.error]
 genres = sorted({r.genre for r in good})
-st.subheader(f"{len(good)} songs classified" + (f", {len(rows) - len(good)} could not be read" if len(good) < len(rows) else ""))
+st.subheader(
+    f"{len(good)} songs classified" + (f", {len(rows) - len(good)} could not be read" if len(good) < len(rows) else "")
+)
 
 f1, f2, f3 = st.columns([2, 2, 2])
 chosen = f1.multiselect("Genre", genres, key=KEY + "genres", placeholder="all genres")
@@ -123,30 +125,47 @@ picked = st.dataframe(
     selection_mode="single-row",
     key=KEY + "table",
     column_config={
-        "confidence": st.column_config.ProgressColumn("confidence", format="%.2f", min_value=0, max_value=1, width="small"),
+        "confidence": st.column_config.ProgressColumn(
+            "confidence", format="%.2f", min_value=0, max_value=1, width="small"
+        ),
         "duration": st.column_config.TextColumn("s", width="small", alignment="right", help="duration in seconds"),
         "file": st.column_config.TextColumn("file", width="medium"),
         "genre": st.column_config.TextColumn("genre", width="small"),
         "2nd": st.column_config.TextColumn("2nd", width="small", help="the second genre by mean probability"),
-        "error": st.column_config.TextColumn("error", width="medium", help="why the file could not be read; in full below the table"),
+        "error": st.column_config.TextColumn(
+            "error", width="medium", help="why the file could not be read; in full below the table"
+        ),
     },
 )
 selection = picked.selection.rows if picked is not None else []
 unreadable = [r for r in rows if r.error]
 if unreadable:
     # The table cuts long reasons at 1024 px; here they wrap, whole.
-    with st.expander(f"Why {len(unreadable)} file{'s' if len(unreadable) > 1 else ''} could not be read", expanded=len(unreadable) <= 10):
-        st.table(pd.DataFrame({"file": [Path(r.path).name for r in unreadable], "reason": [r.error for r in unreadable]}).set_index("file"))
+    with st.expander(
+        f"Why {len(unreadable)} file{'s' if len(unreadable) > 1 else ''} could not be read",
+        expanded=len(unreadable) <= 10,
+    ):
+        st.table(
+            pd.DataFrame(
+                {"file": [Path(r.path).name for r in unreadable], "reason": [r.error for r in unreadable]}
+            ).set_index("file")
+        )
 
 left, right = st.columns([3, 2])
 with left:
     if good:
-        st.plotly_chart(distribution_figure(genres, [r.genre for r in good]), key=KEY + "dist", config={"displayModeBar": False})
+        st.plotly_chart(
+            distribution_figure(genres, [r.genre for r in good]), key=KEY + "dist", config={"displayModeBar": False}
+        )
 with right:
     st.caption("The whole scan, every column (the JSON also holds each window's winner):")
     c1, c2 = st.columns(2)
-    c1.download_button("CSV", library.to_csv(rows), "library.csv", "text/csv", key=KEY + "csv", icon=":material/download:")
-    c2.download_button("JSON", library.to_json(rows), "library.json", "application/json", key=KEY + "json", icon=":material/download:")
+    c1.download_button(
+        "CSV", library.to_csv(rows), "library.csv", "text/csv", key=KEY + "csv", icon=":material/download:"
+    )
+    c2.download_button(
+        "JSON", library.to_json(rows), "library.json", "application/json", key=KEY + "json", icon=":material/download:"
+    )
 
 if selection:
     row = cache[shown.iloc[selection[0]]["path"]]
@@ -155,7 +174,11 @@ if selection:
         st.error(row.error)
     else:
         st.caption(f"{row.genre} ({row.confidence:.0%}); " + ", ".join(f"{g} {p:.0%}" for g, p in row.top3))
-        st.plotly_chart(timeline_figure(genres or [row.genre], row.window_genres, row.window_starts), key=KEY + "timeline", config={"displayModeBar": False})
+        st.plotly_chart(
+            timeline_figure(genres or [row.genre], row.window_genres, row.window_starts),
+            key=KEY + "timeline",
+            config={"displayModeBar": False},
+        )
     try:  # only files inside the operator's roots are served
         st.audio(str(check_inside(row.path, allowed_roots(models_dir))))
     except (FolderRefused, OSError):
@@ -163,12 +186,22 @@ if selection:
 
 if access.can_control() and good and jobs.current_job(models_dir) is None:
     with st.expander("Write genre tags into the files"):
-        threshold = st.slider("Only songs with confidence at least", 0.0, 1.0, tags.DEFAULT_MIN_CONFIDENCE, 0.05, key=KEY + "min")
+        threshold = st.slider(
+            "Only songs with confidence at least", 0.0, 1.0, tags.DEFAULT_MIN_CONFIDENCE, 0.05, key=KEY + "min"
+        )
         plan = tags.plan(good, threshold)
         todo = [c for c in plan if c.skipped is None]
         st.dataframe(
             pd.DataFrame(
-                [{"file": Path(c.path).name, "now": ", ".join(c.old or []) or "(none)", "new": c.new or "", "skipped": c.skipped or ""} for c in plan]
+                [
+                    {
+                        "file": Path(c.path).name,
+                        "now": ", ".join(c.old or []) or "(none)",
+                        "new": c.new or "",
+                        "skipped": c.skipped or "",
+                    }
+                    for c in plan
+                ]
             ),
             hide_index=True,
             key=KEY + "plan",

@@ -50,10 +50,7 @@ elif run.servable and metrics and not run.in_training and access.can_control():
 if run.in_training:
     st.progress(run.fraction, text=run.progress_text)
 elif run.interrupted:
-    st.warning(
-        run.stopped_text()
-        + (" The results below are those of the best epoch it reached." if metrics else "")
-    )
+    st.warning(run.stopped_text() + (" The results below are those of the best epoch it reached." if metrics else ""))
 
 if metrics:
     pooled = " (pooled over the folds)" if metrics.get("pooled") else ""
@@ -80,7 +77,11 @@ if metrics:
     disjoint = run.config.get("protocol") in ("cv", "fault-filtered")
     st.markdown(
         f"**What these figures mean.** {honest.test_set}; "
-        + ("no test song's artist was heard in training." if disjoint else "test songs may share artists with the training songs.")
+        + (
+            "no test song's artist was heard in training."
+            if disjoint
+            else "test songs may share artists with the training songs."
+        )
     )
     if honest.few_artists:
         st.caption(f":material/groups: {honest.few_artists}")
@@ -96,9 +97,13 @@ if metrics:
             f", {honest.unseen_run.metrics['test_songs']} songs)",
         )
         if multi:
-            cols[0].caption(f"{multi['song_accuracy_vote']:.1%} over the {len(multi['genres'])} genres with several artists")
+            cols[0].caption(
+                f"{multi['song_accuracy_vote']:.1%} over the {len(multi['genres'])} genres with several artists"
+            )
     else:
-        cols[0].metric("Unheard artists", "—", border=True, help="Not measured: no cross-validated run of this model yet")
+        cols[0].metric(
+            "Unheard artists", "—", border=True, help="Not measured: no cross-validated run of this model yet"
+        )
         cols[0].caption(f"not measured: no cross-validated `{config.get('model')}` run yet")
     for col, hz in zip(cols[1:], (8_000, 11_000)):
         value = honest.band_limited.get(hz)
@@ -145,7 +150,9 @@ else:
     split = f"{protocol}: {train.get('test_fraction', 0):.0%} of the songs held out for test"
     if songs.get("valid"):
         split += f", {train.get('val_fraction', 0):.0%} of the rest for validation"
-    training_songs = f"{songs.get('train', '?')}" + (f" (+ {songs['valid']} for validation)" if songs.get("valid") else "")
+    training_songs = f"{songs.get('train', '?')}" + (
+        f" (+ {songs['valid']} for validation)" if songs.get("valid") else ""
+    )
 split += f"; split by song, seed {config.get('seed', train.get('seed', '?'))}"
 genres = config.get("genres", [])
 root = config.get("data_root")
@@ -157,7 +164,9 @@ if root:
 trained = _date(config.get("created"))
 if history and config.get("served_fold"):
     fold = config["served_fold"]
-    trained += f" · {len(history)} epochs per fold; the served fold {fold}'s best was epoch {best_epoch(run.history(fold))}"
+    trained += (
+        f" · {len(history)} epochs per fold; the served fold {fold}'s best was epoch {best_epoch(run.history(fold))}"
+    )
 elif history:
     trained += f" · {len(history)} epochs, best {best}"
 if train.get("batch_size"):

@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genre.models import musicnn
 from genre.files import atomic_path
+from genre.models import musicnn
 
 WHEEL = "musicnn==0.1.0"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
@@ -54,7 +54,18 @@ def fixture_path(backbone: str) -> Path:
 
 def fetch_wheel(folder: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check", WHEEL, "-d", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            WHEEL,
+            "-d",
+            str(folder),
+        ],
         check=True,
     )
     (wheel,) = folder.glob("musicnn-*.whl")
@@ -141,7 +152,13 @@ def convert(wheel: Path, tmp: Path, backbone: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", nargs="+", choices=list(musicnn.BACKBONES), default=list(musicnn.BACKBONES), help="which taggers to convert (default: all four)")
+    parser.add_argument(
+        "--backbone",
+        nargs="+",
+        choices=list(musicnn.BACKBONES),
+        default=list(musicnn.BACKBONES),
+        help="which taggers to convert (default: all four)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow: `pytest tests/audio/test_augment.py tests/test_app.py` did. The dashboard's server never
 # loads TensorFlow, but one pytest process loads both, in the order it collects the files.
 import streamlit_webrtc  # noqa: E402, F401
+
 from synth import GENRES, make_dataset  # noqa: E402
 
 

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 from test_retrain_panel import SUBMIT, fill, keys, panel, submit, texts
 
 from dashboard import access
-from genre.jobs import jobs
 from genre.data.dataset import load_dataset
 from genre.data.folders import FolderRefused, check_inside
+from genre.jobs import jobs
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 CONTROLS = {SUBMIT, "retrain_download", "retrain_cancel", "retrain_promote", "retrain_activate", "retrain_resume_other"}
@@ -44,7 +44,15 @@ def served(tiny_run, tmp_path) -> Path:
 def _hold_lock(models: Path, **record) -> None:
     """A running training job, played by this (live) process."""
     models.mkdir(parents=True, exist_ok=True)
-    base = {"kind": "train", "job_id": "j1", "pid": os.getpid(), "started": time.time(), "log": "", "argv": [], "run_id": "busy"}
+    base = {
+        "kind": "train",
+        "job_id": "j1",
+        "pid": os.getpid(),
+        "started": time.time(),
+        "log": "",
+        "argv": [],
+        "run_id": "busy",
+    }
     (models / jobs.LOCK_NAME).write_text(json.dumps(base | record))
 
 
@@ -104,7 +112,14 @@ def test_a_folder_outside_the_roots_gets_the_same_answer_whether_it_exists_or_no
     assert check_inside(tmp_path / "allowed" / "not-yet", roots) == roots[0] / "not-yet"  # a download target
     (tmp_path / "allowed" / "link").symlink_to(tmp_path / "outside")
     answers = []
-    for folder in ["/etc", "/no/such/folder", str(tmp_path / "outside"), str(tmp_path / "allowed" / "link"), "../allowed", "relative/data"]:
+    for folder in [
+        "/etc",
+        "/no/such/folder",
+        str(tmp_path / "outside"),
+        str(tmp_path / "allowed" / "link"),
+        "../allowed",
+        "relative/data",
+    ]:
         with pytest.raises(FolderRefused) as caught:
             check_inside(folder, roots)
         answers.append(str(caught.value).replace(folder, "<folder>"))
@@ -112,7 +127,9 @@ def test_a_folder_outside_the_roots_gets_the_same_answer_whether_it_exists_or_no
     assert "not inside the folders this app may use" in answers[0] and "does not exist" not in answers[0]
 
 
-def test_the_panel_refuses_folders_outside_the_roots_alike_and_starts_nothing(models, synth_root, tmp_path, monkeypatch):
+def test_the_panel_refuses_folders_outside_the_roots_alike_and_starts_nothing(
+    models, synth_root, tmp_path, monkeypatch
+):
     monkeypatch.setenv("GENRE_DATA_ROOTS", str(synth_root))
     outside = tmp_path / "elsewhere"
     shutil.copytree(synth_root, outside)  # a real dataset, but not the operator's to offer
@@ -157,10 +174,20 @@ def test_the_active_runs_dataset_is_offered_when_it_is_on_this_machine(served, s
 
 def test_starting_says_whether_the_dataset_is_decoded_or_cached(models, synth_root, tmp_path, monkeypatch):
     monkeypatch.setenv("GENRE_CACHE_DIR", str(tmp_path / "cache"))
-    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], config={"data_root": str(synth_root)}, job_id="new")
+    _hold_lock(
+        models,
+        argv=["-m", "genre", "train", "--data", str(synth_root)],
+        config={"data_root": str(synth_root)},
+        job_id="new",
+    )
     assert "decoding it the first time" in texts(panel(models).sidebar.caption)
     load_dataset(synth_root, progress=False)
-    _hold_lock(models, argv=["-m", "genre", "train", "--data", str(synth_root)], config={"data_root": str(synth_root)}, job_id="new-again")
+    _hold_lock(
+        models,
+        argv=["-m", "genre", "train", "--data", str(synth_root)],
+        config={"data_root": str(synth_root)},
+        job_id="new-again",
+    )
     assert "loading TensorFlow and the cached dataset" in texts(panel(models).sidebar.caption)
     _hold_lock(models, argv=["-m", "genre", "train", "--resume", str(models / "busy")], job_id="resumed")
     assert "the cached dataset" in texts(panel(models).sidebar.caption)

@@ -20,13 +20,13 @@ import pytest
 import soundfile as sf
 import streamlit_webrtc
 from streamlit.testing.v1 import AppTest
-from synth import song
 
 from dashboard.charts import normalise_rows
 from genre.files import read_json, write_json
 from genre.jobs.headline import describe_test_set
-from genre.serve.prediction import Classifier
 from genre.jobs.song_map import MAP_FILE, compute_song_map, read_song_map, save_song_map
+from genre.serve.prediction import Classifier
+from synth import song
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 TIMEOUT = 180  # the first run on a page imports TensorFlow and loads the model
@@ -43,7 +43,10 @@ def models(tiny_run, tmp_path_factory) -> Path:
     config = read_json(variant / "config.json")
     config["created"] = "2099-01-01T00:00:00+00:00"
     write_json(variant / "config.json", config)
-    write_json(variant / "history.json", [{k: v for k, v in e.items() if not k.startswith("val_")} for e in read_json(tiny_run / "history.json")])
+    write_json(
+        variant / "history.json",
+        [{k: v for k, v in e.items() if not k.startswith("val_")} for e in read_json(tiny_run / "history.json")],
+    )
     metrics = read_json(variant / "metrics.json")
     genres = metrics["genres"]
     right = next(s for s in metrics["songs"] if s["vote"] == s["true"])
@@ -137,8 +140,10 @@ def test_overview_shows_the_active_run_and_its_numbers(app, models):
     assert "not measured: no cross-validated `fast` run yet" in [c.value for c in at.caption]
     selector = at.sidebar.selectbox(key="run_choice")
     assert selector.value == "tiny-fast"  # ACTIVE wins over the newer variant
-    assert selector.options == ["tiny-variant · fast · " + f"{read_json(models / 'tiny-variant' / 'metrics.json')['song_accuracy_vote']:.0%}",
-                                f"tiny-fast · fast · {metrics['song_accuracy_vote']:.0%} · active"]
+    assert selector.options == [
+        "tiny-variant · fast · " + f"{read_json(models / 'tiny-variant' / 'metrics.json')['song_accuracy_vote']:.0%}",
+        f"tiny-fast · fast · {metrics['song_accuracy_vote']:.0%} · active",
+    ]
     config = read_json(models / "tiny-fast" / "config.json")
     facts = " ".join(m.value for m in at.markdown)
     assert f"{config['parameters']:,}" in facts
@@ -159,7 +164,10 @@ def test_overview_names_the_unseen_artist_figure_of_the_models_cv_run(tiny_run, 
     config = read_json(folder / "tiny-cv" / "config.json")
     write_json(folder / "tiny-cv" / "config.json", config | {"protocol": "cv"})
     metrics = read_json(folder / "tiny-cv" / "metrics.json")
-    metrics |= {"song_accuracy_vote": 0.4321, "multi_artist": {"genres": ["clicks", "noise"], "songs": 9, "song_accuracy_vote": 0.556}}
+    metrics |= {
+        "song_accuracy_vote": 0.4321,
+        "multi_artist": {"genres": ["clicks", "noise"], "songs": 9, "song_accuracy_vote": 0.556},
+    }
     write_json(folder / "tiny-cv" / "metrics.json", metrics)
     (folder / "ACTIVE").write_text("tiny-fast\n")
     monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
@@ -218,8 +226,16 @@ def test_a_band_limited_figure_equal_to_full_band_has_no_arrow(tiny_run, tmp_pat
     no_errors(at)
     cards = {m.label: m.proto for m in at.metric}
     same, lower = cards["Audio cut at 11 kHz"], cards["Audio cut at 8 kHz"]
-    assert (same.delta, same.direction, same.color) == ("same as full band", Metric.MetricDirection.NONE, Metric.MetricColor.GRAY)
-    assert (lower.delta, lower.direction, lower.color) == ("-25.0% vs full band", Metric.MetricDirection.DOWN, Metric.MetricColor.RED)
+    assert (same.delta, same.direction, same.color) == (
+        "same as full band",
+        Metric.MetricDirection.NONE,
+        Metric.MetricColor.GRAY,
+    )
+    assert (lower.delta, lower.direction, lower.color) == (
+        "-25.0% vs full band",
+        Metric.MetricDirection.DOWN,
+        Metric.MetricColor.RED,
+    )
 
 
 def test_run_choice_holds_across_pages(app, models):
@@ -254,7 +270,10 @@ def test_an_unreadable_run_is_named_and_a_run_in_training_is_not_offered_to_serv
     (folder / "ACTIVE").write_text("tiny-fast\n")
     (Path(shutil.copytree(tiny_run, folder / "broken")) / "metrics.json").write_text('{"song_accuracy_vote": ')
     busy = Path(shutil.copytree(tiny_run, folder / "busy"))
-    write_json(busy / "status.json", {"state": "running", "pid": os.getpid(), "epoch": 3, "epochs": 8, "batch": 1, "batches": 4})
+    write_json(
+        busy / "status.json",
+        {"state": "running", "pid": os.getpid(), "epoch": 3, "epochs": 8, "batch": 1, "batches": 4},
+    )
     monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
@@ -269,7 +288,9 @@ def test_an_unreadable_run_is_named_and_a_run_in_training_is_not_offered_to_serv
     write_json(busy / "status.json", {"state": "running", "pid": 2**22 + 12345, "epoch": 3, "epochs": 8})  # killed
     at.run()
     assert not at.get("progress")
-    assert "Training stopped without a word (the process was killed) at epoch 3 of 8" in " ".join(w.value for w in at.warning)
+    assert "Training stopped without a word (the process was killed) at epoch 3 of 8" in " ".join(
+        w.value for w in at.warning
+    )
 
 
 # ----------------------------------------------------------------------------- history
@@ -284,8 +305,14 @@ def test_history_chart_holds_each_runs_epochs(app, models):
     by_name = {}
     for trace in figure["data"]:
         by_name.setdefault(trace["name"], []).append(trace)
-    assert [t["y"] for t in by_name["tiny-fast · training"]] == [[e["loss"] for e in history], [e["accuracy"] for e in history]]
-    assert [t["y"] for t in by_name["tiny-fast · validation"]] == [[e["val_loss"] for e in history], [e["val_accuracy"] for e in history]]
+    assert [t["y"] for t in by_name["tiny-fast · training"]] == [
+        [e["loss"] for e in history],
+        [e["accuracy"] for e in history],
+    ]
+    assert [t["y"] for t in by_name["tiny-fast · validation"]] == [
+        [e["val_loss"] for e in history],
+        [e["val_accuracy"] for e in history],
+    ]
     best = min(history, key=lambda e: e["val_loss"])["epoch"]
     assert [t["x"] for t in by_name[f"tiny-fast · best epoch ({best})"]] == [[best], [best]]
 
@@ -300,7 +327,10 @@ def test_history_chart_holds_each_runs_epochs(app, models):
     assert table["validation loss"].tolist() == [f"{min(e['val_loss'] for e in history):.3f}", "—"]
     assert table["validation accuracy"].tolist()[1] == "—"
     # One legend entry per run, and the run column as wide as the longest run name.
-    assert [t["name"] for t in charts(at)["history_chart"]["data"] if t.get("showlegend", True)] == ["tiny-fast", "tiny-variant"]
+    assert [t["name"] for t in charts(at)["history_chart"]["data"] if t.get("showlegend", True)] == [
+        "tiny-fast",
+        "tiny-variant",
+    ]
     columns = json.loads(at.dataframe[0].proto.columns)
     assert columns["run"]["width"] >= 7 * len("tiny-variant")
 
@@ -321,7 +351,9 @@ def test_held_out_confusion_matrix_table_and_misclassified_songs(app, models):
     # The reliability diagram: the calibrated confidence of the test songs against their accuracy.
     bins = read_json(models / "tiny-variant" / "calibration.json")["reliability"]["bins"]
     points = charts(at)["reliability_chart"]["data"][1]
-    assert np.allclose(points["x"], [b["confidence"] for b in bins]) and np.allclose(points["y"], [b["accuracy"] for b in bins])
+    assert np.allclose(points["x"], [b["confidence"] for b in bins]) and np.allclose(
+        points["y"], [b["accuracy"] for b in bins]
+    )
 
     per_genre, wrong = at.dataframe[0].value, at.dataframe[1].value
     assert list(per_genre["genre"]) == metrics["genres"]
@@ -344,7 +376,10 @@ def test_compare_page_sets_the_sidebar_run_against_another(app, models):
     assert at.selectbox(key="compare_run_b").value == "tiny-variant"
     a, b = (read_json(models / r / "metrics.json") for r in ("tiny-fast", "tiny-variant"))
     shown = {m.label: m.value for m in at.metric}
-    assert shown["A · tiny-fast"] == f"{a['song_accuracy_vote']:.1%}" and shown["B · tiny-variant"] == f"{b['song_accuracy_vote']:.1%}"
+    assert (
+        shown["A · tiny-fast"] == f"{a['song_accuracy_vote']:.1%}"
+        and shown["B · tiny-variant"] == f"{b['song_accuracy_vote']:.1%}"
+    )
     figures = charts(at)
     assert figures["compare_confusion_a"]["data"][0]["z"] == a["confusion_matrix"]
     assert figures["compare_confusion_b"]["data"][0]["z"] == b["confusion_matrix"]
@@ -366,7 +401,9 @@ def test_compare_page_sets_the_sidebar_run_against_another(app, models):
     # Recomputed from the stored songs (the fixture's variant changed its votes, not its per_genre).
     from sklearn.metrics import f1_score
 
-    expected = f1_score([s["true"] for s in b["songs"]], [s["vote"] for s in b["songs"]], labels=b["genres"], average=None)
+    expected = f1_score(
+        [s["true"] for s in b["songs"]], [s["vote"] for s in b["songs"]], labels=b["genres"], average=None
+    )
     assert bars["tiny-variant"] == pytest.approx(list(expected))
 
 
@@ -394,7 +431,9 @@ def classify_page(app, fake_webrtc) -> AppTest:
 def test_upload_shows_the_vote_and_one_bar_per_window(classify_page, models, fmt):
     at = classify_page
     data = encoded(song("clicks", 9.2, seed=42, sr=44_100), fmt, rate=44_100)
-    at.file_uploader(key="upload").upload(f"clicks.{fmt.lower()}", data, "audio/mpeg" if fmt == "MP3" else "audio/wav").run()
+    at.file_uploader(key="upload").upload(
+        f"clicks.{fmt.lower()}", data, "audio/mpeg" if fmt == "MP3" else "audio/wav"
+    ).run()
     no_errors(at)
     assert len(at.get("audio")) == 1  # the upload can be played
     assert "upload_windows" not in charts(at)  # nothing is classified before the click
@@ -460,14 +499,18 @@ def test_an_upload_shows_what_the_model_heard_and_where_it_lies_on_the_map(class
     assert set(nearest["track"]) <= set(split["train"])
 
 
-def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_one_line(models, tmp_path, monkeypatch, fake_webrtc):
+def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_one_line(
+    models, tmp_path, monkeypatch, fake_webrtc
+):
     """A `transfer` model (built, untrained: what matters is its musicnn front end) in a copy of
     the tiny run: the taggram has musicnn's top 10 tags; the run has no map of its own."""
-    from genre.serve.heard import TagNetwork, taggram
     from genre.models.registry import build_model
+    from genre.serve.heard import TagNetwork, taggram
 
     folder = tmp_path / "musicnn-models"
-    shutil.copytree(models / "tiny-variant", folder / "tiny-musicnn", ignore=shutil.ignore_patterns("calibration.json", MAP_FILE))
+    shutil.copytree(
+        models / "tiny-variant", folder / "tiny-musicnn", ignore=shutil.ignore_patterns("calibration.json", MAP_FILE)
+    )
     build_model("transfer", 3).save(folder / "tiny-musicnn" / "model.keras")
     (folder / "ACTIVE").write_text("tiny-musicnn\n")
     monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
@@ -559,7 +602,9 @@ def test_microphone_windows_appear_while_recording_and_the_take_is_classified_af
     classifier = Classifier.load(models / "tiny-fast")
     live = at.session_state["live_audio"]
     take = live.take()
-    probabilities = np.concatenate([classifier.predict_windows(take[None, :66_150]), classifier.predict_windows(take[None, 66_150:132_300])])
+    probabilities = np.concatenate(
+        [classifier.predict_windows(take[None, :66_150]), classifier.predict_windows(take[None, 66_150:132_300])]
+    )
     expected = classifier.summarise(probabilities, [0.0, 3.0], live.seconds)
     assert f"**{expected.vote_genre}**" in vote
 
@@ -599,7 +644,11 @@ def test_the_folds_table_of_a_cross_validation_run_has_readable_headers(tmp_path
     folds = read_json(tmp_path / "fast-cv" / "metrics.json")["folds"]
     table = at.dataframe[-1]
     assert len(table.value) == len(folds) == 5
-    labels = {key: column.get("label") for key, column in json.loads(table.proto.columns).items() if key in table.value.columns}
+    labels = {
+        key: column.get("label")
+        for key, column in json.loads(table.proto.columns).items()
+        if key in table.value.columns
+    }
     assert set(labels) == {"fold", *folds[0]}
     for key, label in labels.items():
         assert label and "_" not in label and label != key, (key, label)

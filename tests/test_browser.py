@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from synth import song, write
 
 from genre.files import read_json
+from synth import song, write
 
 pytestmark = pytest.mark.browser
 
@@ -95,7 +95,9 @@ def models(tiny_run, tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "models" / SHIPPED, folder / SHIPPED)
     # The other shipped runs without their model files: the Compare page's second run (same test
     # songs), and every run's history for the Training history page with all of them.
-    for other in sorted(p.name for p in (ROOT / "models").iterdir() if (p / "history.json").is_file() and p.name != SHIPPED):
+    for other in sorted(
+        p.name for p in (ROOT / "models").iterdir() if (p / "history.json").is_file() and p.name != SHIPPED
+    ):
         shutil.copytree(ROOT / "models" / other, folder / other, ignore=shutil.ignore_patterns("*.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
     # The tiny run carries its song map (the shipped copies have none here).
@@ -262,7 +264,9 @@ def test_upload_through_the_page(page, server, models, tmp_path):
     page.wait_for_function(f"() => ({BAR_COUNT})('upload_windows') === 10", polling=20)
     seconds = time.perf_counter() - started
     # Then what the model heard (spectrogram and window strip) and the song on the run's map.
-    page.wait_for_function(f"() => ({TRACE_COUNT})('upload_heard') === 2 && ({TRACE_COUNT})('upload_map') > 0", polling=20)
+    page.wait_for_function(
+        f"() => ({TRACE_COUNT})('upload_heard') === 2 && ({TRACE_COUNT})('upload_map') > 0", polling=20
+    )
     views = time.perf_counter() - started
     settle(page)
     no_exceptions(page)
@@ -277,7 +281,10 @@ def test_upload_through_the_page(page, server, models, tmp_path):
     shoot(page, "5-classify-upload")
     shoot_below(page, "5-classify-upload-heard", "upload_heard")
     shoot_below(page, "5-classify-upload-map", "upload_map")
-    _record("upload_click_to_chart", {"audio_seconds": 30, "format": "mp3", "seconds": round(seconds, 2), "seconds_to_map": round(views, 2)})
+    _record(
+        "upload_click_to_chart",
+        {"audio_seconds": 30, "format": "mp3", "seconds": round(seconds, 2), "seconds_to_map": round(views, 2)},
+    )
 
 
 def test_song_map_page(page, server, models):
@@ -285,7 +292,9 @@ def test_song_map_page(page, server, models):
     settle(page)
     go_to(page, "Song map", "song_map")
     split = read_json(models / "tiny-fast" / "split.json")
-    points = page.evaluate("() => document.querySelector('.st-key-song_map_chart .js-plotly-plot').data.reduce((n, t) => n + (t.customdata ? t.customdata.length : 0), 0)")
+    points = page.evaluate(
+        "() => document.querySelector('.st-key-song_map_chart .js-plotly-plot').data.reduce((n, t) => n + (t.customdata ? t.customdata.length : 0), 0)"
+    )
     assert points == len(split["train"]) + len(split["valid"]) + len(split["test"])
     shoot(page, "6-song-map")
 
@@ -444,7 +453,9 @@ def history_of_every_run(page, shot: str) -> None:
     assert fits == {"entries": len(options), "scrolls": False, "overlaps": 0, "inside": True}, fits
     # The table shows every column, names whole, without scrolling sideways.
     table = page.locator("[data-testid=stDataFrame]").first
-    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+    assert table.evaluate(
+        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
+    )
     shoot(page, shot)
 
 
@@ -484,7 +495,9 @@ def compare_with(page, run_id: str, shot: str) -> None:
     assert page.evaluate(TRACE_COUNT, "compare_per_genre_chart") == 2
     assert page.get_by_text("Paired test").is_visible()
     table = page.locator("[data-testid=stDataFrame]").last  # the page's only table
-    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+    assert table.evaluate(
+        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
+    )
     assert page.evaluate(CLIPPED, "[data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
 
 
@@ -514,7 +527,12 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     # Both per-genre charts wide enough to read (beside the facts table they were 55 px).
     for key in ("recall_chart", "unseen_recall_chart"):
         assert page.locator(f".st-key-{key}").bounding_box()["width"] >= 240, key
-    assert page.evaluate(CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
+    assert (
+        page.evaluate(
+            CLIPPED, "[data-testid=stMain] button *, [data-testid=stMetricLabel] *, [data-testid=stMetricValue] *"
+        )
+        == []
+    )
 
     go_to(page, "Held-out songs", "held_out")  # links keep the session (and its run choice)
     shoot(page, "1024-3-held-out")
@@ -524,7 +542,9 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     assert page.locator(".st-key-confusion_chart").bounding_box()["width"] >= 450
     # The per-genre table shows all its columns without scrolling sideways.
     table = page.locator("[data-testid=stDataFrame]").first
-    assert table.evaluate("e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }")
+    assert table.evaluate(
+        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
+    )
 
     go_to(page, "Compare", "compare")
     compare_with(page, COMPARED, "1024-5-compare")
@@ -673,6 +693,8 @@ def test_library_scan_select_a_song_and_read_at_both_widths(page, narrow, server
     settle(narrow)
     no_exceptions(narrow)
     assert narrow.evaluate(CLIPPED, "[data-testid=stMain] button *") == []
-    reason = narrow.locator("[data-testid=stTable]").get_by_text("not a readable audio file (its format was not recognised, or the file is damaged)")
+    reason = narrow.locator("[data-testid=stTable]").get_by_text(
+        "not a readable audio file (its format was not recognised, or the file is damaged)"
+    )
     assert reason.is_visible() and narrow.evaluate(CLIPPED, "[data-testid=stTable] td, [data-testid=stTable] th") == []
     shoot(narrow, "1024-6-library")

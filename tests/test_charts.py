@@ -32,8 +32,22 @@ def make_metrics() -> dict:
             "noise": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
         },
         "songs": [
-            {"track_id": "clicks/a", "true": "clicks", "vote": "clicks", "mean": "clicks", "votes": [3, 0, 0], "mean_probability": [0.9, 0.05, 0.05]},
-            {"track_id": "drones/b", "true": "drones", "vote": "clicks", "mean": "clicks", "votes": [2, 1, 0], "mean_probability": [0.6, 0.3, 0.1]},
+            {
+                "track_id": "clicks/a",
+                "true": "clicks",
+                "vote": "clicks",
+                "mean": "clicks",
+                "votes": [3, 0, 0],
+                "mean_probability": [0.9, 0.05, 0.05],
+            },
+            {
+                "track_id": "drones/b",
+                "true": "drones",
+                "vote": "clicks",
+                "mean": "clicks",
+                "votes": [2, 1, 0],
+                "mean_probability": [0.6, 0.3, 0.1],
+            },
         ],
     }
 
@@ -64,8 +78,14 @@ def test_history_figure_holds_every_curve_and_marks_the_best_epoch():
     for trace in fig.data:
         by_name.setdefault(trace.name, []).append(trace)
     # seed: training and validation in both panels; fast: training only.
-    assert [list(t.y) for t in by_name["seed · training"]] == [[e["loss"] for e in HISTORY], [e["accuracy"] for e in HISTORY]]
-    assert [list(t.y) for t in by_name["seed · validation"]] == [[e["val_loss"] for e in HISTORY], [e["val_accuracy"] for e in HISTORY]]
+    assert [list(t.y) for t in by_name["seed · training"]] == [
+        [e["loss"] for e in HISTORY],
+        [e["accuracy"] for e in HISTORY],
+    ]
+    assert [list(t.y) for t in by_name["seed · validation"]] == [
+        [e["val_loss"] for e in HISTORY],
+        [e["val_accuracy"] for e in HISTORY],
+    ]
     assert "fast · validation" not in by_name
     stars = by_name["seed · best epoch (2)"]
     assert [(list(t.x), list(t.y)) for t in stars] == [([2], [1.4]), ([2], [0.55])]
@@ -77,7 +97,15 @@ def test_history_figure_holds_every_curve_and_marks_the_best_epoch():
 
 
 def test_history_legend_of_many_runs_sits_below_the_axes_and_the_figure_grows_for_it():
-    names = ["fast-cv", "fast-stratified", "seed-stratified", "transfer-cv", "transfer-stratified", "transfer-dilated-stratified", "tiny-fast"]
+    names = [
+        "fast-cv",
+        "fast-stratified",
+        "seed-stratified",
+        "transfer-cv",
+        "transfer-stratified",
+        "transfer-dilated-stratified",
+        "tiny-fast",
+    ]
     few = charts.history_figure({"seed": HISTORY})
     many = charts.history_figure({n: HISTORY for n in names})
     # 7 entries, not 21 (training, validation and best epoch of each run).
@@ -122,7 +150,15 @@ def test_per_genre_and_misclassified_rows():
     assert rows[1] == {"genre": "drones", "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     wrong = charts.misclassified_rows(metrics)
     assert wrong == [
-        {"track": "drones/b", "true": "drones", "voted": "clicks", "windows": 3, "votes": "clicks 2 · drones 1", "p(true)": 0.3, "p(voted)": 0.6}
+        {
+            "track": "drones/b",
+            "true": "drones",
+            "voted": "clicks",
+            "windows": 3,
+            "votes": "clicks 2 · drones 1",
+            "p(true)": 0.3,
+            "p(voted)": 0.6,
+        }
     ]
 
 
@@ -132,7 +168,9 @@ def test_recall_figure_shows_genres_with_test_songs_in_their_colours():
     assert list(bar.x) == [0.5, 1.0]
     fig = charts.recall_figure(make_metrics())
     # The figures are in the axis labels, which plotly never cuts off.
-    assert list(fig.layout.yaxis.ticktext) == ["drones · 50% of 2", "clicks · 100% of 2"] and fig.layout.yaxis.automargin
+    assert (
+        list(fig.layout.yaxis.ticktext) == ["drones · 50% of 2", "clicks · 100% of 2"] and fig.layout.yaxis.automargin
+    )
     colors = charts.genre_colors(["clicks", "drones", "noise"])
     assert list(bar.marker.color) == [colors["drones"], colors["clicks"]]
 
@@ -188,7 +226,9 @@ def test_comparison_figures_hold_both_runs_and_the_signed_difference():
     def summary(run_id, confusion, recall):
         per_genre = {g: {"precision": 1.0, "recall": r, "f1": r, "support": 2} for g, r in zip(["a", "b"], recall)}
         right = int(np.trace(confusion))
-        return RunSummary(run_id, "fast", "stratified", 4, right, right / 4, (0.2, 0.9), ["a", "b"], per_genre, confusion)
+        return RunSummary(
+            run_id, "fast", "stratified", 4, right, right / 4, (0.2, 0.9), ["a", "b"], per_genre, confusion
+        )
 
     c = Comparison(
         a=summary("one", [[2, 0], [1, 1]], [1.0, 0.5]),

@@ -61,12 +61,16 @@ def test_cli_classify_says_why_a_file_cannot_be_classified_and_goes_on(tiny_run,
     short = write(tmp_path / "short.wav", song("drones", 0.5, seed=4))
     garbage = tmp_path / "garbage.mp3"
     garbage.write_bytes(b"this is not audio" * 100)
-    out = run_cli("classify", str(tmp_path / "missing.wav"), str(short), str(garbage), str(good), "--run", str(tiny_run))
+    out = run_cli(
+        "classify", str(tmp_path / "missing.wav"), str(short), str(garbage), str(good), "--run", str(tiny_run)
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "missing.wav: no such file" in out.stderr
     assert "short.wav: too short (0.50 s)" in out.stderr
     assert f"{garbage}: not a readable audio file (its format was not recognised, or the file is damaged)" in out.stderr
-    assert "resync" not in out.stderr and "does not exist" not in out.stderr  # libmpg123's chatter stays off the terminal
+    assert (
+        "resync" not in out.stderr and "does not exist" not in out.stderr
+    )  # libmpg123's chatter stays off the terminal
     assert f"{good}: drones" in out.stdout  # the good file is still classified
 
 
@@ -136,8 +140,15 @@ def test_a_split_left_by_a_failed_start_is_not_reused(synth_root, tmp_path):
     run.mkdir()
     stale = {"protocol": "stratified", "train": ["noise/x"], "valid": [], "test": ["drones/y"]}
     (run / "split.json").write_text(json.dumps(stale))  # no config.json: the start died early
-    config = TrainConfig(data_root=str(synth_root), epochs=1, batch_size=8, test_fraction=0.34,
-                         val_fraction=0.25, models_dir=str(tmp_path), run_id="again")
+    config = TrainConfig(
+        data_root=str(synth_root),
+        epochs=1,
+        batch_size=8,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+        run_id="again",
+    )
     train(config, progress=False)
     split = read_json(run / "split.json")
     assert "noise/x" not in split["train"] and len(split["train"] + split["valid"] + split["test"]) == 18

@@ -35,17 +35,19 @@ def test_every_project_exception_subclasses_the_root():
 def test_errors_that_were_value_or_key_errors_still_are():
     from genre.audio.decode import AudioError
     from genre.data.dataset import DatasetError
-    from genre.files import JSONFileError
     from genre.data.folders import FolderRefused
-    from genre.models.registry import UnknownModel, get_spec
-    from genre.jobs.runs import RunError
     from genre.data.splits import LeakageError, SplitError
+    from genre.files import JSONFileError
+    from genre.jobs.runs import RunError
+    from genre.models.registry import UnknownModel, get_spec
 
     for error in (AudioError, DatasetError, JSONFileError, FolderRefused, RunError, SplitError, LeakageError):
         assert issubclass(error, ValueError)
     with pytest.raises(KeyError) as caught:
         get_spec("nope")
-    assert isinstance(caught.value, UnknownModel) and str(caught.value).startswith("unknown model 'nope'; choose one of")
+    assert isinstance(caught.value, UnknownModel) and str(caught.value).startswith(
+        "unknown model 'nope'; choose one of"
+    )
 
 
 def _main_raising(monkeypatch, error: BaseException, *args: str) -> int:

@@ -16,9 +16,25 @@ REPO = Path(__file__).resolve().parent.parent
 def test_the_gpu_check_times_one_device_and_mirrored_and_writes_its_table(tmp_path):
     out = tmp_path / "gpu_check.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--models", "fast", "--precisions", "float32",
-         "--windows", "8", "--batch-size", "4", "--epochs", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "bench" / "gpu_check.py"),
+            "--models",
+            "fast",
+            "--precisions",
+            "float32",
+            "--windows",
+            "8",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())

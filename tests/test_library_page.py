@@ -79,7 +79,9 @@ def test_scan_a_folder_browse_filter_export_and_write_tags(models, music, monkey
     assert table.set_index("file").loc["broken.mp3", "duration"] == "—"  # not "None"
     # The reason in full, not cut by the table's column, below the table.
     (why,) = at.table
-    assert why.value.to_dict() == {"reason": {"broken.mp3": "not a readable audio file (its format was not recognised, or the file is damaged)"}}
+    assert why.value.to_dict() == {
+        "reason": {"broken.mp3": "not a readable audio file (its format was not recognised, or the file is damaged)"}
+    }
     assert {b.label for b in at.get("download_button")} >= {"CSV", "JSON"}
     # Filter: a confidence floor keeps the unreadable file visible (its error is news).
     at.slider(key="library_floor").set_value(1.0).run()

@@ -94,7 +94,9 @@ def test_the_wheel_holds_every_module_the_weights_the_licence_and_the_split_list
     modules = {p.relative_to(REPO).as_posix() for p in package.rglob("*.py") if "__pycache__" not in p.parts}
     assert modules <= names
     data = {p.relative_to(REPO).as_posix() for p in package.rglob("*") if p.is_file() and p.suffix in {".h5", ".txt"}}
-    assert any(n.endswith("musicnn_msd.weights.h5") for n in data) and any(n.endswith("LICENSE-musicnn.txt") for n in data)
+    assert any(n.endswith("musicnn_msd.weights.h5") for n in data) and any(
+        n.endswith("LICENSE-musicnn.txt") for n in data
+    )
     assert any(n.endswith("artist-index.txt") for n in data) and any("fault-filtered" in n for n in data)
     assert data <= names
     assert not {n for n in names if n.split("/")[0] in {"tests", "dashboard", "pages", "models", "bench"}}

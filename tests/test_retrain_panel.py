@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from synth import make_dataset
 from test_jobs import tiny_gtzan
 
-from genre.train import hardware
 from genre.jobs import jobs
 from genre.jobs.runs import active_run_id
+from genre.train import hardware
+from synth import make_dataset
 
 SUBMIT = "retrain_submit"
 
@@ -58,7 +58,9 @@ def gpus(monkeypatch):
     retrain._gpus.clear()
 
 
-def fill(at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, model="fast", protocol="stratified") -> AppTest:
+def fill(
+    at: AppTest, data: Path | str, epochs=2, batch=8, test=0.34, val=0.25, model="fast", protocol="stratified"
+) -> AppTest:
     at.sidebar.text_input(key="retrain_data").set_value(str(data))
     at.sidebar.selectbox(key="retrain_model").set_value(model)
     at.sidebar.selectbox(key="retrain_protocol").set_value(protocol)
@@ -99,7 +101,13 @@ def test_without_a_dataset_the_sidebar_says_how_to_get_one_and_downloads_it(mode
     at = panel(models)
     assert not at.exception
     help_text = texts(at.sidebar.info)
-    for words in ("No dataset folder", "GTZAN", "<folder>/<genre>/<audio files>", "python -m genre download gtzan", "python -m genre scan"):
+    for words in (
+        "No dataset folder",
+        "GTZAN",
+        "<folder>/<genre>/<audio files>",
+        "python -m genre download gtzan",
+        "python -m genre scan",
+    ):
         assert words in help_text
 
     at.sidebar.text_input(key="retrain_download_to").set_value(str(tmp_path / "data"))
@@ -148,7 +156,9 @@ def bad_roots(tmp_path_factory) -> dict[str, Path]:
         ("synth", {"batch": 100000}, "batch size must be a whole number from 1 to 1024"),
     ],
 )
-def test_bad_settings_show_their_message_and_start_nothing(folder, changes, message, bad_roots, synth_root, models, tmp_path):
+def test_bad_settings_show_their_message_and_start_nothing(
+    folder, changes, message, bad_roots, synth_root, models, tmp_path
+):
     root = {"missing": tmp_path / "nowhere", "synth": synth_root}.get(folder) or bad_roots[folder]
     at = submit(fill(panel(models), root, **changes))
     assert not at.exception
@@ -178,7 +188,9 @@ def test_empty_epochs_and_batch_take_the_chosen_models_recipe(models, synth_root
     lock = json.loads((models / jobs.LOCK_NAME).read_text())
     assert "--epochs" not in lock["argv"] and "--batch" not in lock["argv"]
     # The job's record keeps its settings as chosen (the recipe unresolved); the panel reads them there.
-    assert lock["config"]["model"] == "fast" and lock["config"]["epochs"] is None and lock["config"]["batch_size"] is None
+    assert (
+        lock["config"]["model"] == "fast" and lock["config"]["epochs"] is None and lock["config"]["batch_size"] is None
+    )
     assert f"`{lock['run_id']}` · fast · stratified" in texts(at.sidebar.markdown)
     # The job itself resolves the recipe: its status and its config say so.
     status = models / lock["run_id"] / "status.json"
@@ -227,7 +239,9 @@ def test_retrain_from_the_sidebar_runs_refuses_a_second_job_and_promotes(models,
     assert f"`{run_id}`" in texts(reloaded.sidebar.markdown) and "retrain_cancel" in keys(reloaded)
 
     until_idle(at)
-    assert sorted(p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted([run_id, "served"])
+    assert sorted(p.name for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted(
+        [run_id, "served"]
+    )
     assert active_run_id(models) == "served"  # a finished job is not served until promoted
     assert f"Run `{run_id}` finished: song accuracy" in texts(at.sidebar.success)
     at.sidebar.button(key="retrain_activate").click().run()
@@ -284,8 +298,11 @@ def test_without_a_gpu_the_panel_says_it_trains_on_the_cpu(models, synth_root, t
 
 @pytest.mark.parametrize(
     "host, usable, line",
-    [(1, 1, "Trains on 1 GPU."), (1, 0, "Trains on the CPU: this host has 1 GPU, but TensorFlow sees none"),
-     (2, 0, "Trains on the CPU: this host has 2 GPUs, but TensorFlow sees none")],
+    [
+        (1, 1, "Trains on 1 GPU."),
+        (1, 0, "Trains on the CPU: this host has 1 GPU, but TensorFlow sees none"),
+        (2, 0, "Trains on the CPU: this host has 2 GPUs, but TensorFlow sees none"),
+    ],
 )
 def test_one_device_or_none_is_said_not_offered(host, usable, line, gpus, models, synth_root):
     gpus(host, usable)
@@ -304,7 +321,10 @@ def test_with_several_gpus_the_panel_offers_the_strategy(gpus, models, synth_roo
     gpus(2, 2)
     at = panel(models)
     choice = at.sidebar.selectbox(key="retrain_strategy")
-    assert choice.options == ["auto: all 2 GPUs", "one device (the first GPU)", "all 2 GPUs (mirrored)"] and choice.value == "auto"
+    assert (
+        choice.options == ["auto: all 2 GPUs", "one device (the first GPU)", "all 2 GPUs (mirrored)"]
+        and choice.value == "auto"
+    )
     assert "Trains on" not in texts(at.sidebar.caption)
     choice.set_value("mirrored")
     at = submit(fill(at, synth_root))
@@ -320,8 +340,12 @@ def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):
     run = models / "broken"
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"train": {}, "model": "fast"}))
-    (run / "status.json").write_text(json.dumps({"state": "failed", "pid": 4242, "message": "MemoryError: out of memory"}))
-    (run / "train.log").write_text("epoch 3\nTraceback (most recent call last):\nMemoryError: out of memory\ngenre: error: out of memory\n")
+    (run / "status.json").write_text(
+        json.dumps({"state": "failed", "pid": 4242, "message": "MemoryError: out of memory"})
+    )
+    (run / "train.log").write_text(
+        "epoch 3\nTraceback (most recent call last):\nMemoryError: out of memory\ngenre: error: out of memory\n"
+    )
     record = {
         "kind": "train",
         "job_id": "j",
@@ -347,7 +371,10 @@ def test_a_failed_run_shows_the_end_of_its_log_and_can_be_resumed(models):
 
 
 def test_stopped_runs_are_offered_for_resume_but_not_one_trained_from_a_terminal(models, tiny_run):
-    for name, status in {"stopped": {"state": "cancelled", "epoch": 5, "epochs": 8}, "busy": {"state": "running", "pid": os.getpid()}}.items():
+    for name, status in {
+        "stopped": {"state": "cancelled", "epoch": 5, "epochs": 8},
+        "busy": {"state": "running", "pid": os.getpid()},
+    }.items():
         shutil.copytree(tiny_run, models / name)
         (models / name / "status.json").write_text(json.dumps(status))
     shutil.copytree(tiny_run, models / "served")

@@ -21,7 +21,9 @@ def test_script_runs_no_longer_clear_the_keras_session(monkeypatch):
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(1))
     # Streamlit's clean-up as shipped (another test may have replaced it already).
-    monkeypatch.setattr(script_runner, "_clean_problem_modules", runtime.streamlit_clean_up or script_runner._clean_problem_modules)
+    monkeypatch.setattr(
+        script_runner, "_clean_problem_modules", runtime.streamlit_clean_up or script_runner._clean_problem_modules
+    )
     at = AppTest.from_string(SCRIPT).run()
     # Streamlit clears it after every run: gc.collect() under the GIL and an empty kernel cache.
     # Should this fail, Streamlit has dropped the habit and keep_keras_session can go.

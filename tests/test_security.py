@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from genre.jobs import jobs
 from genre.cli import main
+from genre.jobs import jobs
 from genre.jobs.runs import active_run_id, check_run_id, list_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,19 @@ def test_the_cli_refuses_to_train_while_a_job_holds_the_lock(synth_root, tmp_pat
     models = tmp_path / "models"
     models.mkdir()
     # A dashboard job (this live process plays it) holds the folder.
-    (models / jobs.LOCK_NAME).write_text(json.dumps({"kind": "train", "job_id": "dash", "pid": os.getpid(), "started": 0, "log": "", "argv": [], "run_id": "other"}))
+    (models / jobs.LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "kind": "train",
+                "job_id": "dash",
+                "pid": os.getpid(),
+                "started": 0,
+                "log": "",
+                "argv": [],
+                "run_id": "other",
+            }
+        )
+    )
     assert main(["train", "--data", str(synth_root), "--epochs", "1", "--models-dir", str(models)]) == 2
     assert "a job is already running (training run other" in capsys.readouterr().err
     assert sorted(p.name for p in models.iterdir()) == [jobs.LOCK_NAME]  # no run folder made
@@ -105,7 +117,14 @@ def test_the_cli_refuses_to_train_while_a_job_holds_the_lock(synth_root, tmp_pat
 
 def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "genre", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "genre", *args],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
@@ -113,7 +132,21 @@ def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_p
     models = tmp_path / "models"
     # The most epochs a run may have: the winner must still be training when the test cancels it
     # (200, about 20 s here, once ran out on a loaded machine).
-    command = ["train", "--data", str(synth_root), "--epochs", "1000", "--batch", "8", "--test-fraction", "0.34", "--val-fraction", "0.25", "--models-dir", str(models)]
+    command = [
+        "train",
+        "--data",
+        str(synth_root),
+        "--epochs",
+        "1000",
+        "--batch",
+        "8",
+        "--test-fraction",
+        "0.34",
+        "--val-fraction",
+        "0.25",
+        "--models-dir",
+        str(models),
+    ]
     first, second = _cli(*command), _cli(*command)
     try:
         # One wins the lock and trains; the other is refused at once.
@@ -129,7 +162,10 @@ def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_p
         job = jobs.current_job(models)
         assert job is not None and job.pid == winner.pid and job.run_id == lock["run_id"]
         with pytest.raises(jobs.JobRunning):
-            jobs.start_training(models, jobs.Settings(data_dir=str(synth_root), epochs=1, batch_size=8, test_fraction=0.34, val_fraction=0.25))
+            jobs.start_training(
+                models,
+                jobs.Settings(data_dir=str(synth_root), epochs=1, batch_size=8, test_fraction=0.34, val_fraction=0.25),
+            )
     finally:
         for process in (first, second):
             if process.poll() is None:
@@ -142,7 +178,10 @@ def test_a_named_run_folder_is_created_exclusively(synth_root, tmp_path, capsys)
     models = tmp_path / "models"
     (models / "taken").mkdir(parents=True)
     (models / "taken" / "config.json").write_text("{}")
-    assert main(["train", "--data", str(synth_root), "--epochs", "1", "--models-dir", str(models), "--run-id", "taken"]) == 2
+    assert (
+        main(["train", "--data", str(synth_root), "--epochs", "1", "--models-dir", str(models), "--run-id", "taken"])
+        == 2
+    )
     assert "run " in capsys.readouterr().err and (models / "taken" / "config.json").read_text() == "{}"
 
 
@@ -161,7 +200,15 @@ def test_a_dashboard_job_goes_on_under_the_lock_its_server_took(tmp_path, monkey
     models.mkdir()
     server = subprocess.Popen(["sleep", "60"])
     try:
-        record = {"kind": "train", "job_id": "train-1", "pid": server.pid, "started": 0, "log": "", "argv": [], "run_dir": str(models / "r")}
+        record = {
+            "kind": "train",
+            "job_id": "train-1",
+            "pid": server.pid,
+            "started": 0,
+            "log": "",
+            "argv": [],
+            "run_dir": str(models / "r"),
+        }
         (models / jobs.LOCK_NAME).write_text(json.dumps(record))
         monkeypatch.setenv(jobs.JOB_ENV, "train-1")
         with jobs.training_lock(models, models / "r", ["train"]):
@@ -197,7 +244,12 @@ def _exec_as_layer(config) -> None:
 def _exec_as_lambda(config) -> None:
     layer = config["config"]["layers"][-1]
     function = {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}
-    layer.update(module="keras.layers", class_name="Lambda", registered_name=None, config={"name": layer["config"]["name"], "function": function, "arguments": {}})
+    layer.update(
+        module="keras.layers",
+        class_name="Lambda",
+        registered_name=None,
+        config={"name": layer["config"]["name"], "function": function, "arguments": {}},
+    )
 
 
 @pytest.mark.slow
@@ -209,7 +261,13 @@ def test_a_model_config_naming_exec_is_one_line_in_the_cli(change, tiny_run, tmp
     _rewrite_model_config(tiny_run / "model.keras", run / "model.keras", change)
     audio = write(tmp_path / "a.wav", song("drones", 6.5, seed=4))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "genre", "classify", str(audio), "--run", str(run)], capture_output=True, text=True, env=env, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "genre", "classify", str(audio), "--run", str(run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     ours = [line for line in out.stderr.strip().splitlines() if line.startswith("genre:")]
@@ -219,6 +277,12 @@ def test_a_model_config_naming_exec_is_one_line_in_the_cli(change, tiny_run, tmp
 @pytest.mark.slow
 def test_classify_names_a_folder_as_a_folder(tiny_run, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "genre", "classify", str(tmp_path), "--run", str(tiny_run)], capture_output=True, text=True, env=env, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "genre", "classify", str(tmp_path), "--run", str(tiny_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{tmp_path}: a folder, not an audio file" in out.stderr and "no such file" not in out.stderr

@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _shipped() -> list[str]:
     try:
-        listed = subprocess.run(["git", "ls-files", "models"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        listed = subprocess.run(
+            ["git", "ls-files", "models"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         listed = "\n".join(str(p.relative_to(REPO)) for p in REPO.glob("models/**/model.keras"))
     return sorted(line for line in listed.splitlines() if line.endswith("/model.keras"))

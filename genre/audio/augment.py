@@ -94,7 +94,9 @@ def colour_graph(windows: tf.Tensor, seed: tf.Tensor, sample_rate: int = SAMPLE_
     windows = tf.convert_to_tensor(windows, tf.float32)
     rank = windows.shape.rank
     if rank not in (2, 3) or (rank == 3 and windows.shape[2] != 1) or windows.shape[1] is None:
-        raise ValueError(f"colour_graph takes windows (n, samples) or (n, samples, 1) with samples known, not {windows.shape}")
+        raise ValueError(
+            f"colour_graph takes windows (n, samples) or (n, samples, 1) with samples known, not {windows.shape}"
+        )
     flat = windows[..., 0] if rank == 3 else windows
     samples = flat.shape[1]
     freqs = tf.constant(np.fft.rfftfreq(samples, 1.0 / sample_rate), tf.float32)

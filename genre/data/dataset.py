@@ -60,7 +60,9 @@ def scan(root: str | os.PathLike) -> list[Track]:
         for path in sorted(genre_dir.iterdir()):
             if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith("."):
                 stat = path.stat()
-                tracks.append(Track(f"{genre_dir.name}/{path.stem}", genre_dir.name, path, stat.st_size, stat.st_mtime_ns))
+                tracks.append(
+                    Track(f"{genre_dir.name}/{path.stem}", genre_dir.name, path, stat.st_size, stat.st_mtime_ns)
+                )
     genres = sorted({t.genre for t in tracks})
     if not tracks:
         raise DatasetError(
@@ -163,7 +165,9 @@ class SongCache(Songs):
         return self.audio[start : start + self.lengths[i]]
 
 
-def is_cached(root: str | os.PathLike, cache_root: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE) -> bool:
+def is_cached(
+    root: str | os.PathLike, cache_root: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE
+) -> bool:
     """Whether ``root`` as it is now is already decoded in the cache (a scan; nothing is
     decoded). A folder that cannot be scanned is not."""
     root = Path(root).expanduser()
@@ -200,7 +204,9 @@ def _decode_track(path: str, track_id: str, sample_rate: int) -> np.ndarray:
     return decode(path, name=track_id, sample_rate=sample_rate)
 
 
-def _build(folder: Path, root: Path, tracks: list[Track], sample_rate: int, workers: int | None, progress: bool) -> None:
+def _build(
+    folder: Path, root: Path, tracks: list[Track], sample_rate: int, workers: int | None, progress: bool
+) -> None:
     """Decode every track into a private folder, then rename it into place: a reader never sees
     half a cache, and of two processes building the same one, the first to finish wins."""
     from tqdm import tqdm
@@ -213,7 +219,11 @@ def _build(folder: Path, root: Path, tracks: list[Track], sample_rate: int, work
     offset = 0
     workers = workers or max(1, min(len(tracks), os.cpu_count() or 1))
     try:
-        with naming(folder / "audio.f32", building / "audio.f32"), open(building / "audio.f32", "wb") as out, ProcessPoolExecutor(max_workers=workers) as pool:
+        with (
+            naming(folder / "audio.f32", building / "audio.f32"),
+            open(building / "audio.f32", "wb") as out,
+            ProcessPoolExecutor(max_workers=workers) as pool,
+        ):
             futures = {pool.submit(_decode_track, str(t.path), t.track_id, sample_rate): t for t in tracks}
             bar = tqdm(as_completed(futures), total=len(futures), desc="decoding", unit="song", disable=not progress)
             # Songs are appended in completion order; the index records where each landed.

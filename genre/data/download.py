@@ -35,13 +35,13 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ..errors import GenreError
-from ..files import format_bytes
-from ..files import write_json
+from ..files import format_bytes, write_json
 
 GTZAN_URL = "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz"
 GTZAN_MD5 = "5b3d6dddb579ab49814ab86dba69e7c7"
@@ -182,8 +182,7 @@ def _is_complete(dest: Path, md5: str) -> bool:
         found = None
     if found != md5:
         raise DownloadError(
-            f"{dest} holds a different download (md5 {found}, expected {md5});"
-            " move it away or choose another folder"
+            f"{dest} holds a different download (md5 {found}, expected {md5}); move it away or choose another folder"
         )
     return True
 
@@ -283,9 +282,7 @@ def _content_length(response: Any) -> int | None:
     return int(value) if value and value.strip().isdigit() else None
 
 
-def _fetch(
-    url: str, part: Path, size: int | None, progress: bool, on_progress: ProgressFn | None
-) -> None:
+def _fetch(url: str, part: Path, size: int | None, progress: bool, on_progress: ProgressFn | None) -> None:
     """Bring ``part`` to the full archive, resuming it and retrying dropped connections. It
     never grows past ``size`` (or MAX_ARCHIVE_BYTES when the size is unknown), whatever the
     server announces or sends."""
@@ -431,8 +428,13 @@ def _make_bar(total: int | None, initial: int, desc: str) -> Any:
     except ImportError:  # The bar is nice to have, not a reason to fail.
         return None
     return tqdm(
-        total=total, initial=initial, desc=desc, unit="B",
-        unit_scale=True, unit_divisor=1024, file=sys.stderr,
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
     )
 
 

@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataset import DATA_ENV
 from ..errors import GenreError
 from ..files import read_json
+from .dataset import DATA_ENV
 
 ROOTS_ENV = "GENRE_DATA_ROOTS"
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import WINDOW
 from ..audio.augment import colour
-from .dataset import Songs
 from ..audio.windows import cut_window, window_starts
+from .dataset import Songs
 
 
 @dataclass
@@ -21,7 +21,7 @@ class WindowSet:
     start: np.ndarray
 
     @classmethod
-    def for_tracks(cls, cache: Songs, track_ids: list[str]) -> "WindowSet":
+    def for_tracks(cls, cache: Songs, track_ids: list[str]) -> WindowSet:
         songs, starts = [], []
         for track_id in track_ids:
             i = cache.index_of(track_id)
@@ -107,7 +107,15 @@ class BatchPlan:
     has), else one seeded by ``seed`` and ``k``, so every worker draws the same order.
     """
 
-    def __init__(self, windows: int, batch_size: int, shuffle: bool, seed: int, multiple: int = 1, share: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        windows: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        multiple: int = 1,
+        share: tuple[int, int] = (0, 1),
+    ):
         self.windows, self.batch_size, self.shuffle = windows, batch_size, shuffle
         self.index, self.count = share
         self.rng = np.random.default_rng(seed)

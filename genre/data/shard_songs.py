@@ -45,7 +45,9 @@ class ShardSongs(Songs):
         # a key of these shards' content (not their path: moved shards keep their features),
         # never inside the user's shard folder.
         digests = sorted(shard["sha256"] for shard in all_shards(self.manifest))
-        key = hashlib.sha256(f"{self.manifest['dataset_key']}|{self.manifest['split']}|{digests}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(f"{self.manifest['dataset_key']}|{self.manifest['split']}|{digests}".encode()).hexdigest()[
+            :20
+        ]
         self.folder = default_cache_root() / "shards" / f"shards-{key}"
 
     def song(self, i: int) -> np.ndarray:
@@ -68,8 +70,12 @@ class ShardSongs(Songs):
             features = tf.train.Example.FromString(record).features.feature
             found = features["track_id"].bytes_list.value[0].decode()
         except Exception as error:  # a truncated file or another record: protobuf says little
-            raise ShardError(f"{name} holds no song at byte {offset}; the shards changed since shards.json was written ({error})") from error
+            raise ShardError(
+                f"{name} holds no song at byte {offset}; the shards changed since shards.json was written ({error})"
+            ) from error
         if found != track_id:
-            raise ShardError(f"{name} holds {found} where shards.json puts {track_id}; the shards changed since it was written")
+            raise ShardError(
+                f"{name} holds {found} where shards.json puts {track_id}; the shards changed since it was written"
+            )
         pcm = np.frombuffer(features["audio"].bytes_list.value[0], dtype="<i2")
         return pcm.astype(np.float32) / PCM_SCALE

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import WINDOW, __version__
+from ..audio.windows import window_starts
 from ..errors import GenreError
 from ..files import atomic_path, read_json, write_json
 from .splits import PARTS, audit, fold_parts, make_split
-from ..audio.windows import window_starts
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -92,7 +92,13 @@ def write_shards(
     existing = _existing(out)  # before decoding: a refused folder should cost nothing
     cache = load_dataset(data_root, progress=progress)
     split = make_split(
-        protocol, cache.track_ids, cache.labels, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed, folds=folds
+        protocol,
+        cache.track_ids,
+        cache.labels,
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        seed=seed,
+        folds=folds,
     )
     audit(split)
     identity = {
@@ -111,7 +117,9 @@ def write_shards(
                 f"{out} already holds other shards (not the same {', '.join(_WORDS.get(k, k) for k in differs)}); "
                 "pick another --out or empty it"
             )
-        if all((out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in all_shards(existing)):
+        if all(
+            (out / s["file"]).is_file() and (out / s["file"]).stat().st_size == s["bytes"] for s in all_shards(existing)
+        ):
             return existing, False
 
     fold_of = {}
@@ -187,7 +195,9 @@ def _existing(out: Path) -> dict | None:
     if manifest is not None:
         return manifest
     if out.is_dir() and any(_SHARD_NAME.match(p.name) for p in out.iterdir()):
-        raise ShardError(f"{out} holds shard files but no {MANIFEST} (an interrupted shard?); empty it or pick another --out")
+        raise ShardError(
+            f"{out} holds shard files but no {MANIFEST} (an interrupted shard?); empty it or pick another --out"
+        )
     return None
 
 
@@ -213,7 +223,9 @@ def check_files(folder: str | os.PathLike, manifest: dict) -> None:
     damaged = damaged_files(folder, manifest)
     if damaged:
         named = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
-        raise ShardError(f"shard files in {folder} are missing or not the size shards.json lists: {named}; shard the dataset again")
+        raise ShardError(
+            f"shard files in {folder} are missing or not the size shards.json lists: {named}; shard the dataset again"
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -239,7 +251,9 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     """The ``shards.json`` of a shard folder; :class:`ShardError` when there is none."""
     manifest = read_json(Path(folder) / MANIFEST)
     if manifest is None:
-        raise ShardError(f"{folder} holds no shards (no {MANIFEST}); make them with: python -m genre shard DATA --out {folder}")
+        raise ShardError(
+            f"{folder} holds no shards (no {MANIFEST}); make them with: python -m genre shard DATA --out {folder}"
+        )
     if manifest.get("format") != FORMAT:
         raise ShardError(
             f"{folder} holds shards of format {manifest.get('format')} (this genre reads {FORMAT}); "
@@ -286,7 +300,15 @@ class ShardPlan:
     windows: int  # of this worker's share, before any is left out
 
 
-def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0, num_workers: int = 1, fold: int | None = None, multiple: int = 1) -> ShardPlan:
+def shard_plan(
+    manifest: dict,
+    part: str,
+    batch_size: int,
+    worker_index: int = 0,
+    num_workers: int = 1,
+    fold: int | None = None,
+    multiple: int = 1,
+) -> ShardPlan:
     """Worker ``worker_index`` of ``num_workers``'s share of ``part``; :class:`ShardError` when
     it cannot feed a single step."""
     if not 0 <= worker_index < num_workers:
@@ -319,7 +341,15 @@ def shard_plan(manifest: dict, part: str, batch_size: int, worker_index: int = 0
             f"{step} windows; use fewer workers or replicas, a smaller batch, or more songs"
         )
     batches = -(-fed // batch_size)
-    return ShardPlan(tuple(s["file"] for s in mine), by_window, fed, batches, fed // step if turns else batches, turns, each[worker_index])
+    return ShardPlan(
+        tuple(s["file"] for s in mine),
+        by_window,
+        fed,
+        batches,
+        fed // step if turns else batches,
+        turns,
+        each[worker_index],
+    )
 
 
 def _stored_part(manifest: dict, part: str) -> str:
@@ -342,7 +372,7 @@ def shard_dataset(
     multiple: int = 1,
     class_weight: dict[int, float] | None = None,
     manifest: dict | None = None,
-) -> "tf.data.Dataset":
+) -> tf.data.Dataset:
     """The windows of ``part`` read from the shards in ``folder``, as a ``tf.data.Dataset`` of
     ``(windows (B, WINDOW, 1) float32, one-hot labels)`` batches, this worker's share only
     (:func:`shard_plan`): worker ``worker_index`` of ``num_workers`` reads every
@@ -374,7 +404,9 @@ def shard_dataset(
     listed = manifest["shards"].get(stored, [])
     missing = [s["file"] for s in listed if not (folder / s["file"]).is_file()]
     if missing:
-        raise ShardError(f"{folder} lacks {len(missing)} of the {stored} shard files {MANIFEST} lists, e.g. {missing[0]}")
+        raise ShardError(
+            f"{folder} lacks {len(missing)} of the {stored} shard files {MANIFEST} lists, e.g. {missing[0]}"
+        )
     cv = "folds" in manifest["split"]
     if part == "train" and not cv:
         audit(manifest["split"], [t for s in listed for t in s["songs"]])
@@ -384,7 +416,10 @@ def shard_dataset(
     if shuffle and not plan.by_window:
         files = files.shuffle(len(plan.files), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(
-        tf.data.TFRecordDataset, cycle_length=max(1, min(len(plan.files), 4)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(len(plan.files), 4)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
     spec = {
         "audio": tf.io.FixedLenFeature([], tf.string),
@@ -434,7 +469,8 @@ def shard_dataset(
     if augment:
         seeds = tf.data.Dataset.random(seed=stream + 500, rerandomize_each_iteration=True).batch(2)
         data = tf.data.Dataset.zip(data, seeds).map(
-            lambda batch, batch_seed: (colour_graph(batch[0], batch_seed), *batch[1:]), num_parallel_calls=tf.data.AUTOTUNE
+            lambda batch, batch_seed: (colour_graph(batch[0], batch_seed), *batch[1:]),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
     if class_weight:
         weight = class_weight_lookup(class_weight)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -47,7 +47,9 @@ def stratified_split(
         _check_counts(labels, 2, "the stratified split")
         train, valid, test = _stratified(ids, labels, test_fraction, val_fraction, seed)
     except ValueError:
-        needed = songs_needed("stratified", len(np.unique(labels)), test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
+        needed = songs_needed(
+            "stratified", len(np.unique(labels)), test_fraction=test_fraction, val_fraction=val_fraction, seed=seed
+        )
         raise SplitError(_too_few(labels, needed, genres)) from None
     return {
         "protocol": "stratified",
@@ -68,7 +70,9 @@ def _stratified(ids: np.ndarray, labels: np.ndarray, test_fraction: float, val_f
     return train, valid, test
 
 
-def songs_needed(protocol: str, n_genres: int, test_fraction: float = 0.2, val_fraction: float = 0.1, folds: int = 5, seed: int = 1) -> int | None:
+def songs_needed(
+    protocol: str, n_genres: int, test_fraction: float = 0.2, val_fraction: float = 0.1, folds: int = 5, seed: int = 1
+) -> int | None:
     """The fewest songs every genre needs for this split of ``n_genres`` equally large genres
     (found by making the split, so it is scikit-learn's own rule); None for ``fault-filtered``,
     whose songs are a fixed GTZAN list."""
@@ -84,32 +88,49 @@ def songs_needed(protocol: str, n_genres: int, test_fraction: float = 0.2, val_f
                     return n
             elif n >= folds:
                 manifest = cv_split(ids, labels, folds=folds, val_fraction=val_fraction, seed=seed, artists={})
-                if all(part["train"] and part["test"] and (part["valid"] or val_fraction <= 0) for part in manifest["folds"]):
+                if all(
+                    part["train"] and part["test"] and (part["valid"] or val_fraction <= 0)
+                    for part in manifest["folds"]
+                ):
                     return n
         except ValueError:
             continue
     return None
 
 
-def needs_text(protocol: str, n_genres: int, test_fraction: float, val_fraction: float, folds: int, seed: int = 1) -> str:
+def needs_text(
+    protocol: str, n_genres: int, test_fraction: float, val_fraction: float, folds: int, seed: int = 1
+) -> str:
     """What the split needs, in a sentence for the Retrain panel."""
     if protocol == "fault-filtered":
         return (
             "fault-filtered uses the published GTZAN track lists (443/197/290 songs): "
             "it needs a GTZAN folder holding most of them"
         )
-    needed = songs_needed(protocol, n_genres, test_fraction=test_fraction, val_fraction=val_fraction, folds=folds, seed=seed)
-    return f"this {protocol} split needs at least {needed} songs in each of the {n_genres} genres" if needed else f"no number of songs makes this {protocol} split work"
+    needed = songs_needed(
+        protocol, n_genres, test_fraction=test_fraction, val_fraction=val_fraction, folds=folds, seed=seed
+    )
+    return (
+        f"this {protocol} split needs at least {needed} songs in each of the {n_genres} genres"
+        if needed
+        else f"no number of songs makes this {protocol} split work"
+    )
 
 
 def _too_few(labels: np.ndarray, needed: int | None, genres: Sequence[str] | None) -> str:
-    """"each genre needs at least N songs for this split; rock has 4", in genre names."""
+    """ "each genre needs at least N songs for this split; rock has 4", in genre names."""
     counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=int)
     name = (lambda i: genres[i]) if genres is not None else (lambda i: f"genre {i}")
     short = [i for i in range(len(counts)) if counts[i] > 0 and (needed is None or counts[i] < needed)]
     short = short or [int(np.argmin(np.where(counts > 0, counts, np.iinfo(int).max)))] if len(counts) else []
-    listed = ", ".join(f"{name(i)} has {counts[i]}" for i in short[:4]) + (f" and {len(short) - 4} more" if len(short) > 4 else "")
-    return f"each genre needs at least {needed} songs for this split; {listed}" if needed else f"too few songs for this split; {listed}"
+    listed = ", ".join(f"{name(i)} has {counts[i]}" for i in short[:4]) + (
+        f" and {len(short) - 4} more" if len(short) > 4 else ""
+    )
+    return (
+        f"each genre needs at least {needed} songs for this split; {listed}"
+        if needed
+        else f"too few songs for this split; {listed}"
+    )
 
 
 def fault_filtered_split(track_ids: Sequence[str]) -> dict:
@@ -175,7 +196,13 @@ def cv_split(
     try:
         _check_counts(labels, folds, f"{folds}-fold cross-validation")
     except SplitError:
-        raise SplitError(_too_few(labels, songs_needed("cv", len(np.unique(labels)), val_fraction=val_fraction, folds=folds, seed=seed), genres)) from None
+        raise SplitError(
+            _too_few(
+                labels,
+                songs_needed("cv", len(np.unique(labels)), val_fraction=val_fraction, folds=folds, seed=seed),
+                genres,
+            )
+        ) from None
     artists = artist_index() if artists is None else artists
     groups = np.asarray([artists.get(t) or f"unknown:{t}" for t in ids])
     outer = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -188,7 +215,9 @@ def cv_split(
     return {"protocol": "cv", "seed": seed, "folds": parts, "val_fraction": val_fraction, "grouped_by": "artist"}
 
 
-def _split_off_validation(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split_off_validation(
+    index: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``index`` into (keep, carved), stratified by genre where every genre has two songs."""
     from sklearn.model_selection import train_test_split
 
@@ -199,7 +228,9 @@ def _split_off_validation(index: np.ndarray, labels: np.ndarray, fraction: float
 def make_split(protocol: str, track_ids: Sequence[str], labels: Sequence[int], **options) -> dict:
     """Dispatch to the protocol's split function (``stratified``, ``fault-filtered``, ``cv``)."""
     if protocol == "stratified":
-        return stratified_split(track_ids, labels, **_given_options(options, "test_fraction", "val_fraction", "seed", "genres"))
+        return stratified_split(
+            track_ids, labels, **_given_options(options, "test_fraction", "val_fraction", "seed", "genres")
+        )
     if protocol == "fault-filtered":
         return fault_filtered_split(track_ids)
     if protocol == "cv":
@@ -214,7 +245,11 @@ def split_settings(manifest: dict) -> dict:
     if manifest["protocol"] == "stratified":
         settings |= {k: manifest[k] for k in ("seed", "test_fraction", "val_fraction")}
     elif manifest["protocol"] == "cv":
-        settings |= {"seed": manifest["seed"], "val_fraction": manifest["val_fraction"], "folds": len(manifest["folds"])}
+        settings |= {
+            "seed": manifest["seed"],
+            "val_fraction": manifest["val_fraction"],
+            "folds": len(manifest["folds"]),
+        }
     return settings
 
 

@@ -9,8 +9,8 @@ test songs both runs held out. :func:`compare_runs` says in ``notes`` what it le
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -101,7 +101,9 @@ def _songs(run: Run) -> list[Mapping]:
     metrics = run.metrics or {}
     songs = metrics.get("songs")
     if not songs:
-        raise CompareError(f"run {run.run_id} has no per-song test results (metrics.json); evaluate it first: python -m genre evaluate {run.path}")
+        raise CompareError(
+            f"run {run.run_id} has no per-song test results (metrics.json); evaluate it first: python -m genre evaluate {run.path}"
+        )
     return songs
 
 
@@ -176,15 +178,26 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
     if not shared:
         notes.append("the runs share no test song, so there is no paired test and no song-by-song table")
     elif not same_songs:
-        notes.append(f"the runs share {len(shared)} of their test songs ({a.test_songs} and {b.test_songs}); the paired test and the table cover those")
+        notes.append(
+            f"the runs share {len(shared)} of their test songs ({a.test_songs} and {b.test_songs}); the paired test and the table cover those"
+        )
 
     difference = kind = None
     if same_genres and genres:
         if same_songs:
             # Same songs: the difference in counts says which songs moved between cells.
-            difference, kind = (_reorder(b.confusion, b.genres, genres) - _reorder(a.confusion, a.genres, genres)), "songs"
+            difference, kind = (
+                (_reorder(b.confusion, b.genres, genres) - _reorder(a.confusion, a.genres, genres)),
+                "songs",
+            )
         else:
-            difference, kind = (_row_shares(_reorder(b.confusion, b.genres, genres)) - _row_shares(_reorder(a.confusion, a.genres, genres))), "share"
+            difference, kind = (
+                (
+                    _row_shares(_reorder(b.confusion, b.genres, genres))
+                    - _row_shares(_reorder(a.confusion, a.genres, genres))
+                ),
+                "share",
+            )
             notes.append("different test songs: the confusion difference is of row shares, not song counts")
         difference = difference.tolist()
 
@@ -197,7 +210,9 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
         table = confusion_matrix(right_a, right_b, labels=[True, False])
         comparison.only_a, comparison.only_b = int(table[0, 1]), int(table[1, 0])
         comparison.p_value = mcnemar_exact(comparison.only_a, comparison.only_b)
-        comparison.verdict = mcnemar_words(comparison.p_value, len(shared), comparison.only_a, comparison.only_b, (a.run_id, b.run_id))
+        comparison.verdict = mcnemar_words(
+            comparison.p_value, len(shared), comparison.only_a, comparison.only_b, (a.run_id, b.run_id)
+        )
         comparison.disagreements = [
             {
                 "track": t,
@@ -219,7 +234,9 @@ def comparison_text(c: Comparison) -> str:
     lines = []
     for label, s in (("A", c.a), ("B", c.b)):
         lo, hi = s.interval
-        lines.append(f"{label} {s.run_id} ({s.model}, {s.protocol}): {s.right}/{s.test_songs} songs right, {s.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%})")
+        lines.append(
+            f"{label} {s.run_id} ({s.model}, {s.protocol}): {s.right}/{s.test_songs} songs right, {s.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%})"
+        )
     if c.genres:
         lines.append("")
         lines.append(f"{'genre':12s} {'recall A':>9s} {'recall B':>9s} {'F1 A':>6s} {'F1 B':>6s}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .runs import Run
 from ..data.splits import few_artist_genres
+from .runs import Run
 
 ARTIST_DISJOINT = ("cv", "fault-filtered")
 MIN_ARTISTS = 3  # fewer artists than this in a genre's training songs, and a model may learn them
@@ -32,7 +32,10 @@ def unseen_artist_run(run: Run, runs: list[Run]) -> Run | None:
     family = [
         r
         for r in runs
-        if r.metrics and r.config.get("protocol") == "cv" and r.config.get("model") == run.config.get("model") and r.state == "finished"
+        if r.metrics
+        and r.config.get("protocol") == "cv"
+        and r.config.get("model") == run.config.get("model")
+        and r.state == "finished"
     ]
     return max(family, key=lambda r: r.config.get("created", ""), default=None)
 
@@ -61,7 +64,10 @@ def headline(run: Run, runs: list[Run]) -> Headline:
         unseen_run=unseen,
         unseen_accuracy=unseen.metrics["song_accuracy_vote"] if unseen else None,
         multi_artist=(unseen.metrics.get("multi_artist") if unseen else None),
-        band_limited={int(hz): v["song_accuracy_vote"] for hz, v in sorted(metrics.get("band_limited", {}).items(), key=lambda kv: int(kv[0]))},
+        band_limited={
+            int(hz): v["song_accuracy_vote"]
+            for hz, v in sorted(metrics.get("band_limited", {}).items(), key=lambda kv: int(kv[0]))
+        },
         test_set=describe_test_set(metrics),
         unseen_recall=_recall(unseen.metrics) if unseen else None,
         few_artists=few_artists_line(training_tracks(run.split())),
@@ -77,7 +83,14 @@ def training_tracks(split: dict) -> list[str]:
     """The songs a run learnt from: train and validation; under cross-validation every song
     (each is a training song of the other folds)."""
     parts = split.get("folds") or [split]
-    return sorted({t for part in parts for key in ("train", "valid", "test" if "folds" in split else "") for t in part.get(key, [])})
+    return sorted(
+        {
+            t
+            for part in parts
+            for key in ("train", "valid", "test" if "folds" in split else "")
+            for t in part.get(key, [])
+        }
+    )
 
 
 def few_artists_line(track_ids: list[str], minimum: int = MIN_ARTISTS, where: str = "the training songs") -> str | None:

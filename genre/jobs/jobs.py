@@ -35,16 +35,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..train.config import BATCH_RANGE, DEFAULTS, EPOCHS_RANGE, ConfigError, TrainConfig, run_id_stem
 from ..data.dataset import DATA_ENV, DatasetError, scan
 from ..data.download import DATASET_DIRNAME, MARKER_NAME, default_download_dir
+from ..data.folders import FolderRefused, allowed_roots, check_inside
 from ..errors import GenreError
 from ..files import read_json, write_json
-from ..data.folders import FolderRefused, allowed_roots, check_inside
 from ..processes import create_exclusive, folder_flock, proc_stat, process_alive, start_time
-from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
-from .joblog import TRAIN_LOG, error_line
+from ..train.config import BATCH_RANGE, DEFAULTS, EPOCHS_RANGE, ConfigError, TrainConfig, run_id_stem
 from ..train.status import training_fraction
+from .joblog import TRAIN_LOG, error_line
+from .runs import ACTIVE_FILE, Run, active_run_id, check_resumable, check_run_id, set_active
 
 LOCK_NAME = ".lock"
 JOBS_DIR = ".jobs"
@@ -110,12 +110,26 @@ class Settings:
         return TrainConfig(data_root=values.pop("data_dir"), **values)
 
     def cli_args(self) -> list[str]:
-        args = ["--data", str(Path(self.data_dir).expanduser().absolute()), "--model", self.model, "--protocol", self.protocol]
+        args = [
+            "--data",
+            str(Path(self.data_dir).expanduser().absolute()),
+            "--model",
+            self.model,
+            "--protocol",
+            self.protocol,
+        ]
         if self.epochs is not None:
             args += ["--epochs", str(self.epochs)]
         if self.batch_size is not None:
             args += ["--batch", str(self.batch_size)]
-        args += ["--seed", str(self.seed), "--test-fraction", str(self.test_fraction), "--val-fraction", str(self.val_fraction)]
+        args += [
+            "--seed",
+            str(self.seed),
+            "--test-fraction",
+            str(self.test_fraction),
+            "--val-fraction",
+            str(self.val_fraction),
+        ]
         return args + ["--folds", str(self.folds), "--strategy", self.strategy]
 
     @classmethod
@@ -365,7 +379,9 @@ def start_download(
     argv += ["--url", url] if url else []
     argv += ["--md5", md5] if md5 else []
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    return _start(models_dir, "download", argv, jobs_dir / DOWNLOAD_LOG, fresh=[progress], target=str(to), progress=str(progress))
+    return _start(
+        models_dir, "download", argv, jobs_dir / DOWNLOAD_LOG, fresh=[progress], target=str(to), progress=str(progress)
+    )
 
 
 def start_library(
@@ -389,9 +405,26 @@ def start_library(
         run_dir = models_dir / served
     jobs_dir = models_dir / JOBS_DIR
     progress = jobs_dir / LIBRARY_PROGRESS
-    argv = ["library", str(folder), "--out", str(jobs_dir / LIBRARY_RESULTS), "--run", str(run_dir), "--progress-file", str(progress)]
+    argv = [
+        "library",
+        str(folder),
+        "--out",
+        str(jobs_dir / LIBRARY_RESULTS),
+        "--run",
+        str(run_dir),
+        "--progress-file",
+        str(progress),
+    ]
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    return _start(models_dir, "library", argv, jobs_dir / LIBRARY_LOG, fresh=[progress], target=str(folder), progress=str(progress))
+    return _start(
+        models_dir,
+        "library",
+        argv,
+        jobs_dir / LIBRARY_LOG,
+        fresh=[progress],
+        target=str(folder),
+        progress=str(progress),
+    )
 
 
 @contextlib.contextmanager
@@ -411,7 +444,11 @@ def training_lock(
         # The dashboard's job for this very run: its lock covers us. Read it as it is: until the
         # dashboard writes our pid into it, it names the (non-genre) server process, which a
         # look would take for a stale lock.
-        ours = bool(os.environ.get(JOB_ENV)) and held.get("job_id") == os.environ.get(JOB_ENV) and held.get("run_dir") == str(run_dir)
+        ours = (
+            bool(os.environ.get(JOB_ENV))
+            and held.get("job_id") == os.environ.get(JOB_ENV)
+            and held.get("run_dir") == str(run_dir)
+        )
         running = None if ours else _running_job(models_dir)
         if ours:
             mine = None
@@ -478,7 +515,9 @@ def validate_settings(settings: Settings) -> dict:
     s = settings
     if s.strategy not in JOB_STRATEGIES:
         if s.strategy == "multi-worker":
-            raise SettingsError("multi-worker training starts from a terminal on every host, with TF_CONFIG; a job trains on this host")
+            raise SettingsError(
+                "multi-worker training starts from a terminal on every host, with TF_CONFIG; a job trains on this host"
+            )
         raise SettingsError(f"unknown distribution strategy {s.strategy!r}; choose one of {', '.join(JOB_STRATEGIES)}")
     try:
         s.config().check()
@@ -494,7 +533,16 @@ def validate_settings(settings: Settings) -> dict:
     ids = [t.track_id for t in tracks]
     labels = [genres.index(t.genre) for t in tracks]
     try:
-        manifest = make_split(s.protocol, ids, labels, test_fraction=s.test_fraction, val_fraction=s.val_fraction, seed=s.seed, folds=s.folds, genres=genres)
+        manifest = make_split(
+            s.protocol,
+            ids,
+            labels,
+            test_fraction=s.test_fraction,
+            val_fraction=s.val_fraction,
+            seed=s.seed,
+            folds=s.folds,
+            genres=genres,
+        )
     except ValueError as error:  # SplitError, or scikit-learn refusing a fold
         raise SettingsError(f"too few songs for the {s.protocol} split: {error}") from None
     for number, part in enumerate(fold_parts(manifest), 1):
@@ -521,7 +569,9 @@ def parse_count(name: str, text: object) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise SettingsError(f"the {name} must be a whole number from {low} to {high} (empty takes the model's recipe), not {text!r}") from None
+        raise SettingsError(
+            f"the {name} must be a whole number from {low} to {high} (empty takes the model's recipe), not {text!r}"
+        ) from None
 
 
 def remember_settings(models_dir: str | os.PathLike, settings: Settings) -> None:
@@ -560,6 +610,7 @@ def dataset_folder(download_to: Path) -> Path:
 
 
 # Internals ----------------------------------------------------------------------------------
+
 
 def _check_resumable(models_dir: Path, run_dir: Path) -> Run:
     if run_dir.resolve().parent != models_dir.resolve():
@@ -611,7 +662,13 @@ def job_environment(job_id: str) -> dict[str, str]:
 
 
 def _start(
-    models_dir: Path, kind: str, argv: list[str], log: Path, fresh: list[Path] = (), new_folder: Path | None = None, **record
+    models_dir: Path,
+    kind: str,
+    argv: list[str],
+    log: Path,
+    fresh: list[Path] = (),
+    new_folder: Path | None = None,
+    **record,
 ) -> Job:
     """Take the lock, start ``python -m genre *argv`` detached, record it. ``new_folder`` (a
     new run's) is created exclusively under the lock: two jobs never share a run folder."""
@@ -623,7 +680,16 @@ def _start(
         # The lock first holds this process (alive, so nobody clears it) until the child's
         # pid is known; an exclusive create so that only one starter can win.
         stamp = time.time()
-        job = Job(kind, f"{kind}-{stamp:.3f}", os.getpid(), stamp, str(log), ["-m", "genre", *argv], proc_start=start_time(os.getpid()), **record)
+        job = Job(
+            kind,
+            f"{kind}-{stamp:.3f}",
+            os.getpid(),
+            stamp,
+            str(log),
+            ["-m", "genre", *argv],
+            proc_start=start_time(os.getpid()),
+            **record,
+        )
         if not create_exclusive(lock, job.record()):
             raise JobRunning(_running_job(models_dir) or job)
         try:

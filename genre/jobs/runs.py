@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import GenreError
 from ..files import read_json, write_text
@@ -175,7 +175,9 @@ def set_active(run_id: str, models_dir: str | os.PathLike | None = None) -> None
     if not run.servable:
         raise RunError(f"run {run_id} has no trained model to serve")
     if run.in_training:
-        raise RunError(f"run {run_id} is being trained (pid {run.status.get('pid')}); make it active once it has finished")
+        raise RunError(
+            f"run {run_id} is being trained (pid {run.status.get('pid')}); make it active once it has finished"
+        )
     write_text(models_dir / ACTIVE_FILE, run_id + "\n")
 
 

@@ -85,7 +85,9 @@ class SongMap:
         """Penultimate vectors ``(n, width)`` -> their PCA coordinates ``(n, k)``."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         if vectors.shape[1] != self.mean.shape[0]:
-            raise SongMapError(f"these activations are {vectors.shape[1]} wide; the map's model has {self.mean.shape[0]}")
+            raise SongMapError(
+                f"these activations are {vectors.shape[1]} wide; the map's model has {self.mean.shape[0]}"
+            )
         return (vectors - self.mean) @ self.components.T
 
     def place(self, window_embeddings: np.ndarray, count: int = 5) -> Placement:
@@ -128,7 +130,9 @@ def fit_map(
     track_ids = [t for name in ("train", "valid", "test") for t in parts.get(name, [])]
     labels = [name for name in ("train", "valid", "test") for _ in parts.get(name, [])]
     if len(parts.get("train", [])) < 3:
-        raise SongMapError(f"a song map is fitted on the run's training songs, and it has {len(parts.get('train', []))} (at least 3 needed)")
+        raise SongMapError(
+            f"a song map is fitted on the run's training songs, and it has {len(parts.get('train', []))} (at least 3 needed)"
+        )
     votes, vectors = [], []
     for track_id in progress(track_ids) if progress else track_ids:
         vote, vector = describe(track_id)
@@ -176,13 +180,17 @@ def compute_song_map(run_dir: str | os.PathLike, data_root: str | None = None, p
         raise SongMapError(f"{run_dir} is not a trained run folder (it needs config.json, split.json and model.keras)")
     root = data_root or config.get("data_root")
     if not root or not Path(root).is_dir():
-        raise SongMapError(f"the dataset of run {run_dir.name} ({root or 'not named'}) is not on this machine; pass it with --data")
+        raise SongMapError(
+            f"the dataset of run {run_dir.name} ({root or 'not named'}) is not on this machine; pass it with --data"
+        )
     cache = load_dataset(root, progress=progress)
     check_dataset(run_dir, cache, manifest)
     digest = model_sha256(run_dir)
     classifier = Classifier.load(run_dir)
     if classifier.penultimate_model is None:
-        raise SongMapError(f"run {run_dir.name}'s model has no penultimate layer to map: {classifier.penultimate_problem}")
+        raise SongMapError(
+            f"run {run_dir.name}'s model has no penultimate layer to map: {classifier.penultimate_problem}"
+        )
 
     def describe(track_id: str) -> tuple[str, np.ndarray]:
         result = classifier.classify(np.asarray(cache.song(cache.index_of(track_id))))
@@ -244,7 +252,9 @@ def read_song_map(run_dir: str | os.PathLike, check: bool = True) -> SongMap | N
                 explained=data["explained"],
             )
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
-        raise SongMapError(f"{path} cannot be read ({error}); compute it again with: python -m genre map {Path(run_dir)}") from error
+        raise SongMapError(
+            f"{path} cannot be read ({error}); compute it again with: python -m genre map {Path(run_dir)}"
+        ) from error
     if check and song_map.model_sha256 != model_sha256(run_dir):
         raise StaleSongMap(
             f"{path} was computed with another model.keras; compute it again with: python -m genre map {Path(run_dir)}"

@@ -85,7 +85,15 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -
     for b in range(bins):
         inside = which == b
         if inside.any():
-            table.append({"low": round(float(edges[b]), 2), "high": round(float(edges[b + 1]), 2), "songs": int(inside.sum()), "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            table.append(
+                {
+                    "low": round(float(edges[b]), 2),
+                    "high": round(float(edges[b + 1]), 2),
+                    "songs": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
     return table
 
 
@@ -112,7 +120,9 @@ def calibrate(classifier, cache: Songs, config: dict, manifest: dict) -> dict:
     songs, which = fitting_songs(config, manifest)
     songs = [t for t in songs if t in set(cache.track_ids)]
     if not songs:
-        raise CalibrationError("the run's songs to calibrate on are not in this dataset; pass the dataset it was trained on with --data")
+        raise CalibrationError(
+            "the run's songs to calibrate on are not in this dataset; pass the dataset it was trained on with --data"
+        )
     probabilities, window_song = predict_songs(classifier, cache, songs)
     song_true = np.array([cache.labels[cache.index_of(t)] for t in songs])
     temperature = fit_temperature(probabilities, song_true[window_song])
@@ -127,7 +137,11 @@ def calibrate(classifier, cache: Songs, config: dict, manifest: dict) -> dict:
             f"temperature: minimum negative log-likelihood of the {which} songs' windows; margin: the smallest lead of the "
             f"winner's calibrated mean probability over the runner-up above which {which} songs were right at least "
             f"{TARGET_ACCURACY:.0%} of the time, and at least {MIN_MARGIN:.0%}"
-            + ("" if which == "validation" else "; the run kept no validation songs, so these are songs it trained on and its confidences may still be too high")
+            + (
+                ""
+                if which == "validation"
+                else "; the run kept no validation songs, so these are songs it trained on and its confidences may still be too high"
+            )
         ),
     }
     test = fold_test(config, manifest)
@@ -136,7 +150,10 @@ def calibrate(classifier, cache: Songs, config: dict, manifest: dict) -> dict:
         p, ws = predict_songs(classifier, cache, test)
         means = _song_means(temper(p, temperature), ws, len(test))
         truth = np.array([cache.labels[cache.index_of(t)] for t in test])
-        result["reliability"] = {"songs": len(test), "bins": reliability(means.max(axis=1), means.argmax(axis=1) == truth)}
+        result["reliability"] = {
+            "songs": len(test),
+            "bins": reliability(means.max(axis=1), means.argmax(axis=1) == truth),
+        }
     return result
 
 

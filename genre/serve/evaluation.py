@@ -3,7 +3,7 @@ song at a time exactly as the Classify page serves it, at full band and band-lim
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,7 +17,10 @@ BAND_LIMITS_HZ = (8_000, 11_000)
 
 
 def predict_songs(
-    classifier: Classifier, cache: Songs, track_ids: list[str], transform: Callable[[np.ndarray], np.ndarray] | None = None
+    classifier: Classifier,
+    cache: Songs,
+    track_ids: list[str],
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Window probabilities of the songs ``track_ids``, each song classified on its own by
     ``classifier`` (after ``transform``, if given). Returns ``(probabilities, window_song)``,
@@ -102,7 +105,12 @@ def _song_level(genres: list[str], true: list[int], vote: list[int], mean: list[
         "song_macro_f1": by_vote["macro_f1"],
         "confusion_matrix": confusion_matrix(true, vote, labels=labels).tolist(),
         "per_genre": {
-            g: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            g: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, g in enumerate(genres)
         },
     }
@@ -141,7 +149,13 @@ def pool_metrics(genres: list[str], fold_metrics: list[dict]) -> dict:
     )
     windows = sum(m["test_windows"] for m in fold_metrics)
     window_acc = sum(m["window_accuracy"] * m["test_windows"] for m in fold_metrics) / max(windows, 1)
-    headline = ("song_accuracy_vote", "song_accuracy_mean", "window_accuracy", "song_balanced_accuracy", "song_macro_f1")
+    headline = (
+        "song_accuracy_vote",
+        "song_accuracy_mean",
+        "window_accuracy",
+        "song_balanced_accuracy",
+        "song_macro_f1",
+    )
     return {
         "genres": genres,
         "test_songs": len(songs),
@@ -174,7 +188,9 @@ def _pool_band_limited(genres: list[str], songs: list[dict], fold_metrics: list[
         pooled[hz] = {
             "song_accuracy_vote": scores["accuracy"],
             "song_balanced_accuracy": scores["balanced_accuracy"],
-            "window_accuracy": sum(m["band_limited"][hz]["window_accuracy"] * m["band_limited"][hz]["test_windows"] for m in fold_metrics)
+            "window_accuracy": sum(
+                m["band_limited"][hz]["window_accuracy"] * m["band_limited"][hz]["test_windows"] for m in fold_metrics
+            )
             / max(windows, 1),
             "test_windows": windows,
         }
@@ -191,5 +207,12 @@ def multi_artist_figures(genres: list[str], songs: list[dict], artists: dict[str
     kept = [g for g in genres if len(groups.get(g, ())) > 1]
     chosen = [s for s in songs if s["true"] in kept]
     index = {g: i for i, g in enumerate(kept)}
-    scores = _scores([index[s["true"]] for s in chosen], [index.get(s["vote"], -1) for s in chosen], list(range(len(kept))))
-    return {"genres": kept, "songs": len(chosen), "song_accuracy_vote": scores["accuracy"], "song_balanced_accuracy": scores["balanced_accuracy"]}
+    scores = _scores(
+        [index[s["true"]] for s in chosen], [index.get(s["vote"], -1) for s in chosen], list(range(len(kept)))
+    )
+    return {
+        "genres": kept,
+        "songs": len(chosen),
+        "song_accuracy_vote": scores["accuracy"],
+        "song_balanced_accuracy": scores["balanced_accuracy"],
+    }

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import SAMPLE_RATE, WINDOW, WINDOW_SECONDS
+from ..audio.windows import cut_windows
 from ..errors import GenreError
 from ..models.musicnn import MSD_TAGS
 from ..models.penultimate import has_layer
-from ..audio.windows import cut_windows
 
 MELS = 64
 MAX_FRAMES = 1500  # spectrogram columns; a long song gets a longer hop rather than a huge figure

@@ -26,9 +26,9 @@ from ..audio.decode import AUDIO_SUFFIXES, AudioError, decode
 # fallback: listed, so that it is classified where ffmpeg is installed (and its MP4 ©gen tag can
 # be written), and gets its row with the reason where it is not.
 LIBRARY_SUFFIXES = (*AUDIO_SUFFIXES, ".m4a")
+from ..audio.windows import cut_windows
 from ..errors import GenreError
 from ..files import atomic_path, write_text
-from ..audio.windows import cut_windows
 
 # Longer files would need gigabytes of memory at 22,050 Hz float32 (2 h is 635 MB, twice over
 # with the windows); a collection's songs are minutes long, so longer files are reported.
@@ -72,7 +72,7 @@ class SongResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SongResult":
+    def from_dict(cls, d: dict) -> SongResult:
         d = dict(d)
         d["top3"] = [(g, float(p)) for g, p in d.get("top3", [])]
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
@@ -156,7 +156,9 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
         raise AudioError(str(path), "permission denied")
     seconds = _duration(path)
     if seconds is not None and seconds > MAX_SECONDS:
-        raise AudioError(str(path), f"too long ({seconds / 60:.0f} min); files up to {MAX_SECONDS // 60} min are classified")
+        raise AudioError(
+            str(path), f"too long ({seconds / 60:.0f} min); files up to {MAX_SECONDS // 60} min are classified"
+        )
     song = decode(path)
     windows, starts = cut_windows(song)
     return windows, starts, len(song) / SAMPLE_RATE
@@ -236,7 +238,7 @@ def scan(
     batch_windows: int = BATCH_WINDOWS,
     threads: int = DECODE_THREADS,
     should_stop: Callable[[], bool] | None = None,
-) -> "ScanResult":
+) -> ScanResult:
     """Classify every audio file under ``folders`` not already in the cache for ``run`` and
     write ``out`` (``.csv`` or ``.json``, atomically). Returns every file's row, in walk order,
     and how many were classified now."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -224,7 +225,7 @@ class LiveTally:
     def __len__(self) -> int:
         return len(self.probabilities)
 
-    def update(self, classifier: "Classifier", audio: LiveAudio) -> int:
+    def update(self, classifier: Classifier, audio: LiveAudio) -> int:
         """Classify the windows ``audio`` has completed since the last call; return how many.
 
         One window per model call, as the page's own polling did whenever it kept up: a
@@ -282,7 +283,7 @@ class LiveTally:
         with self._changed:
             return self._changed.wait_for(lambda: len(self.probabilities) >= count or self.error is not None, timeout)
 
-    def summary(self, classifier: "Classifier", seconds: float) -> "Classification":
+    def summary(self, classifier: Classifier, seconds: float) -> Classification:
         """The running vote over every window so far (``ValueError`` before the first)."""
         probabilities, starts = self.snapshot(len(classifier.genres))
         return classifier.summarise(probabilities, starts, seconds)

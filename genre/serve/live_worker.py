@@ -33,7 +33,7 @@ class LiveWorker:
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
 
-    def follow(self, audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
+    def follow(self, audio: LiveAudio, tally: LiveTally, classifier: Classifier) -> None:
         """Classify ``audio``'s windows into ``tally`` with ``classifier`` from now on, as each
         completes, and any already waiting. Calling it again rebinds (another model)."""
         # The listener lives on the buffer: a weak reference back to it makes no cycle, so a
@@ -47,7 +47,7 @@ class LiveWorker:
         audio.listener = listener
         self._submit(audio, tally, classifier)
 
-    def _submit(self, audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
+    def _submit(self, audio: LiveAudio, tally: LiveTally, classifier: Classifier) -> None:
         # Runs on aiortc's thread for every completed window: a queue put, nothing more.
         self._ensure_started()
         self._jobs.put((audio, tally, classifier))
@@ -66,7 +66,7 @@ class LiveWorker:
             del job  # hold no session's buffer while waiting for the next window
 
     @staticmethod
-    def _classify(audio: LiveAudio, tally: LiveTally, classifier: "Classifier") -> None:
+    def _classify(audio: LiveAudio, tally: LiveTally, classifier: Classifier) -> None:
         try:
             # A job may find nothing new (an earlier one took its window): update pops each
             # window exactly once.

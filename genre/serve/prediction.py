@@ -11,10 +11,10 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..audio.decode import AudioSource, decode
+from ..audio.windows import cut_windows
 from ..errors import GenreError
 from ..files import read_json
 from .voting import majority_vote, mean_vote, vote_counts
-from ..audio.windows import cut_windows
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Classifier:
         self._with_penultimate = None  # built on first use: (model or None, why not)
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "Classifier":
+    def load(cls, run_dir: str | os.PathLike) -> Classifier:
         """Load ``run_dir/model.keras`` (safe mode: no code is deserialised), its genres and its
         calibration.json, when it has one."""
         run_dir = Path(run_dir)
@@ -134,7 +134,9 @@ class Classifier:
         """Why the model has no penultimate layer to read, or None when it has one."""
         return None if self.penultimate_model is not None else self._with_penultimate[1]
 
-    def predict_with_embeddings(self, windows: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_with_embeddings(
+        self, windows: np.ndarray, batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities of ``(n, 66150)`` windows and their penultimate activations, in one model
         call per batch (the activations are None for a model without a penultimate layer)."""
         two = self.penultimate_model
@@ -158,7 +160,12 @@ class Classifier:
         return self.summarise(probabilities, starts, len(song) / SAMPLE_RATE, embeddings=embeddings, song=song)
 
     def summarise(
-        self, probabilities: np.ndarray, starts: np.ndarray, seconds: float, embeddings: np.ndarray | None = None, song: np.ndarray | None = None
+        self,
+        probabilities: np.ndarray,
+        starts: np.ndarray,
+        seconds: float,
+        embeddings: np.ndarray | None = None,
+        song: np.ndarray | None = None,
     ) -> Classification:
         """Vote over already computed window probabilities (the live microphone adds windows
         one at a time)."""

@@ -45,7 +45,9 @@ def _open(path: str):
     try:
         f = mutagen.File(path, easy=True)
     except mutagen.MutagenError as error:
-        raise OSError(f"damaged header or tags ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+        raise OSError(
+            f"damaged header or tags ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        ) from error
     if f is None or type(f).__name__ in ("WAVE", "AIFF"):
         # WAV's ID3 chunk is not a standard genre tag that players read: leave the file alone.
         raise OSError("a format without a standard genre tag")

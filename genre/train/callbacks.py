@@ -48,9 +48,15 @@ class ProgressCallback(_keras_callback()):
             self.first_batch_done = now
         eta = {}
         if self.epoch_seconds or done > 1:
-            per_batch = (now - self.first_batch_done) / (done - 1) if done > 1 else np.median(self.epoch_seconds) / self.status.batches
+            per_batch = (
+                (now - self.first_batch_done) / (done - 1)
+                if done > 1
+                else np.median(self.epoch_seconds) / self.status.batches
+            )
             remaining = (self.status.batches - done) * per_batch
-            remaining += (self.status.epochs - self.epoch - 1) * (np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches)
+            remaining += (self.status.epochs - self.epoch - 1) * (
+                np.median(self.epoch_seconds) if self.epoch_seconds else per_batch * self.status.batches
+            )
             eta = {"eta_seconds": round(float(remaining), 1)}
         self.status.write(
             "running",
@@ -64,7 +70,9 @@ class ProgressCallback(_keras_callback()):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.time() - self.epoch_started)
-        self.status.write("running", epoch=epoch + 1, batch=self.status.batches, **{k: float(v) for k, v in (logs or {}).items()})
+        self.status.write(
+            "running", epoch=epoch + 1, batch=self.status.batches, **{k: float(v) for k, v in (logs or {}).items()}
+        )
 
 
 def _backup_and_restore():
@@ -113,7 +121,11 @@ class BestModel(_keras_callback()):
         self.path, self.monitor, self.whole = path, monitor, whole
 
     def on_epoch_end(self, epoch, logs=None):
-        earlier = [e[self.monitor] for e in read_json(self.path.parent / "history.json", []) if e["epoch"] <= epoch and self.monitor in e]
+        earlier = [
+            e[self.monitor]
+            for e in read_json(self.path.parent / "history.json", [])
+            if e["epoch"] <= epoch and self.monitor in e
+        ]
         value = float((logs or {})[self.monitor])
         if not earlier or not self.path.exists() or value <= min(earlier):
             with atomic_path(self.path, suffix=".keras") as tmp:

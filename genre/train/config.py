@@ -59,11 +59,11 @@ class TrainConfig:
     # split is then the shards' own, and ``data_root`` names the folder they were made from.
     shards: str | None = None
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> TrainConfig:
         """Refuse an unknown model or protocol and a value out of range, one clear message
         each (:class:`ConfigError`); return ``self``. The dataset is not looked at here."""
-        from ..models.registry import REGISTRY
         from ..data.splits import PROTOCOLS
+        from ..models.registry import REGISTRY
 
         if self.model not in REGISTRY:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(REGISTRY)}")
@@ -83,7 +83,7 @@ class TrainConfig:
             check_count("number of folds", self.folds, FOLDS_RANGE, optional=False)
         return self
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the model's recipe filled in where this config says ``None``."""
         from ..models.registry import get_spec
 
@@ -106,7 +106,7 @@ class TrainConfig:
         return TrainConfig(**values)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from contextlib import AbstractContextManager
-from typing import Any, Callable
+from typing import Any
 
-from .config import STRATEGIES, ConfigError
 from ..errors import GenreError
-
+from .config import STRATEGIES, ConfigError
 
 # How long a worker waits in a collective (a gradient all-reduce, say) for the others before it
 # fails: a dead or killed worker then ends the survivors with an error instead of a hang. Long
@@ -88,14 +87,23 @@ def task_of(tf_config: str | None) -> Task:
     if kind not in ("chief", "worker"):
         raise ConfigError(f"TF_CONFIG's task type {kind!r} is not one that trains: chief or worker")
     index = number if kind == "chief" else chiefs + number
-    return Task(is_chief=kind == "chief" or (kind == "worker" and number == 0 and not chiefs), index=index, count=chiefs + workers)
+    return Task(
+        is_chief=kind == "chief" or (kind == "worker" and number == 0 and not chiefs),
+        index=index,
+        count=chiefs + workers,
+    )
 
 
 def not_formed_message(tf_config: str, seconds: float) -> str:
     """What a worker says when the others of ``tf_config`` did not all start in ``seconds``."""
     spec = json.loads(tf_config)
     kind, index = spec["task"]["type"], int(spec["task"]["index"])
-    peers = [address for job in ("chief", "worker") for i, address in enumerate(spec["cluster"].get(job, [])) if (job, i) != (kind, index)]
+    peers = [
+        address
+        for job in ("chief", "worker")
+        for i, address in enumerate(spec["cluster"].get(job, []))
+        if (job, i) != (kind, index)
+    ]
     came = "none came" if len(peers) == 1 else "not all came"
     return (
         f"{kind} {index} waited {seconds:g} s for the other workers of TF_CONFIG ({', '.join(peers)}) to start; "
@@ -169,7 +177,9 @@ class Distribution:
         return described | ({"workers": self.num_workers} if self.resolved == "multi-worker" else {})
 
 
-def distribution(requested: str, tf_config: str | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> Distribution:
+def distribution(
+    requested: str, tf_config: str | None = None, connect_timeout: float = CONNECT_TIMEOUT
+) -> Distribution:
     """Build the strategy ``requested`` resolves to on this host; ``tf_config`` defaults to the
     ``TF_CONFIG`` environment variable.
 
@@ -190,7 +200,9 @@ def distribution(requested: str, tf_config: str | None = None, connect_timeout: 
 
     if resolved == "multi-worker":
         if not tf_config:
-            raise ConfigError("--strategy multi-worker needs the TF_CONFIG environment variable (the cluster and this task)")
+            raise ConfigError(
+                "--strategy multi-worker needs the TF_CONFIG environment variable (the cluster and this task)"
+            )
         from . import multiworker_fixes
 
         multiworker_fixes.apply()
@@ -209,7 +221,9 @@ def distribution(requested: str, tf_config: str | None = None, connect_timeout: 
         return Distribution(requested, resolved, strategy, task)
 
     # MirroredStrategy() alone takes the GPUs or else only the first CPU device.
-    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+        d.name for d in tf.config.list_logical_devices("CPU")
+    ]
     return Distribution(requested, resolved, tf.distribute.MirroredStrategy(devices))
 
 
@@ -232,7 +246,9 @@ def fed_windows(windows: int, replicas: int, part: str = "training") -> int:
     return fed
 
 
-def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any], class_weight: dict[int, float] | None = None) -> Any:
+def per_replica_input(
+    dist: Distribution, make: Callable[[tuple[int, int]], Any], class_weight: dict[int, float] | None = None
+) -> Any:
     """The input of a multi-worker run: ``make(share)`` builds the dataset of global batches
     that yields only replica ``share[0]`` of ``share[1]``'s rows of each (``WindowSet.dataset``).
 
@@ -255,7 +271,11 @@ def per_replica_input(dist: Distribution, make: Callable[[tuple[int, int]], Any]
         first = context.input_pipeline_id * local
         parts = [make((first + r, replicas)) for r in range(local)]
         # A worker's replicas take its dataset's batches in turn.
-        data = parts[0] if local == 1 else tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
+        data = (
+            parts[0]
+            if local == 1
+            else tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
+        )
         if class_weight:
             weight = class_weight_lookup(class_weight)
             data = data.map(lambda x, y: (x, y, weight(y)))

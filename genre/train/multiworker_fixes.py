@@ -23,12 +23,16 @@ workaround; once such a test fails, upstream fixed the bug and its workaround go
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import GenreError
 
 # Workaround name -> (Keras version prefix, TensorFlow version prefix) it is written for.
-PINNED = {"symbolic_build": ("3.15.", "2.21."), "scalar_logs": ("3.15.", "2.21."), "register_timeout": ("3.15.", "2.21.")}
+PINNED = {
+    "symbolic_build": ("3.15.", "2.21."),
+    "scalar_logs": ("3.15.", "2.21."),
+    "register_timeout": ("3.15.", "2.21."),
+}
 
 _applied: set[str] = set()
 
@@ -66,7 +70,9 @@ def _symbolic_build() -> None:
             batch = next(it)
             # This worker's first share: the same shapes and dtypes as the batch the step sees.
             data_batch = tf.nest.map_structure(
-                lambda x: strategy.experimental_local_results(x)[0] if isinstance(x, tf.distribute.DistributedValues) else x,
+                lambda x: (
+                    strategy.experimental_local_results(x)[0] if isinstance(x, tf.distribute.DistributedValues) else x
+                ),
                 batch,
             )
             break
@@ -116,7 +122,11 @@ def register_with_timeout(tf_config: str, seconds: float) -> None:
 
     check_versions(["register_timeout"])
     cluster = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job)) for job in ("chief", "worker") if job in cluster.jobs]
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in cluster.jobs
+    ]
     context.context().configure_coordination_service(
         service_type="standalone",
         service_leader=multi_worker_util.coordination_leader(cluster),

@@ -11,9 +11,9 @@ import signal
 import time
 from pathlib import Path
 
-from .config import TrainConfig
 from ..files import write_json
 from ..processes import start_time
+from .config import TrainConfig
 
 
 class StatusFile:
@@ -103,7 +103,7 @@ def training_fraction(status: dict, epochs_done: int = 0) -> float:
 
 
 def progress_text(status: dict, eta_seconds: float | None = None) -> str:
-    """"Training: fold 2 of 5, epoch 3 of 30, about 4 min left", or what it does instead."""
+    """ "Training: fold 2 of 5, epoch 3 of 30, about 4 min left", or what it does instead."""
     if status.get("state") == "evaluating":
         return "Evaluating the best epoch on the test songs"
     fold = f"fold {status['fold']} of {status['folds']}, " if status.get("folds") else ""
@@ -112,7 +112,7 @@ def progress_text(status: dict, eta_seconds: float | None = None) -> str:
 
 
 def stopped_text(state: str, status: dict, detail: bool = True) -> str:
-    """"Training was cancelled at epoch 10 of 22; resume with: ..." for a ``cancelled``,
+    """ "Training was cancelled at epoch 10 of 22; resume with: ..." for a ``cancelled``,
     ``failed`` or ``killed`` run (``detail=False``: without the status message)."""
     if state == "cancelled":
         text = "Training was cancelled"

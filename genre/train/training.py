@@ -14,28 +14,36 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from .. import SAMPLE_RATE, WINDOW, __version__
-from ..serve.calibration import calibrate_run
-from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
-from .config import ConfigError, TrainConfig
 from ..data.dataset import DatasetError, Songs, load_dataset
-from .distribute import CONNECT_TIMEOUT, Distribution, distribution, fed_windows, per_replica_input, per_worker_input, visible_gpus
-from ..errors import GenreError, TrainingCancelled
-from ..serve.evaluation import evaluate, multi_artist_figures, pool_metrics
-from ..models.features import FeatureStore
-from .hardware import bfloat16_warning
-from ..files import atomic_path, read_json, write_json
-from ..models.registry import build_model, get_spec
 from ..data.pipeline import WindowSet
-from ..serve.prediction import load_model
 from ..data.shard_songs import ShardSongs
 from ..data.shards import ShardError, check_files, damaged_files
 from ..data.splits import artist_index, audit, fold_parts, make_split, split_settings
+from ..errors import GenreError, TrainingCancelled
+from ..files import atomic_path, read_json, write_json
+from ..models.features import FeatureStore
+from ..models.registry import build_model, get_spec
+from ..serve.calibration import calibrate_run
+from ..serve.evaluation import evaluate, multi_artist_figures, pool_metrics
+from ..serve.prediction import load_model
+from .callbacks import AtomicBackupAndRestore, BestModel, HistoryFile, ProgressCallback
+from .config import ConfigError, TrainConfig
+from .distribute import (
+    CONNECT_TIMEOUT,
+    Distribution,
+    distribution,
+    fed_windows,
+    per_replica_input,
+    per_worker_input,
+    visible_gpus,
+)
+from .hardware import bfloat16_warning
 from .status import StatusFile, StopFlag, install_stop_handler, restore_stop_handler
 
 log = logging.getLogger(__name__)
@@ -88,7 +96,9 @@ def train(config: TrainConfig, progress: bool = True, connect_timeout: float = C
     if config.shards:
         check_files(config.shards, cache.manifest)  # before the run folder is written
     if config.shards and manifest != cache.manifest["split"]:
-        raise ShardError(f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from its own shards")
+        raise ShardError(
+            f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from its own shards"
+        )
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
     # Before anything is written: a chief whose cluster never forms leaves no run behind.
     dist = distribution(config.strategy, connect_timeout=connect_timeout)
@@ -108,13 +118,27 @@ def shard_split(config: TrainConfig, shards: ShardSongs) -> dict:
     """The split of the shards ``config`` trains from; :class:`ConfigError` when ``config``
     asks for another (the shards hold the parts of one split only)."""
     split = shards.manifest["split"]
-    differs = [f"{name} {getattr(config, name)!r} (theirs: {value!r})" for name, value in split_settings(split).items() if getattr(config, name) != value]
+    differs = [
+        f"{name} {getattr(config, name)!r} (theirs: {value!r})"
+        for name, value in split_settings(split).items()
+        if getattr(config, name) != value
+    ]
     if differs:
-        raise ConfigError(f"the shards in {config.shards} hold another split: {'; '.join(differs)}; leave those settings out, or shard again with them")
+        raise ConfigError(
+            f"the shards in {config.shards} hold another split: {'; '.join(differs)}; leave those settings out, or shard again with them"
+        )
     return split
 
 
-def _train_worker(config: TrainConfig, saved: dict | None, cache: Songs, manifest: dict, dist: Distribution, run_dir: Path, scratch: Path) -> Path:
+def _train_worker(
+    config: TrainConfig,
+    saved: dict | None,
+    cache: Songs,
+    manifest: dict,
+    dist: Distribution,
+    run_dir: Path,
+    scratch: Path,
+) -> Path:
     """A non-chief worker's run: in ``scratch``, started from a copy of the chief's ``run_dir``
     (its config, history, best models, finished folds) and checkpoints, if it has any."""
     if saved is not None:
@@ -134,7 +158,15 @@ def _train_worker(config: TrainConfig, saved: dict | None, cache: Songs, manifes
     return run_dir
 
 
-def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: dict, dist: Distribution, run_dir: Path, backups: Path | None = None) -> Path:
+def _train_run(
+    config: TrainConfig,
+    saved: dict | None,
+    cache: Songs,
+    manifest: dict,
+    dist: Distribution,
+    run_dir: Path,
+    backups: Path | None = None,
+) -> Path:
     """Train into ``run_dir``, with the checkpoints in ``backups`` (default: the cache folder's)."""
 
     def backup(out_dir: Path) -> Path:
@@ -147,7 +179,12 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: 
         check_dataset(run_dir, cache, manifest)
         started = saved.get("distribution", {}).get("replicas", 1)
         if started != dist.replicas:
-            log.warning("run %s started on %d replicas and resumes on %d: the global batch changes", run_dir, started, dist.replicas)
+            log.warning(
+                "run %s started on %d replicas and resumes on %d: the global batch changes",
+                run_dir,
+                started,
+                dist.replicas,
+            )
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "genres.json", cache.genres)
@@ -185,7 +222,9 @@ def _train_run(config: TrainConfig, saved: dict | None, cache: Songs, manifest: 
     return run_dir
 
 
-def check_dataset(run_dir: Path, cache: Songs, manifest: dict, parts: tuple[str, ...] = ("train", "valid", "test")) -> None:
+def check_dataset(
+    run_dir: Path, cache: Songs, manifest: dict, parts: tuple[str, ...] = ("train", "valid", "test")
+) -> None:
     """Refuse a dataset that is not the one the run was split from: other genres (the label
     indices would shift) or songs of the split's ``parts`` missing."""
     genres = read_json(Path(run_dir) / "genres.json")
@@ -233,7 +272,9 @@ def _train_part(
     batch_size = config.batch_size * replicas
     with dist.scope():
         # One replica's BatchNorm statistics would see only its share of each batch.
-        model = build_model(config.model, n_genres, config.mixed_precision, synchronized=replicas > 1, genres=cache.genres)
+        model = build_model(
+            config.model, n_genres, config.mixed_precision, synchronized=replicas > 1, genres=cache.genres
+        )
     trained = model
     if config.shards and spec.frozen is None:
         # The windows stream from the shards, the class weights in them as sample weights.
@@ -242,28 +283,57 @@ def _train_part(
     else:
         fed = fed_windows(len(train_windows), replicas)
         if len(valid_windows) > fed_windows(len(valid_windows), replicas, "validation"):
-            log.info("validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas)
+            log.info(
+                "validation on %d replicas leaves out its last %d windows", replicas, len(valid_windows) % replicas
+            )
         if spec.frozen is None:
             make_train = lambda share=(0, 1): train_windows.dataset(  # noqa: E731
-                n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+                n_genres,
+                batch_size,
+                shuffle=True,
+                augment=config.augment,
+                seed=config.seed,
+                multiple=replicas,
+                share=share,
             )
-            make_valid = lambda share=(0, 1): valid_windows.dataset(n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
+            make_valid = lambda share=(0, 1): valid_windows.dataset(
+                n_genres, batch_size, multiple=replicas, share=share
+            )  # noqa: E731
         else:
             # Only the head trains: it learns from the frozen part's features, computed once.
             frozen, trained = model.layers[1], model.layers[2]
-            store = FeatureStore(cache, frozen, variants=spec.feature_variants if config.augment else 1, seed=config.seed)
+            store = FeatureStore(
+                cache, frozen, variants=spec.feature_variants if config.augment else 1, seed=config.seed
+            )
 
             def feature_progress(done: int, total: int) -> None:
                 if stop.requested:
                     raise TrainingCancelled("training was cancelled")
-                status.write("running", throttle=1.0, epoch=0, batch=0, message=f"computing the pretrained part's features once: {done} of {total} songs x recordings")
+                status.write(
+                    "running",
+                    throttle=1.0,
+                    epoch=0,
+                    batch=0,
+                    message=f"computing the pretrained part's features once: {done} of {total} songs x recordings",
+                )
 
-            store.ensure([int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress)
+            store.ensure(
+                [int(i) for i in np.unique(np.concatenate([train_windows.song, valid_windows.song]))], feature_progress
+            )
             status.fields.pop("message", None)
             make_train = lambda share=(0, 1): store.dataset(  # noqa: E731
-                train_windows, n_genres, batch_size, shuffle=True, augment=config.augment, seed=config.seed, multiple=replicas, share=share
+                train_windows,
+                n_genres,
+                batch_size,
+                shuffle=True,
+                augment=config.augment,
+                seed=config.seed,
+                multiple=replicas,
+                share=share,
             )
-            make_valid = lambda share=(0, 1): store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)  # noqa: E731
+            make_valid = lambda share=(0, 1): store.dataset(
+                valid_windows, n_genres, batch_size, multiple=replicas, share=share
+            )  # noqa: E731
         batches = -(-fed // batch_size)
         if dist.resolved == "multi-worker":
             train_data = per_replica_input(dist, make_train, class_weight)
@@ -324,18 +394,26 @@ def _one_line_errors(config: TrainConfig, dist: Distribution):
             raise
         first = str(error).strip().splitlines()[0]
         # TensorFlow's line often names no file ("Graph execution error:"): the digests do.
-        damaged = damaged_files(config.shards, read_json(Path(config.shards) / "shards.json") or {"shards": {}}, digest=True)
+        damaged = damaged_files(
+            config.shards, read_json(Path(config.shards) / "shards.json") or {"shards": {}}, digest=True
+        )
         which = f"damaged: {', '.join(damaged)}; " if damaged else ""
-        raise ShardError(f"reading the shards in {config.shards} failed ({which}{first}); shard the dataset again, or resume once they are whole") from error
+        raise ShardError(
+            f"reading the shards in {config.shards} failed ({which}{first}); shard the dataset again, or resume once they are whole"
+        ) from error
     except (errors.UnavailableError, errors.DeadlineExceededError, errors.AbortedError) as error:
         if dist.resolved != "multi-worker":
             raise
         first = str(error).strip().splitlines()[0]
-        raise WorkerLost(f"a worker of this multi-worker run failed or stopped, so every worker stops ({first}); "
-                         "the run can be resumed with --resume") from error
+        raise WorkerLost(
+            f"a worker of this multi-worker run failed or stopped, so every worker stops ({first}); "
+            "the run can be resumed with --resume"
+        ) from error
 
 
-def _shard_input(config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None, n_genres: int, class_weight: dict | None):
+def _shard_input(
+    config: TrainConfig, dist: Distribution, manifest: dict, fold: int | None, n_genres: int, class_weight: dict | None
+):
     """The training and validation (None without validation songs) input read from
     ``config.shards`` (``genre.data.shards``), and the training steps of an epoch. Under multi-worker
     each worker reads its own shard files (``per_worker_input``)."""
@@ -346,14 +424,28 @@ def _shard_input(config: TrainConfig, dist: Distribution, manifest: dict, fold: 
     def make(part: str, worker: int):
         training = part == "train"
         return shard_dataset(
-            config.shards, part, n_genres, _fed_batch(config, dist),
-            shuffle=training, augment=training and config.augment, seed=config.seed,
-            worker_index=worker, num_workers=dist.num_workers, fold=fold, multiple=dist.local_replicas,
-            class_weight=class_weight if training else None, manifest=manifest,
+            config.shards,
+            part,
+            n_genres,
+            _fed_batch(config, dist),
+            shuffle=training,
+            augment=training and config.augment,
+            seed=config.seed,
+            worker_index=worker,
+            num_workers=dist.num_workers,
+            fold=fold,
+            multiple=dist.local_replicas,
+            class_weight=class_weight if training else None,
+            manifest=manifest,
         )
 
     if dist.resolved == "multi-worker":
-        log.info("multi-worker shards: worker %d feeds %d of its %d training windows an epoch", dist.worker_index, plans["train"].fed, plans["train"].windows)
+        log.info(
+            "multi-worker shards: worker %d feeds %d of its %d training windows an epoch",
+            dist.worker_index,
+            plans["train"].fed,
+            plans["train"].windows,
+        )
         inputs = {part: per_worker_input(dist, lambda worker, part=part: make(part, worker)) for part in plans}
     else:
         inputs = {part: make(part, 0) for part in plans}
@@ -367,7 +459,9 @@ def _shard_plans(config: TrainConfig, dist: Distribution, manifest: dict, fold: 
 
     parts = ["train"] + (["valid"] if fold_parts(manifest["split"])[(fold or 1) - 1]["valid"] else [])
     return {
-        part: shard_plan(manifest, part, _fed_batch(config, dist), dist.worker_index, dist.num_workers, fold, dist.local_replicas)
+        part: shard_plan(
+            manifest, part, _fed_batch(config, dist), dist.worker_index, dist.num_workers, fold, dist.local_replicas
+        )
         for part in parts
     }
 
@@ -413,7 +507,8 @@ def _finish_cv(run_dir: Path, genres: list[str], fold_metrics: list[dict], folds
         shutil.copyfile(run_dir / f"fold-{best + 1}" / "model.keras", tmp)
     epochs = min(len(h) for h in histories)
     mean_history = [
-        {key: float(np.mean([h[e][key] for h in histories])) for key in histories[0][e] if key != "epoch"} | {"epoch": e + 1}
+        {key: float(np.mean([h[e][key] for h in histories])) for key in histories[0][e] if key != "epoch"}
+        | {"epoch": e + 1}
         for e in range(epochs)
     ]
     write_json(run_dir / "history.json", mean_history)
@@ -447,5 +542,5 @@ def _describe(config: TrainConfig, cache: Songs, manifest: dict, dist: Distribut
         "distribution": dist.describe() | {"global_batch_size": config.batch_size * dist.replicas},
         "genre_version": __version__,
         "keras_version": keras.__version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }

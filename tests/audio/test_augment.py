@@ -90,7 +90,10 @@ def test_colour_draws_and_output_are_those_of_the_original():
 
 def test_the_module_loads_without_tensorflow():
     code = "import sys, genre.audio.augment; print('tensorflow' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_graph_response_is_the_numpy_response_for_the_same_draws():
@@ -166,8 +169,12 @@ def test_colour_and_shift_run_in_a_dataset_map():
         deterministic=True,
     )
     for (coloured, shifted), song, seed, start in zip(mapped.as_numpy_iterator(), songs, seeds, starts):
-        np.testing.assert_allclose(coloured, colour_graph(tf.constant(song), tf.constant(seed)).numpy(), rtol=1e-6, atol=1e-7)
-        np.testing.assert_array_equal(shifted, shift_starts_graph(tf.constant(start), 5_000, tf.constant(seed), window=1_000).numpy())
+        np.testing.assert_allclose(
+            coloured, colour_graph(tf.constant(song), tf.constant(seed)).numpy(), rtol=1e-6, atol=1e-7
+        )
+        np.testing.assert_array_equal(
+            shifted, shift_starts_graph(tf.constant(start), 5_000, tf.constant(seed), window=1_000).numpy()
+        )
 
 
 def test_shift_stays_inside_the_song_and_goes_both_ways():

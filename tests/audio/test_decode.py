@@ -1,14 +1,13 @@
 """Decoding: every format, bytes and paths, resampling, downmixing, and the clear errors."""
 
 import io
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-import os
-import shutil
 
 from genre import SAMPLE_RATE
 from genre.audio.decode import AudioError, decode

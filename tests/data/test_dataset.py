@@ -1,6 +1,5 @@
 """Scanning the GTZAN layout and the decoded-song cache."""
 
-
 import numpy as np
 import pytest
 
@@ -35,7 +34,9 @@ def test_cache_round_trip_matches_decoding_and_reloads_without_decoding(tmp_path
     monkeypatch.setattr(dataset, "_build", no_decoding)
     again = load_dataset(root, cache_root=tmp_path / "cache", progress=False)
     assert again.folder == cache.folder and isinstance(again.audio, np.memmap)
-    assert is_cached(root, cache_root=tmp_path / "cache") and not is_cached(tmp_path / "elsewhere", cache_root=tmp_path / "cache")
+    assert is_cached(root, cache_root=tmp_path / "cache") and not is_cached(
+        tmp_path / "elsewhere", cache_root=tmp_path / "cache"
+    )
 
 
 def test_cache_is_rebuilt_when_a_file_changes(tmp_path):
@@ -72,8 +73,18 @@ def test_songs_stored_out_of_track_order_read_back_whole(tmp_path):
 
     b, a = np.arange(3, dtype=np.float32), np.arange(10, 12, dtype=np.float32)
     (tmp_path / "audio.f32").write_bytes(b.tobytes() + a.tobytes())
-    write_json(tmp_path / "index.json", {"root": str(tmp_path), "sample_rate": 22050, "genres": ["a", "b"],
-                                         "track_ids": ["a/1", "b/1"], "offsets": [3, 0], "lengths": [2, 3], "failed": {}})
+    write_json(
+        tmp_path / "index.json",
+        {
+            "root": str(tmp_path),
+            "sample_rate": 22050,
+            "genres": ["a", "b"],
+            "track_ids": ["a/1", "b/1"],
+            "offsets": [3, 0],
+            "lengths": [2, 3],
+            "failed": {},
+        },
+    )
     cache = SongCache(tmp_path)
     np.testing.assert_array_equal(cache.song(cache.index_of("a/1")), a)
     np.testing.assert_array_equal(cache.song(cache.index_of("b/1")), b)

@@ -12,10 +12,10 @@ import socket
 import tarfile
 import threading
 from collections import namedtuple
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -55,11 +55,7 @@ def _dir(name: str) -> tuple[tarfile.TarInfo, None]:
 
 def _dataset_files() -> dict[str, bytes]:
     rng = random.Random(6)
-    return {
-        f"{g}/{g}.{i:05d}.wav": rng.randbytes(FILE_BYTES)
-        for g in GENRES
-        for i in range(FILES_PER_GENRE)
-    }
+    return {f"{g}/{g}.{i:05d}.wav": rng.randbytes(FILE_BYTES) for g in GENRES for i in range(FILES_PER_GENRE)}
 
 
 def _good_archive() -> bytes:
@@ -177,9 +173,7 @@ def _fetch(server: _State, to: Path, **kwargs: object) -> Path:
 def _assert_dataset(root: Path) -> None:
     expected = _dataset_files()
     found = {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file() and p.name != MARKER_NAME
+        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != MARKER_NAME
     }
     assert found == expected
     assert (root / MARKER_NAME).is_file()
@@ -358,9 +352,7 @@ def test_http_error_is_reported_with_status(server: _State, tmp_path: Path) -> N
 
 def test_no_network_is_reported(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="cannot reach 127.0.0.1"):
-        download_gtzan(
-            tmp_path, url=f"http://127.0.0.1:{_closed_port()}/genres.tar.gz", md5=GOOD_MD5, progress=False
-        )
+        download_gtzan(tmp_path, url=f"http://127.0.0.1:{_closed_port()}/genres.tar.gz", md5=GOOD_MD5, progress=False)
 
 
 def test_bad_md5_argument_is_refused(tmp_path: Path) -> None:
@@ -399,7 +391,9 @@ class _Watched:
         monkeypatch.setattr(download, "_PROGRESS_INTERVAL_S", 0.0)
 
 
-def test_a_body_without_content_length_stops_at_the_expected_size(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_body_without_content_length_stops_at_the_expected_size(
+    server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server.files["/endless.tar.gz"] = GOOD + random.Random(1).randbytes(3 << 20)
     server.no_length = True
     watched = _Watched(tmp_path / PART_NAME, monkeypatch)
@@ -427,7 +421,9 @@ def test_an_archive_of_unknown_size_is_capped(server: _State, tmp_path: Path, mo
     _assert_clean(tmp_path)
 
 
-def test_a_decompression_bomb_is_refused_before_unpacking(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_decompression_bomb_is_refused_before_unpacking(
+    server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(download, "EXPANSION_SLACK", 0)  # a small bomb stands for a big one
     bomb = _tar_gz([_dir("genres"), _dir("genres/blues"), _file("genres/blues/blues.00000.wav", bytes(32 << 20))])
     assert len(bomb) < 100_000  # 32 MiB of zeros compress to almost nothing
@@ -440,13 +436,19 @@ def test_a_decompression_bomb_is_refused_before_unpacking(server: _State, tmp_pa
     _assert_clean(to)  # nothing unpacked, and the useless archive removed
 
 
-def test_members_larger_than_the_free_space_are_refused_before_unpacking(server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_members_larger_than_the_free_space_are_refused_before_unpacking(
+    server: _State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     usage = namedtuple("usage", "total used free")
     real = shutil.disk_usage
 
     def little_left(path):
         # Room for the download itself, but not for what its entries declare.
-        return usage(10**12, 0, 2 * len(GOOD) + int(len(GOOD) * download.UNPACKED_FACTOR)) if Path(path).is_dir() else real(path)
+        return (
+            usage(10**12, 0, 2 * len(GOOD) + int(len(GOOD) * download.UNPACKED_FACTOR))
+            if Path(path).is_dir()
+            else real(path)
+        )
 
     monkeypatch.setattr(shutil, "disk_usage", little_left)
     monkeypatch.setattr(download, "UNPACKED_FACTOR", 0.0)  # the download's own estimate is fooled
@@ -482,7 +484,9 @@ def test_a_sparse_entry_is_refused(server: _State, tmp_path: Path) -> None:
     sparse = gzip.compress(body)
     server.files["/sparse.tar.gz"] = sparse
     to = tmp_path / "data"
-    with pytest.raises(DownloadError, match="refusing to unpack the archive: entry 'genres/blues/blues.00000.wav' is a sparse file"):
+    with pytest.raises(
+        DownloadError, match="refusing to unpack the archive: entry 'genres/blues/blues.00000.wav' is a sparse file"
+    ):
         _fetch(server, to, url=server.url("/sparse.tar.gz"), md5=hashlib.md5(sparse).hexdigest())
     assert not (to / "genres").exists()
     _assert_clean(to)

@@ -63,7 +63,11 @@ def assert_same_windows(got, expected, ordered=True):
     key = lambda window: (window[1], window[0].tobytes())  # noqa: E731
     for track in expected:
         assert len(got[track]) == len(expected[track])
-        pairs = zip(got[track], expected[track]) if ordered else zip(sorted(got[track], key=key), sorted(expected[track], key=key))
+        pairs = (
+            zip(got[track], expected[track])
+            if ordered
+            else zip(sorted(got[track], key=key), sorted(expected[track], key=key))
+        )
         for (a, la), (b, lb) in pairs:
             assert la == lb
             np.testing.assert_array_equal(a, b)  # bit for bit: 16-bit sources round-trip exactly
@@ -107,7 +111,17 @@ def test_workers_read_disjoint_files_and_feed_the_same_batches(shards, cache):
     assert plans[0].batches == plans[0].steps == -(-plans[0].fed // 4)
     shares = []
     for worker in range(2):
-        data = shard_dataset(shards, "train", len(cache.genres), 4, shuffle=True, seed=3, worker_index=worker, num_workers=2, with_track_ids=True)
+        data = shard_dataset(
+            shards,
+            "train",
+            len(cache.genres),
+            4,
+            shuffle=True,
+            seed=3,
+            worker_index=worker,
+            num_workers=2,
+            with_track_ids=True,
+        )
         assert int(data.cardinality()) == plans[worker].batches
         shares.append(read_windows(data))
         assert sum(len(w) for w in shares[-1].values()) == plans[worker].fed
@@ -115,14 +129,19 @@ def test_workers_read_disjoint_files_and_feed_the_same_batches(shards, cache):
     for share in shares:  # windows of the cache, each at most once
         for track, windows in share.items():
             keys = [w[0].tobytes() for w in expected[track]]
-            assert all(keys.count(w[0].tobytes()) == 1 for w in windows) and len({w[0].tobytes() for w in windows}) == len(windows)
+            assert all(keys.count(w[0].tobytes()) == 1 for w in windows) and len(
+                {w[0].tobytes() for w in windows}
+            ) == len(windows)
     # The training batches themselves: windows and one-hot labels only.
     x, y = next(iter(shard_dataset(shards, "train", len(cache.genres), 4, worker_index=1, num_workers=2)))
     assert x.shape == (4, 66150, 1) and y.shape == (4, len(cache.genres))
     # Two replicas a worker take its batches in turn: whole steps of 2 x 4 windows, and no
     # length for Keras, which would count each batch as a step.
     two = [shard_plan(manifest, "train", 4, worker, 2, multiple=2) for worker in range(2)]
-    assert two[0].fed == two[1].fed == min(p.windows for p in plans) // 8 * 8 and two[0].steps == two[0].fed // 8 == two[0].batches // 2
+    assert (
+        two[0].fed == two[1].fed == min(p.windows for p in plans) // 8 * 8
+        and two[0].steps == two[0].fed // 8 == two[0].batches // 2
+    )
     data = shard_dataset(shards, "train", len(cache.genres), 4, worker_index=0, num_workers=2, multiple=2)
     assert int(data.cardinality()) < 0 and [int(x.shape[0]) for x, _ in data] == [4] * two[0].batches
 
@@ -137,7 +156,13 @@ def test_more_workers_than_files_share_the_windows_of_every_file(shards, cache):
     for worker in range(workers):
         plan = shard_plan(manifest, "valid", 1, worker, workers)
         assert plan.by_window and plan.fed == total // workers
-        got.append(read_windows(shard_dataset(shards, "valid", len(cache.genres), 1, worker_index=worker, num_workers=workers, with_track_ids=True)))
+        got.append(
+            read_windows(
+                shard_dataset(
+                    shards, "valid", len(cache.genres), 1, worker_index=worker, num_workers=workers, with_track_ids=True
+                )
+            )
+        )
     rows = [(t, w[0].tobytes()) for share in got for t, ws in share.items() for w in ws]
     assert len(rows) == len(set(rows)) == total // workers * workers  # disjoint, the remainder left out
 
@@ -156,7 +181,9 @@ def test_augmented_windows_are_shifted_and_coloured_anew_each_pass(shards, cache
     plain = cache_windows(cache, split["train"])
     data = shard_dataset(shards, "train", len(cache.genres), 4, augment=True, seed=5, with_track_ids=True)
     first, second = read_windows(data), read_windows(data)
-    again = read_windows(shard_dataset(shards, "train", len(cache.genres), 4, augment=True, seed=5, with_track_ids=True))
+    again = read_windows(
+        shard_dataset(shards, "train", len(cache.genres), 4, augment=True, seed=5, with_track_ids=True)
+    )
     assert sorted(first) == sorted(plain)
     for track in plain:
         assert len(first[track]) == len(plain[track])
@@ -201,7 +228,9 @@ def shards_of(root, out, **settings) -> Path:
 
 def test_cross_validation_shards_hold_the_fold_of_each_song(synth_root, cache, shards, tmp_path):
     out = tmp_path / "cv"
-    manifest, written = write_shards(synth_root, out, protocol="cv", folds=3, val_fraction=0.25, songs_per_shard=5, progress=False)
+    manifest, written = write_shards(
+        synth_root, out, protocol="cv", folds=3, val_fraction=0.25, songs_per_shard=5, progress=False
+    )
     assert written and list(manifest["shards"]) == ["all"]
     split = manifest["split"]
     assert split == make_split("cv", cache.track_ids, cache.labels, folds=3, val_fraction=0.25, seed=1)
@@ -219,7 +248,9 @@ def test_the_same_shards_again_are_left_alone_and_other_ones_refused(synth_root,
     manifest, written = write_shards(synth_root, shards, progress=False, **SETTINGS)
     assert not written and manifest == json.loads((shards / MANIFEST).read_text())
     assert {p.name: p.stat().st_mtime_ns for p in shards.iterdir()} == before
-    with pytest.raises(ShardError, match=r"already holds other shards \(not the same split\); pick another --out or empty it"):
+    with pytest.raises(
+        ShardError, match=r"already holds other shards \(not the same split\); pick another --out or empty it"
+    ):
         write_shards(synth_root, shards, progress=False, **(SETTINGS | {"seed": 2}))
     with pytest.raises(ShardError, match=r"\(not the same songs per shard\)"):
         write_shards(synth_root, shards, progress=False, **(SETTINGS | {"songs_per_shard": 3}))
@@ -248,7 +279,18 @@ def test_the_reader_refuses_what_it_cannot_read(shards, cache, tmp_path):
 
 
 def test_cli_shard_refuses_other_settings_in_one_line(synth_root, shards, capsys):
-    args = ["shard", str(synth_root), "--out", str(shards), "--test-fraction", "0.34", "--val-fraction", "0.25", "--songs-per-shard", "2"]
+    args = [
+        "shard",
+        str(synth_root),
+        "--out",
+        str(shards),
+        "--test-fraction",
+        "0.34",
+        "--val-fraction",
+        "0.25",
+        "--songs-per-shard",
+        "2",
+    ]
     assert main(args) == 0
     assert "already holds these shards" in capsys.readouterr().out
     assert main([*args, "--seed", "7"]) == 2
@@ -259,7 +301,9 @@ def test_cli_shard_refuses_other_settings_in_one_line(synth_root, shards, capsys
 def error_line(stderr: str) -> str:
     """The one line the CLI printed, after whatever TensorFlow's C++ start-up logged."""
     lines = stderr.strip().splitlines()
-    assert "Traceback" not in stderr and all(line.startswith(("I0000", "W0000", "E0000", "WARNING: All")) for line in lines[:-1])
+    assert "Traceback" not in stderr and all(
+        line.startswith(("I0000", "W0000", "E0000", "WARNING: All")) for line in lines[:-1]
+    )
     return lines[-1]
 
 
@@ -282,4 +326,6 @@ def test_cli_shard_writes_and_its_errors_are_one_line(synth_root, tmp_path):
     assert out.returncode == 2 and error_line(out.stderr) == "genre: error: dataset folder not found: /no/such/folder"
     out = run(str(synth_root), "--out", str(tmp_path / "s"), "--val-fraction", "0")
     assert out.returncode == 0, out.stderr
-    assert "train" in out.stdout and (tmp_path / "s" / MANIFEST).is_file() and not list((tmp_path / "s").glob("valid-*"))
+    assert (
+        "train" in out.stdout and (tmp_path / "s" / MANIFEST).is_file() and not list((tmp_path / "s").glob("valid-*"))
+    )

@@ -64,7 +64,10 @@ def test_fault_filtered_counts_tracks_the_dataset_lacks(caplog):
 
 def test_fault_filtered_is_refused_where_most_of_its_tracks_are_missing():
     ids, _ = gtzan_ids(per_genre=10)  # 100 of GTZAN's 1000: its test part would be a handful of songs
-    with pytest.raises(SplitError, match=r"lists 930 GTZAN tracks and this dataset holds only \d+ of them .*use the stratified or cv split"):
+    with pytest.raises(
+        SplitError,
+        match=r"lists 930 GTZAN tracks and this dataset holds only \d+ of them .*use the stratified or cv split",
+    ):
         fault_filtered_split(ids)
 
 
@@ -83,7 +86,9 @@ def test_cv_tests_every_song_once_and_keeps_artists_apart():
 
 
 def test_splits_refuse_too_few_songs():
-    with pytest.raises(SplitError, match="each genre needs at least 7 songs for this split; genre 0 has 2, genre 1 has 1"):
+    with pytest.raises(
+        SplitError, match="each genre needs at least 7 songs for this split; genre 0 has 2, genre 1 has 1"
+    ):
         stratified_split(["a/1", "a/2", "b/1"], [0, 0, 1])
 
 
@@ -111,7 +116,10 @@ def test_training_refuses_a_leaky_manifest(synth_root, tmp_path):
     config = TrainConfig(data_root=str(synth_root), epochs=1, models_dir=str(tmp_path), run_id="leaky")
     config = config.resolved()
     write_json(run / "config.json", {"train": config.__dict__})
-    write_json(run / "split.json", {"protocol": "stratified", "train": cache.track_ids, "valid": [], "test": cache.track_ids[:2]})
+    write_json(
+        run / "split.json",
+        {"protocol": "stratified", "train": cache.track_ids, "valid": [], "test": cache.track_ids[:2]},
+    )
     with pytest.raises(LeakageError):
         train(config, progress=False)
     assert not (run / "model.keras").exists()
@@ -131,4 +139,11 @@ def test_a_small_folder_is_refused_in_genre_names_and_songs():
     assert "test_size" not in str(caught.value) and "too few members" not in str(caught.value)
     # The number is enough: every genre at `needed` songs splits.
     even = np.repeat(np.arange(10), needed)
-    make_split("stratified", [f"{genres[g]}/{i}" for i, g in enumerate(even)], even, test_fraction=0.2, val_fraction=0.1, seed=1)
+    make_split(
+        "stratified",
+        [f"{genres[g]}/{i}" for i, g in enumerate(even)],
+        even,
+        test_fraction=0.2,
+        val_fraction=0.1,
+        seed=1,
+    )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genre.jobs.compare import CompareError, compare_runs, comparison_text, mcnemar_exact, wilson_interval
 from genre.files import write_json
+from genre.jobs.compare import CompareError, compare_runs, comparison_text, mcnemar_exact, wilson_interval
 from genre.jobs.runs import load_run
 
 GENRES = ["blues", "jazz", "rock"]
@@ -25,13 +25,23 @@ def make_run(folder: Path, songs: list[tuple[str, str, str]], genres: list[str] 
     for track, true, vote in songs:
         p = [0.1] * len(genres)
         p[genres.index(vote)] = 0.8
-        rows.append({"track_id": track, "true": true, "vote": vote, "votes": [9 if g == vote else 0 for g in genres], "mean_probability": p})
+        rows.append(
+            {
+                "track_id": track,
+                "true": true,
+                "vote": vote,
+                "votes": [9 if g == vote else 0 for g in genres],
+                "mean_probability": p,
+            }
+        )
     write_json(folder / "metrics.json", {"genres": genres, "songs": rows, "test_songs": len(rows)})
     return folder
 
 
 def songs(n_right: int, n_wrong: int, prefix: str = "t") -> list[tuple[str, str, str]]:
-    return [(f"blues/{prefix}{k}", "blues", "blues") for k in range(n_right)] + [(f"jazz/{prefix}{k}", "jazz", "rock") for k in range(n_wrong)]
+    return [(f"blues/{prefix}{k}", "blues", "blues") for k in range(n_right)] + [
+        (f"jazz/{prefix}{k}", "jazz", "rock") for k in range(n_wrong)
+    ]
 
 
 def test_wilson_interval_matches_the_textbook_and_stays_in_bounds():
@@ -57,7 +67,9 @@ def test_exact_mcnemar_is_the_binomial_test_of_the_discordant_songs():
 def test_paired_runs_on_the_same_songs(tmp_path):
     a = make_run(tmp_path / "a", songs(8, 2))
     # B gets both jazz songs right and one blues song wrong.
-    b_songs = [("blues/t0", "blues", "jazz")] + songs(8, 0)[1:] + [("jazz/t0", "jazz", "jazz"), ("jazz/t1", "jazz", "jazz")]
+    b_songs = (
+        [("blues/t0", "blues", "jazz")] + songs(8, 0)[1:] + [("jazz/t0", "jazz", "jazz"), ("jazz/t1", "jazz", "jazz")]
+    )
     b = make_run(tmp_path / "b", b_songs)
     c = compare_runs(load_run(a), load_run(b))
     assert (c.a.right, c.b.right) == (8, 9) and c.same_songs and c.same_genres and c.shared_songs == 10
@@ -70,7 +82,15 @@ def test_paired_runs_on_the_same_songs(tmp_path):
     assert c.difference == [[-1, 1, 0], [0, 2, -2], [0, 0, 0]]
     assert sorted(d["track"] for d in c.disagreements) == ["blues/t0", "jazz/t0", "jazz/t1"]
     first = next(d for d in c.disagreements if d["track"] == "blues/t0")
-    assert first == {"track": "blues/t0", "true": "blues", "vote_a": "blues", "confidence_a": 0.8, "vote_b": "jazz", "confidence_b": 0.8, "right": "A"}
+    assert first == {
+        "track": "blues/t0",
+        "true": "blues",
+        "vote_a": "blues",
+        "confidence_a": 0.8,
+        "vote_b": "jazz",
+        "confidence_b": 0.8,
+        "right": "A",
+    }
     text = comparison_text(c)
     assert "8/10 songs right, 80.0%" in text and "paired test" in text
 
@@ -116,7 +136,9 @@ def test_cli_compare_text_json_and_one_line_errors(tmp_path):
     make_run(models / "b", songs(8, 1) + [("jazz/t1", "jazz", "jazz")])
     out = run_cli("compare", "a", "b", "--models-dir", str(models))
     assert out.returncode == 0, out.stderr
-    assert "A a (fast, stratified): 8/10 songs right" in out.stdout and "(exact McNemar) on 10 shared songs" in out.stdout
+    assert (
+        "A a (fast, stratified): 8/10 songs right" in out.stdout and "(exact McNemar) on 10 shared songs" in out.stdout
+    )
     out = run_cli("compare", str(models / "a"), "b", "--models-dir", str(models), "--json")
     data = json.loads(out.stdout)
     assert data["a"]["right"] == 8 and data["b"]["right"] == 9 and data["p_value"] == pytest.approx(1.0)

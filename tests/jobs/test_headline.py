@@ -7,8 +7,13 @@ from genre.jobs.runs import Run
 
 
 def run(run_id, protocol, model="fast", created="2026", accuracy=0.9, songs=(), state="finished", **metrics):
-    return Run(run_id, Path(run_id), {"protocol": protocol, "model": model, "created": created},
-               {"state": state}, {"song_accuracy_vote": accuracy, "songs": list(songs), **metrics})
+    return Run(
+        run_id,
+        Path(run_id),
+        {"protocol": protocol, "model": model, "created": created},
+        {"state": state},
+        {"song_accuracy_vote": accuracy, "songs": list(songs), **metrics},
+    )
 
 
 def songs(**counts):
@@ -16,16 +21,29 @@ def songs(**counts):
 
 
 def test_the_test_set_is_described_by_the_genres_that_dominate_it():
-    assert describe_test_set({"songs": songs(blues=20, jazz=20, pop=2, rock=2, metal=2, disco=2, hiphop=2, country=2, reggae=2, classical=2)}) == "40 of 56 test songs are blues or jazz"
+    assert (
+        describe_test_set(
+            {
+                "songs": songs(
+                    blues=20, jazz=20, pop=2, rock=2, metal=2, disco=2, hiphop=2, country=2, reggae=2, classical=2
+                )
+            }
+        )
+        == "40 of 56 test songs are blues or jazz"
+    )
     assert describe_test_set({"songs": songs(blues=30, jazz=4, pop=4)}) == "30 of 38 test songs are blues"
     assert describe_test_set({"songs": songs(blues=5, jazz=5, pop=4, rock=6)}) == "20 test songs, 4-6 per genre"
     assert describe_test_set({}) == "no test songs"
 
 
 def test_a_split_run_borrows_the_newest_cv_run_of_its_model():
-    split = run("split", "stratified", band_limited={"11000": {"song_accuracy_vote": 0.8}, "8000": {"song_accuracy_vote": 0.7}})
+    split = run(
+        "split", "stratified", band_limited={"11000": {"song_accuracy_vote": 0.8}, "8000": {"song_accuracy_vote": 0.7}}
+    )
     old_cv = run("cv-old", "cv", created="2025", accuracy=0.5)
-    new_cv = run("cv-new", "cv", created="2027", accuracy=0.6, multi_artist={"song_accuracy_vote": 0.7, "genres": ["a", "b"]})
+    new_cv = run(
+        "cv-new", "cv", created="2027", accuracy=0.6, multi_artist={"song_accuracy_vote": 0.7, "genres": ["a", "b"]}
+    )
     other_model = run("cv-seed", "cv", model="seed", created="2028", accuracy=0.3)
     unfinished = run("cv-running", "cv", created="2029", state="running")
     h = headline(split, [split, old_cv, new_cv, other_model, unfinished])
@@ -58,7 +76,11 @@ def test_genres_of_fewer_than_three_artists_are_named_in_one_line():
 
 
 def test_the_headline_carries_the_per_genre_recall_of_unheard_artists():
-    per_genre = {"rock": {"recall": 0.25, "support": 8}, "jazz": {"recall": 0.9, "support": 10}, "pop": {"recall": 0.0, "support": 0}}
+    per_genre = {
+        "rock": {"recall": 0.25, "support": 8},
+        "jazz": {"recall": 0.9, "support": 10},
+        "pop": {"recall": 0.0, "support": 0},
+    }
     split, cv = run("split", "stratified"), run("cv", "cv", per_genre=per_genre)
     assert headline(split, [split, cv]).unseen_recall == {"rock": (0.25, 8), "jazz": (0.9, 10)}
     assert headline(split, [split]).unseen_recall is None

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from synth import make_dataset
 
 from genre.jobs import jobs
 from genre.jobs.joblog import log_tail
-from genre.processes import create_exclusive, proc_stat
 from genre.jobs.runs import active_run_id, list_runs, set_active
+from genre.processes import create_exclusive, proc_stat
+from synth import make_dataset
 
 # Every test here may start job processes; kill leftovers (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_stray_jobs")
@@ -28,7 +28,14 @@ pytestmark = pytest.mark.usefixtures("no_stray_jobs")
 
 def tiny_settings(root: Path, **changes) -> jobs.Settings:
     """Settings the 18-song synthetic set can split, for a job of a few seconds."""
-    values = {"data_dir": str(root), "model": "fast", "epochs": 2, "batch_size": 8, "test_fraction": 0.34, "val_fraction": 0.25}
+    values = {
+        "data_dir": str(root),
+        "model": "fast",
+        "epochs": 2,
+        "batch_size": 8,
+        "test_fraction": 0.34,
+        "val_fraction": 0.25,
+    }
     return jobs.Settings(**{**values, **changes})
 
 
@@ -94,7 +101,11 @@ def bad_folders(tmp_path_factory) -> dict[str, Path]:
         ("synth", {"protocol": "random"}, "unknown split protocol"),
         ("synth", {"test_fraction": 0.0}, "test share must be between 0 and 1"),
         ("synth", {"val_fraction": 1.0}, "validation share must be at least 0 and below 1"),
-        ("synth", {"strategy": "horovod"}, r"unknown distribution strategy 'horovod'; choose one of auto, none, mirrored$"),
+        (
+            "synth",
+            {"strategy": "horovod"},
+            r"unknown distribution strategy 'horovod'; choose one of auto, none, mirrored$",
+        ),
         ("synth", {"strategy": "multi-worker"}, "multi-worker training starts from a terminal on every host"),
     ],
 )

@@ -14,8 +14,8 @@ import pytest
 
 from genre import files
 from genre.cli import main
-from genre.processes import start_time
 from genre.jobs.runs import load_run
+from genre.processes import start_time
 
 
 def _with_status(tiny_run: Path, models: Path, name: str, **status) -> Path:

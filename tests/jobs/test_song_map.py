@@ -185,7 +185,9 @@ def test_the_map_command_maps_a_tiny_run_from_its_own_split(tiny_run, tmp_path, 
     result = classifier.classify(np.asarray(cache.song(cache.index_of(song))))
     i = song_map.track_ids.index(song)
     assert song_map.votes[i] == result.vote_genre
-    np.testing.assert_allclose(song_map.project(result.embeddings.mean(axis=0))[0], song_map.coords[i], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        song_map.project(result.embeddings.mean(axis=0))[0], song_map.coords[i], rtol=1e-4, atol=1e-4
+    )
     # The test songs' metrics.json votes agree with the map's.
     votes = {s["track_id"]: s["vote"] for s in read_json(run / "metrics.json")["songs"]}
     assert all(song_map.votes[song_map.track_ids.index(t)] == v for t, v in votes.items())

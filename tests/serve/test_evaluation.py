@@ -12,11 +12,15 @@ def test_evaluation_numbers_recomputed_by_hand():
     p = np.array(
         [
             # song 0 (true a): windows vote a, b, a -> a
-            [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1],
+            [0.6, 0.3, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.5, 0.4, 0.1],
             # song 1 (true b): a tie a/b, broken by mean probability -> b
-            [0.5, 0.4, 0.1], [0.1, 0.9, 0.0],
+            [0.5, 0.4, 0.1],
+            [0.1, 0.9, 0.0],
             # song 2 (true c): votes b, b -> b (wrong), mean probability also b
-            [0.2, 0.5, 0.3], [0.1, 0.6, 0.3],
+            [0.2, 0.5, 0.3],
+            [0.1, 0.6, 0.3],
         ]
     )
     window_song = np.array([0, 0, 0, 1, 1, 2, 2])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synth import song
 
 from dashboard.heard import cell_edges, heard_figure
 from genre import SAMPLE_RATE, WINDOW, WINDOW_SECONDS
+from genre.audio.windows import window_starts
+from genre.models.musicnn import MSD_TAGS
 from genre.serve.heard import (
     NoSongAudio,
     Taggram,
@@ -17,8 +18,7 @@ from genre.serve.heard import (
     segments,
     song_of,
 )
-from genre.models.musicnn import MSD_TAGS
-from genre.audio.windows import window_starts
+from synth import song
 
 GENRES = ["drones", "noise", "clicks"]
 
@@ -67,7 +67,12 @@ def test_spectrogram_strip_and_taggram_share_one_time_axis():
     assert list(taggram.x) == pytest.approx(list(cell_edges(segs)))
     assert taggram.x[0] == 0 and taggram.x[-1] == pytest.approx(seconds)
     # Shared x axes, all spanning the song; a dotted boundary at every window start and the end.
-    assert fig.layout.xaxis.range == fig.layout.xaxis2.range == fig.layout.xaxis3.range == pytest.approx((0, seconds), rel=0.003)
+    assert (
+        fig.layout.xaxis.range
+        == fig.layout.xaxis2.range
+        == fig.layout.xaxis3.range
+        == pytest.approx((0, seconds), rel=0.003)
+    )
     assert strip.xaxis == "x2" and taggram.xaxis == "x3" and fig.layout.xaxis.matches == "x3"
     boundaries = sorted(shape.x0 for shape in fig.layout.shapes)
     assert boundaries == pytest.approx(sorted(set(starts) | {seconds}))
@@ -92,8 +97,8 @@ def test_a_classification_without_audio_says_so():
 def test_musicnns_taggram_is_its_top_tags_over_the_classifiers_windows():
     """musicnn's own 50 tags on the same windows, the top 10 by mean; a model with musicnn's
     front end is recognised, nested or not (loads the pretrained network: a few seconds)."""
-    from genre.serve.heard import TagNetwork, taggram
     from genre.models.registry import build_model
+    from genre.serve.heard import TagNetwork, taggram
 
     network = TagNetwork()
     audio = song("drones", 7.6, seed=4)

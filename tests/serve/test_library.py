@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre.serve import library, tags
 from genre.audio.decode import decode
+from genre.serve import library, tags
 from synth import song, write
 
 pytestmark = pytest.mark.slow  # uses the tiny trained run
@@ -213,7 +213,9 @@ def test_tags_skip_changed_read_only_and_damaged_files(classifier, tmp_path):
     data = bytearray(damaged.read_bytes())
     data[:4] = b"XXXX"  # no longer a FLAC header
     damaged.write_bytes(bytes(data))
-    os.utime(damaged, ns=(by_name["damaged.flac"].mtime_ns, by_name["damaged.flac"].mtime_ns))  # same size and time: looks unchanged
+    os.utime(
+        damaged, ns=(by_name["damaged.flac"].mtime_ns, by_name["damaged.flac"].mtime_ns)
+    )  # same size and time: looks unchanged
     locked.chmod(0o444)
     changes = {Path(c.path).name: c for c in tags.plan(rows, min_confidence=0.0)}
     assert changes["changed.flac"].skipped == "changed since it was classified; scan again"
@@ -228,10 +230,23 @@ def test_cli_write_tags_is_a_dry_run_until_apply_then_restores(tiny_run, tmp_pat
     root.mkdir()
     path = write(root / "a.flac", song("drones", 6.5, seed=1))
     out = tmp_path / "r.csv"
-    dry = run_cli("library", str(root), "--out", str(out), "--run", str(tiny_run), "--write-tags", "--min-confidence", "0")
+    dry = run_cli(
+        "library", str(root), "--out", str(out), "--run", str(tiny_run), "--write-tags", "--min-confidence", "0"
+    )
     assert dry.returncode == 0, dry.stderr
     assert "would set genre (none) ->" in dry.stdout and tags.current_genre(str(path)) is None
-    applied = run_cli("library", str(root), "--out", str(out), "--run", str(tiny_run), "--write-tags", "--apply", "--min-confidence", "0")
+    applied = run_cli(
+        "library",
+        str(root),
+        "--out",
+        str(out),
+        "--run",
+        str(tiny_run),
+        "--write-tags",
+        "--apply",
+        "--min-confidence",
+        "0",
+    )
     assert applied.returncode == 0, applied.stderr
     assert "1 new" not in applied.stdout  # the dry run's result was reused
     journal = next(tmp_path.glob("r.tags-*.json"))
@@ -251,7 +266,9 @@ def write_m4a(path: Path, audio: np.ndarray) -> Path:
             pytest.fail("ffmpeg is not installed: scripts/test.sh installs it")
         pytest.skip("ffmpeg is not installed (scripts/test.sh installs it); m4a needs it to encode and decode")
     wav = write(path.with_suffix(".tmp.wav"), audio)
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(path)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(path)], check=True
+    )
     wav.unlink()
     return path
 

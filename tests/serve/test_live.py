@@ -8,11 +8,11 @@ import av
 import numpy as np
 import pytest
 import soxr
-from synth import song
 
 from genre import SAMPLE_RATE, WINDOW
 from genre.audio.decode import AudioError
 from genre.serve.live import LiveAudio, LiveTally, check_take, to_mono
+from synth import song
 
 RATE = 48_000
 FRAME = 960  # 20 ms, what aiortc delivers

@@ -14,13 +14,13 @@ import weakref
 import numpy as np
 import pytest
 import soundfile as sf
-from synth import song
 from test_live import CountingClassifier, frames, stereo_s16
 
 from dashboard.charts import window_figure
 from genre import WINDOW
 from genre.serve.live import LiveAudio, LiveTally
 from genre.serve.live_worker import LiveWorker
+from synth import song
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ def test_the_keras_internals_atomic_backup_uses_still_exist(tmp_path):
         )
     backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
     missing = [name for name in PRIVATE_ATTRIBUTES if not hasattr(backup, name)]
-    assert not missing, f"keras {keras.__version__} BackupAndRestore lacks {missing}, which AtomicBackupAndRestore._save_model reads"
+    assert not missing, (
+        f"keras {keras.__version__} BackupAndRestore lacks {missing}, which AtomicBackupAndRestore._save_model reads"
+    )
 
 
 def test_a_checkpoint_is_written_whole_under_its_own_name(tmp_path):

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from genre.jobs import jobs
 from genre.cli import _data_and_split, build_parser, main
+from genre.jobs import jobs
 from genre.train.config import DEFAULTS, ConfigError, TrainConfig, run_id_stem
 
 
@@ -17,7 +17,9 @@ def test_the_cli_and_the_dashboard_take_their_defaults_from_train_config():
     args = build_parser().parse_args(["train", "--data", "x"])
     for name in ("model", "epochs", "batch_size", "learning_rate", "mixed_precision"):
         assert getattr(args, name) == DEFAULTS[name] == getattr(TrainConfig("x"), name), name
-    assert args.strategy is None and DEFAULTS["strategy"] == TrainConfig("x").strategy == "auto"  # None: a resume keeps its own
+    assert (
+        args.strategy is None and DEFAULTS["strategy"] == TrainConfig("x").strategy == "auto"
+    )  # None: a resume keeps its own
     # The split's options are left unset by the parser: with --shards they are the shards' own.
     split = _data_and_split(args)
     for name in ("protocol", "seed", "test_fraction", "val_fraction", "folds"):
@@ -68,4 +70,3 @@ def test_the_cli_refuses_an_out_of_range_setting_before_making_a_run(synth_root,
     assert main(["train", "--data", str(synth_root), "--epochs", "5000", "--models-dir", str(models)]) == 2
     assert capsys.readouterr().err == "genre: error: the epochs must be a whole number from 1 to 1000, not 5000\n"
     assert not models.exists()
-

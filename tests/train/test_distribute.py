@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from genre.train import distribute
 from genre.cli import build_parser, main
+from genre.train import distribute
 from genre.train.config import DEFAULTS, STRATEGIES, ConfigError, TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,14 +38,22 @@ def test_the_chief_is_the_chief_task_or_else_worker_0():
     assert [distribute.task_of(tf_config(workers, i)) for i in range(3)] == [
         distribute.Task(True, 0, 3), distribute.Task(False, 1, 3), distribute.Task(False, 2, 3)]  # fmt: skip
     with_chief = {"cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"]}}
-    assert distribute.task_of(json.dumps(with_chief | {"task": {"type": "chief", "index": 0}})) == distribute.Task(True, 0, 3)
-    assert distribute.task_of(json.dumps(with_chief | {"task": {"type": "worker", "index": 0}})) == distribute.Task(False, 1, 3)
+    assert distribute.task_of(json.dumps(with_chief | {"task": {"type": "chief", "index": 0}})) == distribute.Task(
+        True, 0, 3
+    )
+    assert distribute.task_of(json.dumps(with_chief | {"task": {"type": "worker", "index": 0}})) == distribute.Task(
+        False, 1, 3
+    )
     assert distribute.task_of(None) == distribute.Task(True, 0, 1)
     with pytest.raises(ConfigError, match="TF_CONFIG is not a cluster"):
         distribute.task_of("{}")
     # Who writes the run folder, known without loading TensorFlow (the CLI asks before training).
-    assert distribute.writes_run_folder("auto", tf_config(workers, 0)) and not distribute.writes_run_folder("auto", tf_config(workers, 2))
-    assert distribute.writes_run_folder("none", tf_config(workers, 2)) and not distribute.writes_run_folder("multi-worker", tf_config(workers, 1))
+    assert distribute.writes_run_folder("auto", tf_config(workers, 0)) and not distribute.writes_run_folder(
+        "auto", tf_config(workers, 2)
+    )
+    assert distribute.writes_run_folder("none", tf_config(workers, 2)) and not distribute.writes_run_folder(
+        "multi-worker", tf_config(workers, 1)
+    )
     assert distribute.writes_run_folder("auto", "")
 
 
@@ -64,7 +72,9 @@ def test_an_unknown_strategy_is_refused_naming_the_choices():
         TrainConfig("x", strategy=strategy).check()
     with pytest.raises(ConfigError) as caught:
         TrainConfig("x", strategy="horovod").check()
-    assert str(caught.value) == "unknown distribution strategy 'horovod'; choose one of auto, none, mirrored, multi-worker"
+    assert (
+        str(caught.value) == "unknown distribution strategy 'horovod'; choose one of auto, none, mirrored, multi-worker"
+    )
     with pytest.raises(ConfigError, match="unknown distribution strategy"):
         distribute.resolve("tpu", 0)
 
@@ -87,8 +97,16 @@ def test_the_cli_passes_the_strategy_to_training(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(genre.train.training, "train", fake_train)
     models = tmp_path / "models"
-    assert main(["train", "--data", str(tmp_path), "--strategy", "none", "--models-dir", str(models), "--run-id", "r"]) == 0
-    assert main(["train", "--data", str(tmp_path), "--models-dir", str(models), "--run-id", "r2", "--connect-timeout", "9"]) == 0
+    assert (
+        main(["train", "--data", str(tmp_path), "--strategy", "none", "--models-dir", str(models), "--run-id", "r"])
+        == 0
+    )
+    assert (
+        main(
+            ["train", "--data", str(tmp_path), "--models-dir", str(models), "--run-id", "r2", "--connect-timeout", "9"]
+        )
+        == 0
+    )
     assert [(c.strategy, timeout) for c, timeout in seen] == [("none", 300), ("auto", 9)]
     # The connect timeout is about this start, not the run: its config has no place for it.
     assert "connect_timeout" not in DEFAULTS
@@ -167,8 +185,12 @@ def train_mirrored(settings: dict, out: Path, cancel_at: int = 0) -> dict:
     """Train ``settings`` under a mirrored strategy on two logical CPU devices, in a process of
     its own; return what it found."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", MIRRORED_RUN, json.dumps(settings | {"strategy": "mirrored"}), str(out), str(cancel_at)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED_RUN, json.dumps(settings | {"strategy": "mirrored"}), str(out), str(cancel_at)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -181,23 +203,40 @@ def files_of(run: Path) -> set[str]:
 @pytest.mark.parametrize("model", ["fast", "transfer"])  # transfer: its head trains on stored features
 def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(model, synth_root, tmp_path):
     from genre.data.dataset import load_dataset
-    from genre.serve.evaluation import evaluate
+    from genre.data.pipeline import WindowSet
     from genre.files import read_json
     from genre.models.registry import batch_norm_layers
-    from genre.data.pipeline import WindowSet
+    from genre.serve.evaluation import evaluate
     from genre.serve.prediction import load_model
     from genre.train.training import train
 
-    settings = dict(data_root=str(synth_root), model=model, epochs=2, batch_size=4, test_fraction=0.34,
-                    val_fraction=0.25, models_dir=str(tmp_path))
+    settings = dict(
+        data_root=str(synth_root),
+        model=model,
+        epochs=2,
+        batch_size=4,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+    )
     single = train(TrainConfig(**settings, run_id="single", strategy="none"), progress=False)
     found = train_mirrored(settings | {"run_id": "mirrored"}, tmp_path / "found.json")
     mirrored = tmp_path / "mirrored"
 
     assert files_of(mirrored) == files_of(single)
     config, single_config = read_json(mirrored / "config.json"), read_json(single / "config.json")
-    assert config["distribution"] == {"requested": "mirrored", "resolved": "mirrored", "replicas": 2, "global_batch_size": 8}
-    assert single_config["distribution"] == {"requested": "none", "resolved": "none", "replicas": 1, "global_batch_size": 4}
+    assert config["distribution"] == {
+        "requested": "mirrored",
+        "resolved": "mirrored",
+        "replicas": 2,
+        "global_batch_size": 8,
+    }
+    assert single_config["distribution"] == {
+        "requested": "none",
+        "resolved": "none",
+        "replicas": 1,
+        "global_batch_size": 4,
+    }
     assert config["train"]["batch_size"] == 4 and config["train"]["strategy"] == "mirrored"
     assert read_json(mirrored / "split.json") == read_json(single / "split.json")
     status, single_status = read_json(mirrored / "status.json"), read_json(single / "status.json")
@@ -225,15 +264,26 @@ def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(mo
 def test_a_cancelled_mirrored_run_resumes_from_its_last_epoch(synth_root, tmp_path):
     from genre.files import read_json
 
-    settings = dict(data_root=str(synth_root), model="fast", epochs=2, batch_size=4, test_fraction=0.34,
-                    val_fraction=0.25, models_dir=str(tmp_path), run_id="resumed")
+    settings = dict(
+        data_root=str(synth_root),
+        model="fast",
+        epochs=2,
+        batch_size=4,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+        run_id="resumed",
+    )
     found = train_mirrored(settings, tmp_path / "found.json", cancel_at=1)
     assert found["cancelled"]["state"] == "cancelled" and [e["epoch"] for e in found["cancelled"]["history"]] == [1]
     run = tmp_path / "resumed"
     history = read_json(run / "history.json")
     # Resumed from the checkpoint, not restarted: epoch 1 was not trained again.
     assert [e["epoch"] for e in history] == [1, 2] and history[0] == found["cancelled"]["history"][0]
-    assert read_json(run / "status.json")["state"] == "finished" and read_json(run / "config.json")["distribution"]["replicas"] == 2
+    assert (
+        read_json(run / "status.json")["state"] == "finished"
+        and read_json(run / "config.json")["distribution"]["replicas"] == 2
+    )
     assert found["metrics"] == read_json(run / "metrics.json")
 
 
@@ -256,12 +306,22 @@ def start_workers(argv: list[str], tmp_path: Path, env: dict | None = None, n: i
     return [start_worker(argv, tmp_path, workers, index, env) for index in range(n)]
 
 
-def start_worker(argv: list[str], tmp_path: Path, workers: list[str], index: int, env: dict | None = None) -> subprocess.Popen:
+def start_worker(
+    argv: list[str], tmp_path: Path, workers: list[str], index: int, env: dict | None = None
+) -> subprocess.Popen:
     """Worker ``index`` of the cluster ``workers``, running ``python argv...``."""
     tmp = tmp_path / f"tmp-{index}"
     tmp.mkdir(parents=True, exist_ok=True)
-    worker_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config(workers, index), "TMPDIR": str(tmp), **(env or {})}
-    return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env)
+    worker_env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TF_CONFIG": tf_config(workers, index),
+        "TMPDIR": str(tmp),
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env
+    )
 
 
 def kill_after_its_first_epoch(other: subprocess.Popen, chief: subprocess.Popen, tmp_path: Path) -> None:
@@ -333,7 +393,9 @@ def test_the_workarounds_refuse_versions_they_were_not_written_for(monkeypatch):
 
     multiworker_fixes.check_versions()  # the installed ones
     monkeypatch.setattr(keras, "__version__", "3.16.0")
-    with pytest.raises(multiworker_fixes.UnpinnedVersions, match="'symbolic_build' is for Keras 3.15.x with TensorFlow 2.21.x"):
+    with pytest.raises(
+        multiworker_fixes.UnpinnedVersions, match="'symbolic_build' is for Keras 3.15.x with TensorFlow 2.21.x"
+    ):
         multiworker_fixes.check_versions()
 
 
@@ -350,15 +412,33 @@ def test_two_workers_train_and_only_the_chief_writes(synth_root, tmp_path):
 
     load_dataset(str(synth_root), progress=False)  # the workers then share the cache, not build it at once
     models = tmp_path / "models"
-    results = [finish(p) for p in start_workers(train_argv(synth_root, models, 2, "--strategy", "multi-worker"), tmp_path)]
+    results = [
+        finish(p) for p in start_workers(train_argv(synth_root, models, 2, "--strategy", "multi-worker"), tmp_path)
+    ]
     assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
 
     run = models / "mw"
     assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {"mw"}
-    assert {"config.json", "genres.json", "split.json", "history.json", "status.json", "model.keras", "metrics.json"} <= files_of(run)
+    assert {
+        "config.json",
+        "genres.json",
+        "split.json",
+        "history.json",
+        "status.json",
+        "model.keras",
+        "metrics.json",
+    } <= files_of(run)
     config = read_json(run / "config.json")
-    assert config["distribution"] == {"requested": "multi-worker", "resolved": "multi-worker", "replicas": 2, "workers": 2, "global_batch_size": 8}
-    assert read_json(run / "status.json")["state"] == "finished" and [e["epoch"] for e in read_json(run / "history.json")] == [1, 2]
+    assert config["distribution"] == {
+        "requested": "multi-worker",
+        "resolved": "multi-worker",
+        "replicas": 2,
+        "workers": 2,
+        "global_batch_size": 8,
+    }
+    assert read_json(run / "status.json")["state"] == "finished" and [
+        e["epoch"] for e in read_json(run / "history.json")
+    ] == [1, 2]
     # The other worker's scratch run folder, with its checkpoints, was deleted.
     assert list((tmp_path / "tmp-1").glob("genre-worker-*")) == []
 
@@ -370,14 +450,21 @@ def test_a_killed_worker_ends_the_other_and_the_run_resumes_on_one(synth_root, t
 
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
-    chief, other = start_workers(train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
+    chief, other = start_workers(
+        train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"}
+    )
     kill_after_its_first_epoch(other, chief, tmp_path)
     code, err = finish(chief)
     assert code == 2 and "a worker of this multi-worker run failed or stopped" in err and "--resume" in err, err[-3000:]
     run = models / "mw"
     assert read_json(run / "status.json")["state"] == "failed"
-    done = subprocess.run([sys.executable, "-m", "genre", "train", "--resume", str(run), "--strategy", "none"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "genre", "train", "--resume", str(run), "--strategy", "none"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     history = read_json(run / "history.json")
     assert [e["epoch"] for e in history] == [1, 2, 3] and read_json(run / "status.json")["state"] == "finished"
@@ -391,7 +478,9 @@ def test_cancelling_the_chief_stops_every_worker_and_leaves_the_run_resumable(sy
 
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
-    chief, other = start_workers(train_argv(synth_root, models, 4, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
+    chief, other = start_workers(
+        train_argv(synth_root, models, 4, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"}
+    )
     while not (models / "mw" / "history.json").exists():
         assert other.poll() is None and chief.poll() is None, (finish(other)[1][-2000:], finish(chief)[1][-2000:])
         time.sleep(0.05)
@@ -399,7 +488,9 @@ def test_cancelling_the_chief_stops_every_worker_and_leaves_the_run_resumable(sy
     code, err = finish(chief)
     assert code == 3 and "training was cancelled; the run can be resumed with --resume" in err, err[-3000:]
     code, err = finish(other)
-    assert code == 2 and "a worker of this multi-worker run failed or stopped" in err.strip().splitlines()[-1], err[-3000:]
+    assert code == 2 and "a worker of this multi-worker run failed or stopped" in err.strip().splitlines()[-1], err[
+        -3000:
+    ]
     assert read_json(models / "mw" / "status.json")["state"] == "cancelled"
 
 
@@ -412,7 +503,9 @@ def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_p
 
     load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
-    chief, other = start_workers(train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"})
+    chief, other = start_workers(
+        train_argv(synth_root, models, 3, "--strategy", "multi-worker"), tmp_path, {"GENRE_COLLECTIVE_TIMEOUT": "60"}
+    )
     kill_after_its_first_epoch(other, chief, tmp_path)
     assert finish(chief)[0] == 2
     run = models / "mw"
@@ -423,11 +516,16 @@ def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_p
     history = read_json(run / "history.json")
     # Resumed, not restarted: the epochs trained before the loss are kept as they were.
     assert [e["epoch"] for e in history] == [1, 2, 3] and history[: len(done)] == done
-    assert read_json(run / "status.json")["state"] == "finished" and read_json(run / "config.json")["distribution"]["workers"] == 2
+    assert (
+        read_json(run / "status.json")["state"] == "finished"
+        and read_json(run / "config.json")["distribution"]["workers"] == 2
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--model", "transfer"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"])
+@pytest.mark.parametrize(
+    "extra", [["--model", "transfer"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"]
+)
 def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root, tmp_path):
     from genre.data.dataset import load_dataset
     from genre.files import read_json
@@ -435,13 +533,18 @@ def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root,
     cache = load_dataset(str(synth_root), progress=False)
     models = tmp_path / "models"
     # train_argv says --model fast; a later --model in ``extra`` replaces it.
-    results = [finish(p) for p in start_workers(train_argv(synth_root, models, 1, "--strategy", "multi-worker", *extra), tmp_path)]
+    results = [
+        finish(p)
+        for p in start_workers(train_argv(synth_root, models, 1, "--strategy", "multi-worker", *extra), tmp_path)
+    ]
     assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
     run = models / "mw"
     config, metrics = read_json(run / "config.json"), read_json(run / "metrics.json")
     assert config["distribution"]["workers"] == 2 and read_json(run / "status.json")["state"] == "finished"
     if "cv" in extra:  # every song tested once, in the fold that held it out
-        assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"] and metrics["test_songs"] == len(cache)
+        assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"] and metrics["test_songs"] == len(
+            cache
+        )
     else:
         assert config["model"] == "transfer" and metrics["test_songs"] == len(read_json(run / "split.json")["test"])
 
@@ -456,7 +559,10 @@ def test_a_worker_whose_peer_never_starts_gives_up_after_the_connect_timeout(syn
     models = tmp_path / "models"
     argv = train_argv(synth_root, models, 1, "--strategy", "multi-worker", "--connect-timeout", "2")
     chief_cluster, other_cluster = distribute.local_workers(2), distribute.local_workers(2)
-    chief, other = start_worker(argv, tmp_path / "chief", chief_cluster, 0), start_worker(argv, tmp_path / "other", other_cluster, 1)
+    chief, other = (
+        start_worker(argv, tmp_path / "chief", chief_cluster, 0),
+        start_worker(argv, tmp_path / "other", other_cluster, 1),
+    )
     for proc, index, peer in ((chief, 0, chief_cluster[1]), (other, 1, other_cluster[0])):
         code, err = finish(proc)
         line = (
@@ -481,7 +587,9 @@ def test_the_connect_timeout_is_a_number_of_seconds_kept_out_of_the_run(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--help"])
     assert "--connect-timeout SECONDS multi-worker: how long" in " ".join(capsys.readouterr().out.split())
-    cluster = json.dumps({"cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}})
+    cluster = json.dumps(
+        {"cluster": {"chief": ["h:0"], "worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}}
+    )
     assert distribute.not_formed_message(cluster, 300) == (
         "worker 1 waited 300 s for the other workers of TF_CONFIG (h:0, h:1) to start; "
         "not all came: start them, or check TF_CONFIG"
@@ -498,7 +606,10 @@ def test_the_replicas_shares_of_each_batch_are_disjoint_and_make_it_whole(synth_
     cache = load_dataset(str(synth_root), progress=False)
     windows = WindowSet.for_tracks(cache, cache.track_ids[:8])
     whole = [x.numpy() for x, _ in windows.dataset(len(cache.genres), 8, shuffle=True, seed=5, multiple=2)]
-    shares = [[x.numpy() for x, _ in windows.dataset(len(cache.genres), 8, shuffle=True, seed=5, multiple=2, share=(k, 2))] for k in range(2)]
+    shares = [
+        [x.numpy() for x, _ in windows.dataset(len(cache.genres), 8, shuffle=True, seed=5, multiple=2, share=(k, 2))]
+        for k in range(2)
+    ]
     assert len(shares[0]) == len(shares[1]) == len(whole)
     for batch, first, second in zip(whole, *shares):
         assert np.array_equal(batch[0::2], first) and np.array_equal(batch[1::2], second)

@@ -11,9 +11,9 @@ import pytest
 
 from genre.cli import main
 from genre.data.dataset import load_dataset
-from genre.files import read_json
 from genre.data.shard_songs import ShardSongs
 from genre.data.shards import MANIFEST, ShardError, shard_plan, write_shards
+from genre.files import read_json
 
 SPLIT = dict(test_fraction=0.34, val_fraction=0.25, seed=1)
 
@@ -89,8 +89,15 @@ def test_a_shard_run_resumes_only_from_shards_of_its_own_split(synth_root, shard
     write_shards(synth_root, other, songs_per_shard=2, progress=False, **(SPLIT | {"seed": 2}))
     run = tmp_path / "models" / "r"
     run.mkdir(parents=True)
-    config = TrainConfig(data_root=str(synth_root), shards=str(other), models_dir=str(run.parent), run_id="r", seed=2,
-                         test_fraction=0.34, val_fraction=0.25).resolved()
+    config = TrainConfig(
+        data_root=str(synth_root),
+        shards=str(other),
+        models_dir=str(run.parent),
+        run_id="r",
+        seed=2,
+        test_fraction=0.34,
+        val_fraction=0.25,
+    ).resolved()
     # A run started on the first shards, whose folder now holds another split's.
     (run / "config.json").write_text(json.dumps({"train": json.loads(json.dumps(config.__dict__)), "created": "x"}))
     (run / "split.json").write_text(json.dumps(json.loads((shards / MANIFEST).read_text())["split"]))
@@ -106,7 +113,23 @@ def test_a_run_from_shards_writes_what_a_run_from_the_cache_writes(synth_root, s
     models = tmp_path / "models"
     common = ["--model", "fast", "--epochs", "2", "--batch", "4", "--models-dir", str(models)]
     assert main(["train", "--shards", str(shards), *common, "--run-id", "from-shards"]) == 0
-    assert main(["train", "--data", str(synth_root), *common, "--test-fraction", "0.34", "--val-fraction", "0.25", "--run-id", "from-cache"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(synth_root),
+                *common,
+                "--test-fraction",
+                "0.34",
+                "--val-fraction",
+                "0.25",
+                "--run-id",
+                "from-cache",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     run, other = models / "from-shards", models / "from-cache"
     assert {p.name for p in run.iterdir()} == {p.name for p in other.iterdir()}
@@ -141,7 +164,24 @@ def test_a_cut_shard_file_is_named_before_a_run_folder_is_written(shards, tmp_pa
     data = (damaged / first).read_bytes()
     (damaged / first).write_bytes(data[: len(data) // 2])  # cut mid-record
     models = tmp_path / "models"
-    assert main(["train", "--shards", str(damaged), "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "r"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(damaged),
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--models-dir",
+                str(models),
+                "--run-id",
+                "r",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"genre: error: shard files in {damaged} are missing or not the size") and first in err
     assert not (models / "r").exists()
@@ -155,9 +195,29 @@ def test_a_damaged_shard_file_ends_training_with_one_line_naming_it(shards, tmp_
     data[len(data) // 2] ^= 0xFF  # same size, one record's CRC no longer matches
     (damaged / first).write_bytes(bytes(data))
     models = tmp_path / "models"
-    assert main(["train", "--shards", str(damaged), "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "r"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(damaged),
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--models-dir",
+                str(models),
+                "--run-id",
+                "r",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"genre: error: reading the shards in {damaged} failed (damaged: {first}") and "shard the dataset again" in err
+    assert (
+        err.startswith(f"genre: error: reading the shards in {damaged} failed (damaged: {first}")
+        and "shard the dataset again" in err
+    )
     assert read_json(models / "r" / "status.json")["state"] == "failed"
 
 
@@ -166,7 +226,26 @@ def test_a_cross_validation_run_from_shards_trains_every_fold(synth_root, tmp_pa
     out = tmp_path / "cv-shards"
     write_shards(synth_root, out, protocol="cv", folds=3, val_fraction=0.25, songs_per_shard=4, progress=False)
     models = tmp_path / "models"
-    assert main(["train", "--shards", str(out), "--model", "fast", "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "cv"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(out),
+                "--model",
+                "fast",
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--models-dir",
+                str(models),
+                "--run-id",
+                "cv",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     run = models / "cv"
     split = read_json(run / "split.json")
@@ -181,8 +260,17 @@ def test_a_cross_validation_run_from_shards_trains_every_fold(synth_root, tmp_pa
 def test_a_mirrored_run_from_shards_feeds_global_batches_of_a_multiple_of_the_replicas(synth_root, shards, tmp_path):
     from test_distribute import train_mirrored
 
-    settings = dict(data_root=str(synth_root), shards=str(shards), model="fast", epochs=2, batch_size=4,
-                    test_fraction=0.34, val_fraction=0.25, models_dir=str(tmp_path), run_id="mirrored")
+    settings = dict(
+        data_root=str(synth_root),
+        shards=str(shards),
+        model="fast",
+        epochs=2,
+        batch_size=4,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+        run_id="mirrored",
+    )
     found = train_mirrored(settings, tmp_path / "found.json")
     run = tmp_path / "mirrored"
     config = read_json(run / "config.json")
@@ -209,7 +297,9 @@ def test_two_workers_train_from_their_own_shard_files(synth_root, shards, tmp_pa
     assert plans[0].files != plans[1].files and plans[0].batches == plans[1].batches
     status = read_json(run / "status.json")
     assert status["state"] == "finished" and status["batches"] == plans[0].steps
-    assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2] and read_json(run / "metrics.json")["test_songs"] == len(manifest["split"]["test"])
+    assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2] and read_json(run / "metrics.json")[
+        "test_songs"
+    ] == len(manifest["split"]["test"])
 
 
 @pytest.mark.slow
@@ -218,8 +308,29 @@ def test_a_transfer_run_from_shards_keeps_its_features_in_the_cache_folder(shard
     monkeypatch.setenv("GENRE_CACHE_DIR", str(cache_root))
     before = sorted(p.name for p in shards.iterdir())
     models = tmp_path / "models"
-    assert main(["train", "--shards", str(shards), "--model", "transfer", "--epochs", "1", "--batch", "4", "--models-dir", str(models), "--run-id", "t"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(shards),
+                "--model",
+                "transfer",
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--models-dir",
+                str(models),
+                "--run-id",
+                "t",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert read_json(models / "t" / "metrics.json")["test_songs"] == len(json.loads((shards / MANIFEST).read_text())["split"]["test"])
+    assert read_json(models / "t" / "metrics.json")["test_songs"] == len(
+        json.loads((shards / MANIFEST).read_text())["split"]["test"]
+    )
     stored = list((cache_root / "shards" / "features").glob("shards-*/v*/*.npy"))
     assert stored and sorted(p.name for p in shards.iterdir()) == before  # nothing written beside the shards

@@ -1,6 +1,5 @@
 """Training runs: artifacts, learning, resume, classify."""
 
-
 import numpy as np
 import pytest
 
@@ -12,7 +11,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_fast_run_learns_and_writes_every_artifact(tiny_run):
-    for name in ("model.keras", "config.json", "genres.json", "split.json", "history.json", "metrics.json", "status.json"):
+    for name in (
+        "model.keras",
+        "config.json",
+        "genres.json",
+        "split.json",
+        "history.json",
+        "metrics.json",
+        "status.json",
+    ):
         assert (tiny_run / name).is_file(), name
     config = read_json(tiny_run / "config.json")
     assert config["model"] == "fast" and config["dataset_tracks"] == 18 and config["seed"] == 1
@@ -23,7 +30,9 @@ def test_a_short_fast_run_learns_and_writes_every_artifact(tiny_run):
     assert read_json(tiny_run / "status.json")["state"] == "finished"
     split = read_json(tiny_run / "split.json")
     metrics = read_json(tiny_run / "metrics.json")
-    assert metrics["test_songs"] == len(split["test"]) and {s["track_id"] for s in metrics["songs"]} == set(split["test"])
+    assert metrics["test_songs"] == len(split["test"]) and {s["track_id"] for s in metrics["songs"]} == set(
+        split["test"]
+    )
     # Three genres: chance is a third.
     assert metrics["window_accuracy"] >= 0.75 and metrics["song_accuracy_vote"] >= 0.75
     assert not list(tiny_run.glob("*.tmp")) and not list(tiny_run.glob(".*"))
@@ -54,8 +63,15 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path, mo
             if epoch == 2:
                 raise TrainingCancelled("stopped for the test")
 
-    config = TrainConfig(data_root=str(synth_root), epochs=4, batch_size=8, test_fraction=0.34,
-                         val_fraction=0.25, models_dir=str(tmp_path), run_id="resumable")
+    config = TrainConfig(
+        data_root=str(synth_root),
+        epochs=4,
+        batch_size=8,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+        run_id="resumable",
+    )
     run = tmp_path / "resumable"
 
     def train_until_cancelled():
@@ -85,14 +101,24 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(synth_root, tmp_path, mo
 def test_cross_validation_run_pools_every_song(synth_root, tmp_path):
     from genre.train.training import TrainConfig, train
 
-    config = TrainConfig(data_root=str(synth_root), protocol="cv", folds=3, epochs=2, batch_size=8,
-                         val_fraction=0.25, models_dir=str(tmp_path), run_id="cv")
+    config = TrainConfig(
+        data_root=str(synth_root),
+        protocol="cv",
+        folds=3,
+        epochs=2,
+        batch_size=8,
+        val_fraction=0.25,
+        models_dir=str(tmp_path),
+        run_id="cv",
+    )
     run = train(config, progress=False)
     metrics = read_json(run / "metrics.json")
     assert metrics["pooled"] and len(metrics["folds"]) == 3
-    assert sorted(s["track_id"] for s in metrics["songs"]) == sorted(read_json(run / "split.json")["folds"][0]["train"]
-                                                                        + read_json(run / "split.json")["folds"][0]["valid"]
-                                                                        + read_json(run / "split.json")["folds"][0]["test"])
+    assert sorted(s["track_id"] for s in metrics["songs"]) == sorted(
+        read_json(run / "split.json")["folds"][0]["train"]
+        + read_json(run / "split.json")["folds"][0]["valid"]
+        + read_json(run / "split.json")["folds"][0]["test"]
+    )
     assert sum(map(sum, metrics["confusion_matrix"])) == 18
     assert Classifier.load(run).classify(song("drones", 4, 5)).probabilities.shape == (1, 3)
     assert len(read_json(run / "history.json")) == 2

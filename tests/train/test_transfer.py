@@ -17,8 +17,15 @@ def transfer_run(synth_root, tmp_path_factory):
 
     config = TrainConfig(
         # A dozen steps in all: a faster rate than the recipe's 1e-3.
-        data_root=str(synth_root), model="transfer", epochs=3, batch_size=8, learning_rate=1e-2, test_fraction=0.34, val_fraction=0.25,
-        models_dir=str(tmp_path_factory.mktemp("models")), run_id="tiny-transfer",
+        data_root=str(synth_root),
+        model="transfer",
+        epochs=3,
+        batch_size=8,
+        learning_rate=1e-2,
+        test_fraction=0.34,
+        val_fraction=0.25,
+        models_dir=str(tmp_path_factory.mktemp("models")),
+        run_id="tiny-transfer",
     )
     return train(config, progress=False)
 
@@ -61,8 +68,16 @@ def test_a_second_run_reuses_the_stored_features(transfer_run, synth_root, tmp_p
 
     before = {p: p.stat().st_mtime_ns for p in feature_files(synth_root)}
     train(
-        TrainConfig(data_root=str(synth_root), model="transfer-pooled", epochs=1, batch_size=8, test_fraction=0.34,
-                    val_fraction=0.25, models_dir=str(tmp_path), run_id="again"),
+        TrainConfig(
+            data_root=str(synth_root),
+            model="transfer-pooled",
+            epochs=1,
+            batch_size=8,
+            test_fraction=0.34,
+            val_fraction=0.25,
+            models_dir=str(tmp_path),
+            run_id="again",
+        ),
         progress=False,
     )
     assert {p: p.stat().st_mtime_ns for p in feature_files(synth_root)} == before
