@@ -30,7 +30,9 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+# Two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and the
+# browser, so two keep CI's 2 cores busy. GENRE_TEST_WORKERS=0 runs in one process.
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+.venv/bin/python -m pytest -n "${GENRE_TEST_WORKERS:-2}" "$@" || status=$?
 # pytest's 5 means "no tests collected": a suite that runs nothing must not pass.
 exit "$status"
