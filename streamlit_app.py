@@ -1,8 +1,9 @@
 """The dashboard: ``streamlit run streamlit_app.py``.
 
 Seven pages over the runs in ``models/`` (or ``$GENRE_MODELS_DIR``): what the model is and how
-well it does, how it trained, which held-out songs it gets wrong, how two runs compare, where its songs lie on a map of what the model heard, classifying new audio
-from a file or the microphone, and classifying a whole collection. The sidebar's run choice holds across pages.
+well it does, how it trained, which held-out songs it gets wrong, how two runs compare, where its songs lie on a
+map of what the model heard, classifying new audio from a file or the microphone, and classifying a whole
+collection. The sidebar's run choice holds across pages.
 """
 
 import streamlit as st

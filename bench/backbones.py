@@ -155,13 +155,47 @@ class SoftmaxRegression:
 CANDIDATES = {
     # name: (feature blocks, use the tag map)
     "A  MSD_musicnn emb+max+mean (transfer today)": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean"], False),
-    "B  A + MTT_musicnn emb+max+mean": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean", "MTT_musicnn:emb", "MTT_musicnn:max", "MTT_musicnn:mean"], False),
+    "B  A + MTT_musicnn emb+max+mean": (
+        [
+            "MSD_musicnn:emb",
+            "MSD_musicnn:max",
+            "MSD_musicnn:mean",
+            "MTT_musicnn:emb",
+            "MTT_musicnn:max",
+            "MTT_musicnn:mean",
+        ],
+        False,
+    ),
     "D  all four embeddings": (["MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb"], False),
     "E  all four emb+max+mean": ([f"{b}:{p}" for b in BACKBONES for p in ("emb", "max", "mean")], False),
     "F  both musicnn tags only, with the tag map": (["MSD_musicnn:tags", "MTT_musicnn:tags"], True),
-    "G  B + both musicnn tags, with the tag map": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean", "MTT_musicnn:emb", "MTT_musicnn:max", "MTT_musicnn:mean", "MSD_musicnn:tags", "MTT_musicnn:tags"], True),
-    "I  G without the tag map": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean", "MTT_musicnn:emb", "MTT_musicnn:max", "MTT_musicnn:mean", "MSD_musicnn:tags", "MTT_musicnn:tags"], False),
-}  # fmt: skip
+    "G  B + both musicnn tags, with the tag map": (
+        [
+            "MSD_musicnn:emb",
+            "MSD_musicnn:max",
+            "MSD_musicnn:mean",
+            "MTT_musicnn:emb",
+            "MTT_musicnn:max",
+            "MTT_musicnn:mean",
+            "MSD_musicnn:tags",
+            "MTT_musicnn:tags",
+        ],
+        True,
+    ),
+    "I  G without the tag map": (
+        [
+            "MSD_musicnn:emb",
+            "MSD_musicnn:max",
+            "MSD_musicnn:mean",
+            "MTT_musicnn:emb",
+            "MTT_musicnn:max",
+            "MTT_musicnn:mean",
+            "MSD_musicnn:tags",
+            "MTT_musicnn:tags",
+        ],
+        False,
+    ),
+}
 CS = (0.01,)
 TRANSFER_SECONDS = 0.176  # transfer, classify a 30 s file warm (BENCHMARKS.md)
 
@@ -279,7 +313,8 @@ def main() -> None:
                 votes = fit_and_vote(f, x, prior, cols, c, train, test, n_classes)
                 outer_votes[(name, c)].update(dict(zip(test, votes)))
                 print(
-                    f"fold {k_fold} {name} C={c}: inner {inner[(name, c)]:.1%}, outer {np.mean(votes == f['labels'][test]):.1%}",
+                    f"fold {k_fold} {name} C={c}: inner {inner[(name, c)]:.1%}, outer "
+                    f"{np.mean(votes == f['labels'][test]):.1%}",
                     flush=True,
                 )
             admissible = [k for k in keys if latency[k[0]] <= 0.5]

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"{args.backend} (Keras {keras.__version__}) on {', '.join(results['devices']) or 'no GPU'}", flush=True)
     print(
-        f"{'model':6s} {'precision':9s} {'strategy':8s} {'replicas':>8s} {'epoch s':>8s} {'windows/s':>10s} {'recipe epochs':>13s} {'recipe h':>8s}",
+        f"{'model':6s} {'precision':9s} {'strategy':8s} {'replicas':>8s} {'epoch s':>8s} {'windows/s':>10s} "
+        f"{'recipe epochs':>13s} {'recipe h':>8s}",
         flush=True,
     )
     for name in args.models:

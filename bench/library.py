@@ -99,7 +99,8 @@ def bench(run_dir: Path, name: str, paths: list[Path], threads: int) -> dict:
     result["seconds_for_1000_songs"] = 1000 / result["batched_songs_per_s"]
     print(
         f"{run_dir.name:22s} {name:10s} {len(paths):4d} songs  loop {result['loop_songs_per_s']:.2f}/s  "
-        f"batched {result['batched_songs_per_s']:.2f}/s  ({result['speed_up']:.2f}x)  decode {result['decode_ms_per_song']:.0f} ms/song  "
+        f"batched {result['batched_songs_per_s']:.2f}/s  ({result['speed_up']:.2f}x)  decode "
+        f"{result['decode_ms_per_song']:.0f} ms/song  "
         + "  ".join(f"{k} {v:.1f}" for k, v in result.items() if k.endswith("ms_per_window")),
         flush=True,
     )
@@ -131,7 +132,8 @@ def main() -> None:
                     write_json(args.out, results)
     results["load_after"] = os.getloadavg()
     print(
-        f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f} on {results['cpus']} CPUs"
+        f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f} on "
+        f"{results['cpus']} CPUs"
     )
     if args.out:
         from genre.files import write_json

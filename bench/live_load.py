@@ -61,9 +61,8 @@ BAR_COUNT = """key => {
 }"""
 # Runs inside the live page: note when each bar appears and what the status line says, every
 # 20 ms, so the figures do not depend on how quickly this script polls.
-RECORDER = (
-    """() => {
-    const bars = %s;
+RECORDER = """() => {
+    const bars = BAR_COUNT;
     window.__live = {bars: [], received: []};
     setInterval(() => {
         const n = bars('live_windows'), now = Date.now();
@@ -73,9 +72,7 @@ RECORDER = (
         const m = status && status.innerText.match(/([\\d.]+) s received/);
         if (m) window.__live.received.push([now, parseFloat(m[1])]);
     }, 20);
-}"""
-    % BAR_COUNT
-)
+}""".replace("BAR_COUNT", BAR_COUNT, 1)
 IDLE = (
     "() => document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
     " && !document.querySelector('[data-testid=stSpinner]')"

@@ -71,7 +71,8 @@ def main() -> None:
         "706-point STFT at 22,050 Hz (no resampling)": stft_at_22050(windows),
     }
     print(
-        f"{len(windows)} windows of {len(picks)} songs ({args.songs} per genre); cosine similarity of the embedding to the exact path"
+        f"{len(windows)} windows of {len(picks)} songs ({args.songs} per genre); cosine similarity of the embedding "
+        f"to the exact path"
     )
     print(f"{'front end':55s} {'mean':>8s} {'min':>8s}")
     for name, features in candidates.items():

@@ -30,7 +30,9 @@ def songs(run) -> str:
 
 def main() -> None:
     print(
-        "| run | model | protocol | songs train+valid / test | song acc (vote) | song acc (mean prob.) | window acc | song balanced acc | song macro F1 | window balanced acc | window macro F1 | parameters | epochs | training time |"
+        "| run | model | protocol | songs train+valid / test | song acc (vote) | song acc (mean prob.) | window acc "
+        "| song balanced acc | song macro F1 | window balanced acc | window macro F1 | parameters | epochs | "
+        "training time |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in sorted(list_runs(REPO / "models"), key=lambda r: r.run_id):
@@ -43,7 +45,8 @@ def main() -> None:
             f"| `{run.run_id}` | {run.config['model']} | {run.config['protocol']} | {songs(run)} | "
             f"{m['song_accuracy_vote']:.1%} | {m['song_accuracy_mean']:.1%} | {m['window_accuracy']:.1%} | "
             f"{m['song_balanced_accuracy']:.1%} | {m['song_macro_f1']:.3f} | {m['window_balanced_accuracy']:.1%} | "
-            f"{m['window_macro_f1']:.3f} | {run.config['parameters']:,} | {epochs if epochs == planned else f'{epochs} of {planned}'} | "
+            f"{m['window_macro_f1']:.3f} | {run.config['parameters']:,} | "
+            f"{epochs if epochs == planned else f'{epochs} of {planned}'} | "
             f"{training_seconds(run.path) / 60:.1f} min |"
         )
     honest()
@@ -53,7 +56,8 @@ def honest() -> None:
     """The figures a user can trust: band-limited test songs, artists never heard."""
     print()
     print(
-        "| run | song acc (vote), full band | low-passed at 11 kHz | low-passed at 8 kHz | multi-artist genres (song acc) |"
+        "| run | song acc (vote), full band | low-passed at 11 kHz | low-passed at 8 kHz | multi-artist genres "
+        "(song acc) |"
     )
     print("|---|---|---|---|---|")
     for run in sorted(list_runs(REPO / "models"), key=lambda r: r.run_id):

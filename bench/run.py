@@ -61,7 +61,7 @@ def training_throughput(batch: int, repeats: int) -> dict:
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, (model, calls) in steps.items():
-            seconds[name] += timed(lambda: model.train_on_batch(x, y), calls)
+            seconds[name] += timed(lambda model=model: model.train_on_batch(x, y), calls)
     results = {}
     for name, runs in seconds.items():
         results[name] = {
@@ -86,10 +86,10 @@ def classify_latency(audio_path: Path, runs: dict[str, Path], repeats: int) -> d
         classifier = Classifier.load(run_dir)
         model = classifier.model
 
-        def ours():
+        def ours(classifier=classifier):
             return classifier.classify(audio_path).vote_genre
 
-        def report():
+        def report(model=model):
             y, _ = librosa.load(str(audio_path), sr=22050)
             y = np.pad(y, (0, -len(y) % WINDOW))  # the report padded every song to a multiple of 3 s
             p = model.predict(y.reshape(-1, WINDOW, 1), verbose=0)
@@ -106,7 +106,8 @@ def classify_latency(audio_path: Path, runs: dict[str, Path], repeats: int) -> d
             "runs": repeats,
         }
         print(
-            f"  classify 30 s {name:6s} ours {results[name]['ours_s']:.3f} s, report's path {results[name]['report_path_s']:.3f} s",
+            f"  classify 30 s {name:6s} ours {results[name]['ours_s']:.3f} s, report's path "
+            f"{results[name]['report_path_s']:.3f} s",
             flush=True,
         )
     return results
@@ -146,7 +147,8 @@ import sys, numpy as np
 sys.path.insert(0, {repo!r})
 {peak}
 from genre.train.training import TrainConfig, train
-run = train(TrainConfig(data_root={data!r}, model="fast", epochs=4, models_dir={models!r}, run_id="peak"), progress=False)
+config = TrainConfig(data_root={data!r}, model="fast", epochs=4, models_dir={models!r}, run_id="peak")
+run = train(config, progress=False)
 from genre.files import read_json
 print(sorted(e["seconds"] for e in read_json(run / "history.json")[1:])[1])  # median epoch after the first (tracing)
 print(peak_kib())
@@ -157,7 +159,8 @@ sys.path.insert(0, {repo!r})
 {peak}
 from genre.models.registry import build_model
 m = build_model("seed", 10); m.compile(optimizer="adam", loss="categorical_crossentropy")
-x = np.random.default_rng(0).normal(0, .1, (32, 66150, 1)).astype("float32"); y = np.eye(10, dtype="float32")[np.arange(32) % 10]
+x = np.random.default_rng(0).normal(0, .1, (32, 66150, 1)).astype("float32")
+y = np.eye(10, dtype="float32")[np.arange(32) % 10]
 for _ in range(2): m.train_on_batch(x, y)
 print(peak_kib())
 """

@@ -277,7 +277,8 @@ def confusion_figure(metrics: Mapping, normalised: bool = False) -> go.Figure:
                 # Whole songs only: small counts would otherwise repeat rounded ticks.
                 "dtick": 0.25 if normalised else max(1, int(np.ceil(counts.max() / 6))),
             },
-            hovertemplate="true %{y}, voted %{x}<br>%{customdata[0]} songs (%{customdata[1]:.0%} of %{y})<extra></extra>",
+            hovertemplate="true %{y}, voted %{x}<br>%{customdata[0]} songs (%{customdata[1]:.0%} of "
+            "%{y})<extra></extra>",
         )
     )
     side = max(360, 42 * len(genres) + 140)
@@ -504,7 +505,8 @@ def per_genre_compare_figure(comparison, measure: str = "recall") -> go.Figure:
             name=summary.run_id,
             marker_color=RUN_COLORS[k],
             customdata=[summary.per_genre[g]["support"] for g in comparison.genres],
-            hovertemplate=f"{summary.run_id}<br>%{{x}}: {'F1' if measure == 'f1' else measure} %{{y:.2f}} on %{{customdata}} test songs<extra></extra>",
+            hovertemplate=f"{summary.run_id}<br>%{{x}}: {'F1' if measure == 'f1' else measure} %{{y:.2f}} on "
+            f"%{{customdata}} test songs<extra></extra>",
         )
     fig.update_layout(
         barmode="group",
@@ -538,7 +540,8 @@ def accuracy_compare_figure(comparison) -> go.Figure:
                 "thickness": 2,
             },
             customdata=[[s.right, s.test_songs, s.interval[0], s.interval[1]] for s in summaries],
-            hovertemplate="%{y}: %{customdata[0]} of %{customdata[1]} songs right, %{x:.1%}<br>95% interval %{customdata[2]:.1%} to %{customdata[3]:.1%}<extra></extra>",
+            hovertemplate="%{y}: %{customdata[0]} of %{customdata[1]} songs right, %{x:.1%}<br>95% interval "
+            "%{customdata[2]:.1%} to %{customdata[3]:.1%}<extra></extra>",
         )
     )
     fig.update_layout(

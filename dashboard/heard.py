@@ -70,9 +70,12 @@ def heard_figure(
         if mel.frequencies[0] <= hz <= mel.frequencies[-1]
     ]
     fig.update_yaxes(
-        tickvals=[band for band, _ in ticks], ticktext=[f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for _, hz in ticks],
-        title_text="Hz (mel)", row=1, col=1,
-    )  # fmt: skip
+        tickvals=[band for band, _ in ticks],
+        ticktext=[f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for _, hz in ticks],
+        title_text="Hz (mel)",
+        row=1,
+        col=1,
+    )
     for boundary in sorted({s.start for s in segments} | {segments[-1].end}):
         fig.add_vline(x=boundary, line={"color": "rgba(255,255,255,0.55)", "width": 1, "dash": "dot"}, row=1, col=1)
 

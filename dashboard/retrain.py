@@ -445,7 +445,8 @@ def _interrupted_runs(models_dir: Path, last: jobs.Job | None) -> None:
         return
     with st.expander(f"Interrupted runs ({len(stopped)})"):
         labels = {
-            r.run_id: f"{r.run_id} · {r.state if r.state not in ('running', 'evaluating') else 'killed'} · {len(r.history())} epochs"
+            r.run_id: f"{r.run_id} · {r.state if r.state not in ('running', 'evaluating') else 'killed'} · "
+            f"{len(r.history())} epochs"
             for r in stopped
         }
         choice = st.selectbox("Run", list(labels), format_func=labels.get, key=KEY + "interrupted")

@@ -273,8 +273,14 @@ def no_song_map_text(run: Run) -> str:
     """One line for a run without a song map: how to compute it, or why it cannot be here."""
     root = run.config.get("data_root")
     if root and Path(root).is_dir():
-        return f"Run `{run.run_id}` has no song map yet: `python -m genre map {run.run_id}` computes it from its dataset (`{root}`)."
-    return f"Run `{run.run_id}` has no song map, and its dataset (`{root or 'not named'}`) is not on this machine to compute one."
+        return (
+            f"Run `{run.run_id}` has no song map yet: `python -m genre map {run.run_id}` computes it from its dataset "
+            f"(`{root}`)."
+        )
+    return (
+        f"Run `{run.run_id}` has no song map, and its dataset (`{root or 'not named'}`) is not on this machine to "
+        "compute one."
+    )
 
 
 @st.cache_resource(show_spinner=False)

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr",
         type=float,
         dest="learning_rate",
-        help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the replicas (default: the model's recipe)",
+        help="Adam learning rate, not scaled with the replicas; for linear scaling pass the recipe's rate times the "
+        "replicas (default: the model's recipe)",
     )
     train.add_argument(
         "--seed",
@@ -140,12 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--test-fraction",
         type=_fraction,
-        help=f"stratified: share of songs held out for test (default: {DEFAULTS['test_fraction']}; with --shards, theirs)",
+        help=f"stratified: share of songs held out for test (default: {DEFAULTS['test_fraction']}; with --shards, "
+        f"theirs)",
     )
     train.add_argument(
         "--val-fraction",
         type=_fraction,
-        help=f"share of training songs kept for validation; 0 trains on all (default: {DEFAULTS['val_fraction']}; with --shards, theirs)",
+        help=f"share of training songs kept for validation; 0 trains on all (default: {DEFAULTS['val_fraction']}; "
+        f"with --shards, theirs)",
     )
     train.add_argument(
         "--folds", type=_positive_int, help=f"cv: number of folds (default: {DEFAULTS['folds']}; with --shards, theirs)"
@@ -153,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="train in mixed bfloat16: seed's steps 1.5x faster on a CPU with AVX512-BF16 or AMX (emulated and slower on "
+        help="train in mixed bfloat16: seed's steps 1.5x faster on a CPU with AVX512-BF16 or AMX (emulated and "
+        "slower on "
         "others); not the default, as a seed run in it scored 4 test songs below float32 (RESULTS.md)",
     )
     train.add_argument(
@@ -168,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how training spreads over devices: none (one device), mirrored (a copy of the model on every GPU of "
         "this host, batches split among them, BatchNorm statistics synchronised), multi-worker (the same across the "
         "hosts TF_CONFIG describes; only the chief writes the run folder), auto (multi-worker when TF_CONFIG is set, "
-        "else mirrored when more than one GPU is visible, else none) (default: auto; with --resume, the run's own, unless one is given)",
+        "else mirrored when more than one GPU is visible, else none) (default: auto; with --resume, the run's own, "
+        "unless one is given)",
     )
     train.add_argument(
         "--connect-timeout",
@@ -183,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="resume the interrupted run in RUN_DIR (other options but --strategy, --connect-timeout and --shards, for shards "
+        help="resume the interrupted run in RUN_DIR (other options but --strategy, --connect-timeout and --shards, "
+        "for shards "
         "that moved, are ignored)",
     )
     train.set_defaults(handler=cmd_train)
@@ -220,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     library.add_argument(
         "--out",
-        help="results file, .csv or .json; its cache (<stem>.library.jsonl) beside it makes a second call classify only new files",
+        help="results file, .csv or .json; its cache (<stem>.library.jsonl) beside it makes a second call classify "
+        "only new files",
     )
     library.add_argument("--run", help="run folder (default: the active run)")
     library.add_argument(
@@ -237,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence",
         type=_fraction,
         default=None,
-        help="tag only files whose genre's mean probability is at least this (default: genre.serve.tags.DEFAULT_MIN_CONFIDENCE, 0.5)",
+        help="tag only files whose genre's mean probability is at least this (default: "
+        "genre.serve.tags.DEFAULT_MIN_CONFIDENCE, 0.5)",
     )
     library.add_argument(
         "--restore-tags",
@@ -332,7 +340,8 @@ def cmd_scan(args) -> None:
     seconds = time.perf_counter() - started
     counts = Counter(t.split("/")[0] for t in cache.track_ids)
     print(
-        f"{len(cache)} tracks, {len(cache.genres)} genres, {cache.lengths.sum() / cache.sample_rate / 3600:.2f} h of audio ({seconds:.1f} s)"
+        f"{len(cache)} tracks, {len(cache.genres)} genres, {cache.lengths.sum() / cache.sample_rate / 3600:.2f} h "
+        f"of audio ({seconds:.1f} s)"
     )
     for genre in cache.genres:
         print(f"  {genre:12s} {counts[genre]:5d}")
@@ -560,7 +569,8 @@ def cmd_classify(args) -> None:
         run_id = active_run_id()
         if run_id is None:
             raise FileNotFoundError(
-                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of runs "
+                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of "
+                f"runs "
                 "(a checkout's models/), or train one with: genre train --data DIR"
             )
         run = default_models_dir() / run_id
@@ -569,7 +579,8 @@ def cmd_classify(args) -> None:
     for file in args.files:
         if Path(file).is_dir():
             print(
-                f"genre: error: {file}: a folder, not an audio file; name the files in it (e.g. {Path(file) / '*.wav'})",
+                f"genre: error: {file}: a folder, not an audio file; name the files in it "
+                f"(e.g. {Path(file) / '*.wav'})",
                 file=sys.stderr,
             )
             failures += 1
@@ -586,7 +597,8 @@ def cmd_classify(args) -> None:
         top = ", ".join(f"{g} {p:.0%}" for g, p in ranking[:3])
         doubt = f"; uncertain: {ranking[0][0]} or {ranking[1][0]}" if result.uncertain else ""
         print(
-            f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: {top}{doubt}"
+            f"{file}: {result.vote_genre} ({result.votes[winner]}/{len(result.starts)} windows); mean probability: "
+            f"{top}{doubt}"
         )
         if args.windows:
             for start, p in zip(result.starts, result.probabilities):
@@ -631,9 +643,15 @@ def cmd_library(args) -> int:
 
     signal.signal(signal.SIGTERM, ask_stop)
     result = library.scan(
-        args.folders, out, classifier, run_id, on_progress=on_progress, progress_bar=sys.stderr.isatty() or not args.progress_file,
-        threads=args.threads, should_stop=lambda: stop["asked"],
-    )  # fmt: skip
+        args.folders,
+        out,
+        classifier,
+        run_id,
+        on_progress=on_progress,
+        progress_bar=sys.stderr.isatty() or not args.progress_file,
+        threads=args.threads,
+        should_stop=lambda: stop["asked"],
+    )
     rows = result.rows
     if args.progress_file and not stop["asked"]:
         from .files import write_json
@@ -664,7 +682,8 @@ def _load_classifier(run: str | None):
         run_id = active_run_id()
         if run_id is None:
             raise FileNotFoundError(
-                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of runs "
+                f"no active run in {default_models_dir()}; pass --run RUN_FOLDER, set ${MODELS_ENV} to a folder of "
+                f"runs "
                 "(a checkout's models/), or train one with: genre train --data DIR"
             )
         run = default_models_dir() / run_id
@@ -763,9 +782,12 @@ def cmd_map(args) -> None:
     path = save_song_map(run_dir, song_map)
     counts = {name: song_map.parts.count(name) for name in ("train", "valid", "test")}
     print(
-        f"{path}: {len(song_map.track_ids)} songs ({counts['train']} training, {counts['valid']} validation, {counts['test']} test); "
-        f"PCA fitted on the training songs; the map's two components keep {song_map.explained[:2].sum():.0%} of their variance, "
-        f"the {len(song_map.explained)} used for nearest songs {song_map.variance_kept:.0%} ({path.stat().st_size / 1024:.0f} kB)"
+        f"{path}: {len(song_map.track_ids)} songs ({counts['train']} training, {counts['valid']} validation, "
+        f"{counts['test']} test); "
+        f"PCA fitted on the training songs; the map's two components keep {song_map.explained[:2].sum():.0%} of "
+        f"their variance, "
+        f"the {len(song_map.explained)} used for nearest songs {song_map.variance_kept:.0%} "
+        f"({path.stat().st_size / 1024:.0f} kB)"
     )
 
 

@@ -68,7 +68,8 @@ def show_result(result: Classification, key: str) -> None:
             "Uncertain",
             f"{ranking[0][0]} or {ranking[1][0]}",
             border=True,
-            help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the run's validation songs",
+            help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the "
+            "run's validation songs",
         )
         cols[0].caption(" · ".join(f"{g} {p:.0%}" for g, p in ranking[:3]))
     else:
@@ -91,7 +92,8 @@ def show_result(result: Classification, key: str) -> None:
     cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
     if result.uncertain:
         st.caption(
-            f"Majority vote: {result.vote_genre} ({won} of {windows} windows: {vote_text(result.genres, result.votes, result.vote_genre)})"
+            f"Majority vote: {result.vote_genre} ({won} of {windows} windows: "
+            f"{vote_text(result.genres, result.votes, result.vote_genre)})"
         )
     # One above the other: beside the window chart, the ranking was too narrow for its labels.
     st.markdown("##### Mean probability per genre")
@@ -120,11 +122,14 @@ def show_heard(result: Classification, key: str) -> None:
                 log.exception("musicnn's taggram")
                 st.caption(f"musicnn's tags could not be computed: {error}")
     st.caption(
-        f"The song's log-mel spectrogram; dotted lines are the {WINDOW_SECONDS} s windows the model classified, and the strip "
+        f"The song's log-mel spectrogram; dotted lines are the {WINDOW_SECONDS} s windows the model classified, and "
+        f"the strip "
         "beneath gives each window's winning genre (a last window that overlaps the one before it has its own lane)."
         + (
-            f" Below it, the {len(tags.tags)} tags (of musicnn's 50, learnt from the Million Song Dataset's listeners) that "
-            "musicnn, this model's pretrained front end, found strongest on average, window by window (darker: more likely)."
+            f" Below it, the {len(tags.tags)} tags (of musicnn's 50, learnt from the Million Song Dataset's "
+            f"listeners) that "
+            "musicnn, this model's pretrained front end, found strongest on average, window by window (darker: more "
+            "likely)."
             if tags is not None
             else ""
         )
@@ -158,7 +163,8 @@ def show_on_map(result: Classification, key: str) -> None:
     placed = song_map.place(result.embeddings)
     st.caption(
         "The star is your song on the run's song map (the Song map page explains it). Its nearest training songs, "
-        f"by distance over the map's first {len(song_map.explained)} components, which keep {song_map.variance_kept:.0%} "
+        f"by distance over the map's first {len(song_map.explained)} components, which keep "
+        f"{song_map.variance_kept:.0%} "
         "of the training songs' spread:"
     )
     st.dataframe(
@@ -281,7 +287,8 @@ if tabs[1].open is not False:
             st.audio(take, sample_rate=SAMPLE_RATE)
             if live.dropped_windows:
                 st.caption(
-                    f"{live.dropped_windows} windows were recorded faster than they could be shown and were skipped live."
+                    f"{live.dropped_windows} windows were recorded faster than they could be shown and were skipped "
+                    f"live."
                 )
             if st.button("Classify the whole take", key="classify_take"):
                 st.session_state["take_classified"] = True

@@ -24,7 +24,8 @@ if not others:
     st.stop()
 by_id = {r.run_id: r for r in others}
 st.caption(
-    f"Run A is the sidebar's run, **{run_a.run_id}**. Both are judged on their stored test results; nothing is run again."
+    f"Run A is the sidebar's run, **{run_a.run_id}**. Both are judged on their stored test results; nothing is run "
+    f"again."
 )
 b_id = st.selectbox("Run B", list(by_id), key="compare_run_b")
 run_b = by_id[b_id]
@@ -45,7 +46,8 @@ for col, s, label in zip(cols, (a, b), ("A", "B")):
 st.plotly_chart(accuracy_compare_figure(comparison), key="compare_accuracy_chart")
 if comparison.p_value is not None:
     st.markdown(
-        f"**Paired test** (exact McNemar on the {comparison.shared_songs} test songs both held out): {comparison.verdict}."
+        f"**Paired test** (exact McNemar on the {comparison.shared_songs} test songs both held out): "
+        f"{comparison.verdict}."
     )
 
 if comparison.genres:
@@ -96,5 +98,6 @@ if playable:
     st.audio(str(playable[track]))
 else:
     st.caption(
-        f"The dataset (`{run_a.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here."
+        f"The dataset (`{run_a.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be "
+        f"played here."
     )

@@ -47,7 +47,8 @@ st.markdown("##### What a confidence means")
 calibration = read_calibration(run.path)
 if calibration and calibration.get("reliability", {}).get("bins"):
     st.caption(
-        f"The Classify page's confidence against how often it is right, on {calibration['reliability']['songs']} test songs "
+        f"The Classify page's confidence against how often it is right, on {calibration['reliability']['songs']} "
+        f"test songs "
         f"(numbers: songs per point; on the dotted line a confidence means exactly what it says). Calibrated with "
         f"temperature {calibration['temperature']:.2f} on {calibration['songs']} {calibration['fitted_on']} songs; "
         f"an answer whose lead over the runner-up is under {calibration['margin_threshold']:.0%} is shown as uncertain."
@@ -55,7 +56,8 @@ if calibration and calibration.get("reliability", {}).get("bins"):
     st.plotly_chart(reliability_figure(calibration["reliability"]["bins"]), key="reliability_chart")
 else:
     st.caption(
-        f"Run `{run.run_id}` has no calibration yet (python -m genre calibrate models/{run.run_id}): its confidences are the model's own."
+        f"Run `{run.run_id}` has no calibration yet (python -m genre calibrate models/{run.run_id}): its "
+        f"confidences are the model's own."
     )
 
 wrong = misclassified_rows(metrics)
@@ -92,5 +94,6 @@ if playable:
     st.audio(str(playable[track]))
 else:
     st.caption(
-        f"The dataset (`{run.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be played here."
+        f"The dataset (`{run.config.get('data_root', 'unknown')}`) is not on this machine, so the songs cannot be "
+        f"played here."
     )

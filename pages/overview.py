@@ -116,7 +116,8 @@ if metrics:
             delta_color="off" if same else "normal",
             delta_arrow="off" if same else "auto",
             border=True,
-            help=f"Song accuracy of the same test songs low-passed at {hz} Hz, as a low-rate mp3 or a laptop microphone records them",
+            help=f"Song accuracy of the same test songs low-passed at {hz} Hz, as a low-rate mp3 or a laptop "
+            f"microphone records them",
         )
         if value is None:
             col.caption("not measured: `python -m genre evaluate` on this run adds it")

@@ -23,9 +23,11 @@ if song_map is None:
 
 counts = {part: song_map.parts.count(part) for part in ("train", "valid", "test")}
 st.caption(
-    f"Each point is one of the {len(song_map.track_ids)} songs of run `{run.run_id}`: the mean, over its 3 s windows, of the "
+    f"Each point is one of the {len(song_map.track_ids)} songs of run `{run.run_id}`: the mean, over its 3 s "
+    f"windows, of the "
     "activation the model's final softmax layer reads, projected on the first two principal components of its "
-    f"{counts['train']} training songs (PCA fitted on them alone; {counts['valid']} validation and {counts['test']} test "
+    f"{counts['train']} training songs (PCA fitted on them alone; {counts['valid']} validation and {counts['test']} "
+    f"test "
     "songs are only projected). Colour: the song's true genre. Crosses are test songs; hover for the run's vote. "
     "Songs the model hears alike lie close together."
 )

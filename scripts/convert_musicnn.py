@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genre.files import atomic_path
-from genre.models import musicnn
+from genre.files import atomic_path  # noqa: E402 (after the sys.path line above)
+from genre.models import musicnn  # noqa: E402
 
 WHEEL = "musicnn==0.1.0"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"

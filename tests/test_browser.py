@@ -192,7 +192,8 @@ def settle(page) -> None:
         " && !document.querySelector('[data-testid=stSpinner]')"
         " && !document.querySelector('[data-testid=stSkeleton]')"
         " && [...document.querySelectorAll('[data-testid=stPlotlyChart]')]"
-        "      .every(chart => chart.querySelector('.js-plotly-plot .main-svg .xtick, .js-plotly-plot .main-svg .ytick'))"
+        "      .every(chart => chart.querySelector('.js-plotly-plot .main-svg .xtick, .js-plotly-plot .main-svg "
+        ".ytick'))"
     )
 
 
@@ -293,7 +294,8 @@ def test_song_map_page(page, server, models):
     go_to(page, "Song map", "song_map")
     split = read_json(models / "tiny-fast" / "split.json")
     points = page.evaluate(
-        "() => document.querySelector('.st-key-song_map_chart .js-plotly-plot').data.reduce((n, t) => n + (t.customdata ? t.customdata.length : 0), 0)"
+        "() => document.querySelector('.st-key-song_map_chart .js-plotly-plot').data.reduce((n, t) => n + "
+        "(t.customdata ? t.customdata.length : 0), 0)"
     )
     assert points == len(split["train"]) + len(split["valid"]) + len(split["test"])
     shoot(page, "6-song-map")
@@ -442,7 +444,10 @@ def history_of_every_run(page, shot: str) -> None:
     axes, neither scrolling nor overlapping the axis titles."""
     box = page.locator(".st-key-history_runs [data-testid=stMultiSelect]")
     options = sorted(p.name for p in (ROOT / "models").iterdir() if (p / "history.json").is_file()) + ["tiny-fast"]
-    entries = "() => { const p = document.querySelector('.st-key-history_chart .js-plotly-plot'); return p ? p.querySelectorAll('.legend .traces').length : 0; }"
+    entries = (
+        "() => { const p = document.querySelector('.st-key-history_chart .js-plotly-plot');"
+        " return p ? p.querySelectorAll('.legend .traces').length : 0; }"
+    )
     box.click()
     page.get_by_role("option", name="Select all", exact=True).click()  # Streamlit's multiselect offers it
     page.wait_for_function(f"() => ({entries})() === {len(options)}")
@@ -608,15 +613,33 @@ def training_job(models, tiny_run):
     history = read_json(tiny_run / "history.json")[:5]
     (run / "history.json").write_text(json.dumps(history))
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "genre"])
-    (run / "status.json").write_text(json.dumps({
-        "state": "running", "pid": stand_in.pid, "epoch": 6, "epochs": 8, "batch": 2, "batches": 4,
-        "loss": 0.5, "accuracy": 0.8, "eta_seconds": 30, "updated": time.time(),
-    }))  # fmt: skip
+    (run / "status.json").write_text(
+        json.dumps(
+            {
+                "state": "running",
+                "pid": stand_in.pid,
+                "epoch": 6,
+                "epochs": 8,
+                "batch": 2,
+                "batches": 4,
+                "loss": 0.5,
+                "accuracy": 0.8,
+                "eta_seconds": 30,
+                "updated": time.time(),
+            }
+        )
+    )
     lock = {
-        "kind": "train", "job_id": "train-browser", "pid": stand_in.pid, "started": time.time(), "log": str(run / "train.log"),
+        "kind": "train",
+        "job_id": "train-browser",
+        "pid": stand_in.pid,
+        "started": time.time(),
+        "log": str(run / "train.log"),
         "argv": ["-m", "genre", "train", "--data", "x", "--model", "fast", "--protocol", "stratified"],
-        "run_id": run.name, "run_dir": str(run), "progress": str(run / "status.json"),
-    }  # fmt: skip
+        "run_id": run.name,
+        "run_dir": str(run),
+        "progress": str(run / "status.json"),
+    }
     (models / jobs.LOCK_NAME).write_text(json.dumps(lock))
     yield run
     stand_in.kill()

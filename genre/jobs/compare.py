@@ -102,7 +102,8 @@ def _songs(run: Run) -> list[Mapping]:
     songs = metrics.get("songs")
     if not songs:
         raise CompareError(
-            f"run {run.run_id} has no per-song test results (metrics.json); evaluate it first: python -m genre evaluate {run.path}"
+            f"run {run.run_id} has no per-song test results (metrics.json); evaluate it first: python -m genre "
+            f"evaluate {run.path}"
         )
     return songs
 
@@ -179,7 +180,8 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
         notes.append("the runs share no test song, so there is no paired test and no song-by-song table")
     elif not same_songs:
         notes.append(
-            f"the runs share {len(shared)} of their test songs ({a.test_songs} and {b.test_songs}); the paired test and the table cover those"
+            f"the runs share {len(shared)} of their test songs ({a.test_songs} and {b.test_songs}); the paired test "
+            f"and the table cover those"
         )
 
     difference = kind = None
@@ -201,8 +203,17 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
             notes.append("different test songs: the confusion difference is of row shares, not song counts")
         difference = difference.tolist()
 
-    comparison = Comparison(a=a, b=b, genres=genres, same_genres=same_genres, shared_songs=len(shared), same_songs=same_songs,
-                            difference=difference, difference_kind=kind, notes=notes)  # fmt: skip
+    comparison = Comparison(
+        a=a,
+        b=b,
+        genres=genres,
+        same_genres=same_genres,
+        shared_songs=len(shared),
+        same_songs=same_songs,
+        difference=difference,
+        difference_kind=kind,
+        notes=notes,
+    )
     if shared:
         right_a = [songs_a[t]["vote"] == songs_a[t]["true"] for t in shared]
         right_b = [songs_b[t]["vote"] == songs_b[t]["true"] for t in shared]
@@ -235,7 +246,8 @@ def comparison_text(c: Comparison) -> str:
     for label, s in (("A", c.a), ("B", c.b)):
         lo, hi = s.interval
         lines.append(
-            f"{label} {s.run_id} ({s.model}, {s.protocol}): {s.right}/{s.test_songs} songs right, {s.accuracy:.1%} (95% CI {lo:.1%}-{hi:.1%})"
+            f"{label} {s.run_id} ({s.model}, {s.protocol}): {s.right}/{s.test_songs} songs right, {s.accuracy:.1%} "
+            f"(95% CI {lo:.1%}-{hi:.1%})"
         )
     if c.genres:
         lines.append("")

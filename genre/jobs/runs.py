@@ -47,7 +47,8 @@ def check_run_id(run_id: object) -> str:
     :class:`RunError`. A run id never leads outside the models folder."""
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or len(run_id) > 200:
         raise RunError(
-            f"a run id is a plain name of letters, digits, '.', '_' and '-' that does not start with '.', not {run_id!r}"
+            f"a run id is a plain name of letters, digits, '.', '_' and '-' that does not start with '.', not "
+            f"{run_id!r}"
         )
     return run_id
 

@@ -131,7 +131,8 @@ def fit_map(
     labels = [name for name in ("train", "valid", "test") for _ in parts.get(name, [])]
     if len(parts.get("train", [])) < 3:
         raise SongMapError(
-            f"a song map is fitted on the run's training songs, and it has {len(parts.get('train', []))} (at least 3 needed)"
+            f"a song map is fitted on the run's training songs, and it has {len(parts.get('train', []))} (at least "
+            f"3 needed)"
         )
     votes, vectors = [], []
     for track_id in progress(track_ids) if progress else track_ids:

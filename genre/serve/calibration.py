@@ -134,13 +134,15 @@ def calibrate(classifier, cache: Songs, config: dict, manifest: dict) -> dict:
         "songs": len(songs),
         "windows": int(len(probabilities)),
         "how": (
-            f"temperature: minimum negative log-likelihood of the {which} songs' windows; margin: the smallest lead of the "
+            f"temperature: minimum negative log-likelihood of the {which} songs' windows; margin: the smallest lead "
+            f"of the "
             f"winner's calibrated mean probability over the runner-up above which {which} songs were right at least "
             f"{TARGET_ACCURACY:.0%} of the time, and at least {MIN_MARGIN:.0%}"
             + (
                 ""
                 if which == "validation"
-                else "; the run kept no validation songs, so these are songs it trained on and its confidences may still be too high"
+                else "; the run kept no validation songs, so these are songs it trained on and its confidences may "
+                "still be too high"
             )
         ),
     }

@@ -126,7 +126,7 @@ def evaluate(model, cache: Songs, track_ids: list[str], band_limits: tuple[int, 
     metrics = song_metrics(cache.genres, track_ids, window_song, labels[window_song], probabilities)
     metrics["band_limited"] = {}
     for hz in band_limits:
-        p, rows = predict_songs(classifier, cache, track_ids, lambda song: band_limit(song, hz))
+        p, rows = predict_songs(classifier, cache, track_ids, lambda song, hz=hz: band_limit(song, hz))
         limited = song_metrics(cache.genres, track_ids, rows, labels[rows], p)
         metrics["band_limited"][str(hz)] = {k: limited[k] for k in BAND_LIMITED_KEYS}
         for song, other in zip(metrics["songs"], limited["songs"]):

@@ -21,14 +21,14 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..audio.decode import AUDIO_SUFFIXES, AudioError, decode
+from ..audio.windows import cut_windows
+from ..errors import GenreError
+from ..files import atomic_path, write_text
 
 # A collection also holds iTunes' m4a (AAC), which decodes only through librosa's ffmpeg
 # fallback: listed, so that it is classified where ffmpeg is installed (and its MP4 ©gen tag can
 # be written), and gets its row with the reason where it is not.
 LIBRARY_SUFFIXES = (*AUDIO_SUFFIXES, ".m4a")
-from ..audio.windows import cut_windows
-from ..errors import GenreError
-from ..files import atomic_path, write_text
 
 # Longer files would need gigabytes of memory at 22,050 Hz float32 (2 h is 635 MB, twice over
 # with the windows); a collection's songs are minutes long, so longer files are reported.

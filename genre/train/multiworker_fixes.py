@@ -52,7 +52,8 @@ def check_versions(names: Iterable[str] = tuple(PINNED)) -> None:
             raise UnpinnedVersions(
                 f"genre's multi-worker workaround {name!r} is for Keras {keras_prefix}x with TensorFlow "
                 f"{tf_prefix}x, not Keras {keras.__version__} with TensorFlow {tf.__version__}: check whether "
-                "upstream fixed it (tests/train/test_distribute.py reproduces it), then update genre/train/multiworker_fixes.py"
+                "upstream fixed it (tests/train/test_distribute.py reproduces it), then update "
+                "genre/train/multiworker_fixes.py"
             )
 
 

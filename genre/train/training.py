@@ -97,7 +97,8 @@ def train(config: TrainConfig, progress: bool = True, connect_timeout: float = C
         check_files(config.shards, cache.manifest)  # before the run folder is written
     if config.shards and manifest != cache.manifest["split"]:
         raise ShardError(
-            f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from its own shards"
+            f"the shards in {config.shards} hold another split than run {run_dir.name} was trained on; resume from "
+            f"its own shards"
         )
     # Resolved on every start, resume included: a run resumed on another host uses its devices.
     # Before anything is written: a chief whose cluster never forms leaves no run behind.
@@ -125,7 +126,8 @@ def shard_split(config: TrainConfig, shards: ShardSongs) -> dict:
     ]
     if differs:
         raise ConfigError(
-            f"the shards in {config.shards} hold another split: {'; '.join(differs)}; leave those settings out, or shard again with them"
+            f"the shards in {config.shards} hold another split: {'; '.join(differs)}; leave those settings out, or "
+            f"shard again with them"
         )
     return split
 
@@ -296,9 +298,9 @@ def _train_part(
                 multiple=replicas,
                 share=share,
             )
-            make_valid = lambda share=(0, 1): valid_windows.dataset(
-                n_genres, batch_size, multiple=replicas, share=share
-            )  # noqa: E731
+
+            def make_valid(share=(0, 1)):
+                return valid_windows.dataset(n_genres, batch_size, multiple=replicas, share=share)
         else:
             # Only the head trains: it learns from the frozen part's features, computed once.
             frozen, trained = model.layers[1], model.layers[2]
@@ -331,9 +333,10 @@ def _train_part(
                 multiple=replicas,
                 share=share,
             )
-            make_valid = lambda share=(0, 1): store.dataset(
-                valid_windows, n_genres, batch_size, multiple=replicas, share=share
-            )  # noqa: E731
+
+            def make_valid(share=(0, 1)):
+                return store.dataset(valid_windows, n_genres, batch_size, multiple=replicas, share=share)
+
         batches = -(-fed // batch_size)
         if dist.resolved == "multi-worker":
             train_data = per_replica_input(dist, make_train, class_weight)
@@ -399,7 +402,8 @@ def _one_line_errors(config: TrainConfig, dist: Distribution):
         )
         which = f"damaged: {', '.join(damaged)}; " if damaged else ""
         raise ShardError(
-            f"reading the shards in {config.shards} failed ({which}{first}); shard the dataset again, or resume once they are whole"
+            f"reading the shards in {config.shards} failed ({which}{first}); shard the dataset again, or resume "
+            f"once they are whole"
         ) from error
     except (errors.UnavailableError, errors.DeadlineExceededError, errors.AbortedError) as error:
         if dist.resolved != "multi-worker":

@@ -424,7 +424,8 @@ def test_the_server_side_never_loads_keras(synth_root):
         "from genre.train import hardware; from genre.jobs import jobs\n"
         f"jobs.validate_settings(jobs.Settings({str(synth_root)!r}, test_fraction=0.34, val_fraction=0.25))\n"
         # Without NVIDIA's driver the GPUs are counted without TensorFlow.
-        f"assert hardware.training_gpus({str(synth_root / 'no-driver')!r}, {str(synth_root / 'no-dev')!r}) == hardware.Gpus(0, 0)\n"
+        f"assert hardware.training_gpus({str(synth_root / 'no-driver')!r}, {str(synth_root / 'no-dev')!r}) == "
+        f"hardware.Gpus(0, 0)\n"
         "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=jobs.REPO, capture_output=True, text=True, check=True)
