@@ -370,6 +370,12 @@ def part_sizes(backbone: str) -> dict[str, int]:
     return {"emb": 2 * VGG_FILTERS, "max": VGG_FILTERS, "mean": VGG_FILTERS, "tags": TAGS}
 
 
+def block_width(block: str) -> int:
+    """Width of one ``"<backbone>:<part>"`` block of :func:`build_taggers_extractor`'s vector."""
+    backbone, part = block.split(":")
+    return part_sizes(backbone)[part]
+
+
 def build_taggers_extractor(blocks: tuple[str, ...], name: str = "taggers"):
     """The frozen front end of a model that reads several pretrained taggers side by side: raw
     22,050 Hz windows ``(66150, 1)`` -> one log-mel (:class:`MusicnnMel`, shared) -> each tagger ->

@@ -226,6 +226,11 @@ def _transfer_builder(head_builder, name: str):
     return build
 
 
+# The recipe of every model with a frozen pretrained part: 30 epochs, Adam 1e-3, batch 32, label
+# smoothing 0.1, three stored recordings of each training window.
+FROZEN_RECIPE = dict(epochs=30, batch_size=32, learning_rate=1e-3, augment=True, label_smoothing=0.1, feature_variants=3)
+
+
 def _transfer_spec(name: str, description: str, head) -> ModelSpec:
     """A frozen musicnn under ``head``, all with one recipe: 30 epochs, Adam 1e-3, batch 32, label
     smoothing 0.1, three stored recordings of each training window."""
@@ -233,14 +238,9 @@ def _transfer_spec(name: str, description: str, head) -> ModelSpec:
         name=name,
         description=description,
         build=_transfer_builder(head, name.replace("-", "_")),
-        epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        augment=True,
-        label_smoothing=0.1,
         frozen=_frozen_musicnn,
         head=head,
-        feature_variants=3,
+        **FROZEN_RECIPE,
     )
 
 
@@ -257,11 +257,10 @@ def _tagger_spec(name: str, description: str, blocks: tuple[str, ...], l2: float
     def head(feature_shape, n_genres, dtype=None, genres=None):
         prior = None
         if tag_map and genres is not None:
-            from .musicnn import part_sizes
+            from .musicnn import block_width
             from .tag_map import tag_prior
 
-            widths = [part_sizes(b.split(":")[0])[b.split(":")[1]] for b in blocks]
-            prior = tag_prior(blocks, genres, widths)
+            prior = tag_prior(blocks, genres, [block_width(b) for b in blocks])
         return build_vector_head(feature_shape, n_genres, dtype, l2=l2, prior=prior)
 
     def build(n_genres: int, dtype: str | None = None, genres: list[str] | None = None):
@@ -272,15 +271,10 @@ def _tagger_spec(name: str, description: str, blocks: tuple[str, ...], l2: float
         name=name,
         description=description,
         build=build,
-        epochs=30,
-        batch_size=32,
-        learning_rate=1e-3,
-        augment=True,
-        label_smoothing=0.1,
         frozen=frozen,
         head=head,
-        feature_variants=3,
         takes_genres=tag_map,
+        **FROZEN_RECIPE,
     )
 
 

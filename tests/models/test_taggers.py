@@ -90,7 +90,7 @@ def test_a_taggers_map_run_keeps_the_map_of_its_genres_and_serves_as_evaluated(s
     genres = read_json(run / "genres.json")
     assert genres == ["classical", "jazz", "rock"]
     blocks = [f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean")] + ["MSD_musicnn:tags", "MTT_musicnn:tags"]
-    widths = [musicnn.part_sizes(b.split(":")[0])[b.split(":")[1]] for b in blocks]
+    widths = [musicnn.block_width(b) for b in blocks]
     saved = classifier.model.layers[2].get_layer("tag_map").get_weights()[0]
     np.testing.assert_allclose(saved, tag_prior(blocks, genres, widths))
     assert saved[:, genres.index("rock")].any() and saved[:, genres.index("classical")].any()
