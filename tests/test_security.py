@@ -130,8 +130,7 @@ def _cli(*args: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_path):
     models = tmp_path / "models"
-    # The most epochs a run may have: the winner must still be training when the test cancels it
-    # (200, about 20 s here, once ran out on a loaded machine).
+    # Many epochs: the winner must still be training when the test cancels it.
     command = [
         "train",
         "--data",
@@ -153,6 +152,9 @@ def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_p
         while first.poll() is None and second.poll() is None:
             time.sleep(0.1)
         loser, winner = (first, second) if first.poll() is not None else (second, first)
+        # The winner is held still while the test looks: on a loaded machine it once finished all
+        # its epochs (and evaluated, which a cancel does not interrupt) before the cancel came.
+        os.killpg(winner.pid, signal.SIGSTOP)
         assert loser.wait() == 2
         assert "a job is already running" in loser.stderr.read()
         lock = json.loads((models / jobs.LOCK_NAME).read_text())
@@ -170,6 +172,7 @@ def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_p
         for process in (first, second):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGCONT)
     assert winner.wait() == 3  # cancelled: resumable
     assert not (models / jobs.LOCK_NAME).exists()  # released on the way out
 

@@ -11,6 +11,15 @@ from genre.serve.prediction import Classifier
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """A feature store of this module's own: other tests of the session store features of other
+    splits of the same songs, which the counts below must not see."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENRE_CACHE_DIR", str(tmp_path_factory.mktemp("transfer-cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def transfer_run(synth_root, tmp_path_factory):
     from genre.train.training import TrainConfig, train
