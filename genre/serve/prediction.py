@@ -91,6 +91,7 @@ class Classifier:
         self.model, self.genres, self.run_dir = model, list(genres), run_dir
         self.calibration = calibration  # calibration.json's contents; None serves uncalibrated
         self._with_penultimate = None  # built on first use: (model or None, why not)
+        self._compiled: dict[int, object] = {}  # id(model) -> its traced call
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> Classifier:
@@ -107,13 +108,26 @@ class Classifier:
 
         return cls(load_model(model_path), genres, run_dir, read_calibration(run_dir))
 
+    def _call(self, model):
+        """``model`` as one traced graph for any number of windows: two to four times faster than
+        calling it eagerly, and cheaper to set up than ``predict``. Traced once, on first use."""
+        call = self._compiled.get(id(model))
+        if call is None:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+            call = self._compiled[id(model)] = tf.function(
+                lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True
+            )
+        return call
+
     def predict_windows(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities of ``(n, 66150)`` windows. Calls the model directly: ``predict`` costs
-        more in set-up than a handful of windows cost to compute."""
+        """Probabilities of ``(n, 66150)`` windows."""
+        call = self._call(self.model)
         out = []
         for first in range(0, len(windows), batch_size):
             chunk = np.asarray(windows[first : first + batch_size], dtype=np.float32)[..., None]
-            out.append(np.asarray(self.model(chunk, training=False), dtype=np.float32))
+            out.append(np.asarray(call(chunk), dtype=np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.genres)), dtype=np.float32)
 
     @property
@@ -145,7 +159,7 @@ class Classifier:
         probabilities, embeddings = [], []
         for first in range(0, len(windows), batch_size):
             chunk = np.asarray(windows[first : first + batch_size], dtype=np.float32)[..., None]
-            p, e = two(chunk, training=False)
+            p, e = self._call(two)(chunk)
             probabilities.append(np.asarray(p, dtype=np.float32))
             embeddings.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), -1))
         if not probabilities:
