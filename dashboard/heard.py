@@ -36,11 +36,20 @@ def cell_edges(segments: Sequence[Segment]) -> np.ndarray:
     return np.asarray(edges, dtype=np.float64)
 
 
+PLAYHEAD_COLOR = "#00c2ff"
+
+
 def heard_figure(
-    genres: Sequence[str], mel: LogMel, segments: Sequence[Segment], seconds: float, taggram: Taggram | None = None
+    genres: Sequence[str],
+    mel: LogMel,
+    segments: Sequence[Segment],
+    seconds: float,
+    taggram: Taggram | None = None,
+    playhead: float | None = None,
 ) -> go.Figure:
     """The spectrogram (window boundaries dashed), the strip of window winners beneath it and,
-    given ``taggram``, musicnn's tags per window, sharing one time axis in ``m:ss``."""
+    given ``taggram``, musicnn's tags per window, sharing one time axis in ``m:ss``; ``playhead``
+    (seconds) marks where the player below the figure starts, across every row."""
     rows = 3 if taggram is not None else 2
     heights = [SPECTROGRAM_HEIGHT, STRIP_HEIGHT] + (
         [TAG_ROW_HEIGHT * len(taggram.tags) + 10] if taggram is not None else []
@@ -119,6 +128,22 @@ def heard_figure(
             col=1,
         )
         fig.update_yaxes(autorange="reversed", row=3, col=1)
+
+    if playhead is not None:
+        for row in range(1, rows + 1):
+            fig.add_vline(x=playhead, line={"color": PLAYHEAD_COLOR, "width": 2}, row=row, col=1)
+        fig.add_annotation(
+            x=playhead,
+            y=1,
+            xref="x",
+            yref="paper",
+            text=f"▶ {clock(playhead)}",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font={"color": PLAYHEAD_COLOR, "size": 12},
+            bgcolor="rgba(0,0,0,0.55)",
+        )
 
     end = max(float(seconds), segments[-1].end)
     step = 3.0 * max(1, int(np.ceil(end / 3.0 / 12)))

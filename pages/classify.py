@@ -134,14 +134,22 @@ def show_heard(result: Classification, key: str) -> None:
             else ""
         )
     )
-    figure = heard_figure(
-        result.genres,
-        mel,
-        segments(result.genres, result.probabilities, result.starts, result.seconds),
-        result.seconds,
-        tags,
-    )
-    st.plotly_chart(figure, key=f"{key}_heard")
+    windows = segments(result.genres, result.probabilities, result.starts, result.seconds)
+    # The player below the figure starts where the chosen window starts; the figure marks it, so
+    # what is heard and what the model said about it line up on one time axis.
+    starts = [float(s.start) for s in windows]
+    start = starts[0]
+    if len(starts) > 1:  # a slider needs two stops
+        start = st.select_slider(
+            "Listen from window",
+            options=starts,
+            format_func=lambda t: f"{clock(t)} · {windows[starts.index(t)].genre}",
+            key=f"{key}_playhead",
+        )
+    start = int(start)  # the player starts on whole seconds
+    st.plotly_chart(heard_figure(result.genres, mel, windows, result.seconds, tags, playhead=start), key=f"{key}_heard")
+    st.audio(result.song, sample_rate=SAMPLE_RATE, start_time=start)
+    st.caption(f"The player starts at {clock(start)}, the blue line, and plays on through the later windows.")
 
 
 def show_on_map(result: Classification, key: str) -> None:

@@ -21,7 +21,8 @@ import soundfile as sf
 import streamlit_webrtc
 from streamlit.testing.v1 import AppTest
 
-from dashboard.charts import normalise_rows
+from dashboard.charts import clock, normalise_rows
+from dashboard.heard import PLAYHEAD_COLOR
 from genre.files import read_json, write_json
 from genre.jobs.headline import describe_test_set
 from genre.jobs.song_map import MAP_FILE, compute_song_map, read_song_map, save_song_map
@@ -489,6 +490,22 @@ def test_an_upload_shows_what_the_model_heard_and_where_it_lies_on_the_map(class
     assert strip["y"] == ["windows", "windows", "overlap"]
     assert strip["text"] == [expected.genres[i] for i in expected.probabilities.argmax(axis=1)]
     assert max(spectrogram["x"]) <= expected.seconds + 0.05
+
+    # The player under the figure starts at the chosen window, which the figure marks on every row.
+    def playhead():
+        lines = [s for s in charts(at)["upload_heard"]["layout"]["shapes"] if s["line"]["color"] == PLAYHEAD_COLOR]
+        players = [a.proto.start_time for a in at.get("audio")]
+        return sorted({line["x0"] for line in lines}), len(lines), players
+
+    slider = at.select_slider(key="upload_playhead")
+    winners = [expected.genres[i] for i in expected.probabilities.argmax(axis=1)]
+    assert slider.options == [f"{clock(t)} · {g}" for t, g in zip(expected.starts, winners)]
+    assert playhead() == ([0], 2, [0, 0])  # the upload's own player, then the aligned one
+    slider.set_value(float(expected.starts[2])).run()
+    no_errors(at)
+    lines, rows, players = playhead()
+    assert lines == [int(expected.starts[2])] and rows == 2
+    assert players[0] == 0 and players[1] == int(expected.starts[2])
 
     placed = read_song_map(models / "tiny-fast").place(expected.embeddings)
     star = next(t for t in shown["upload_map"]["data"] if t["name"] == "your song")

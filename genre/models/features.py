@@ -20,6 +20,7 @@ from ..data.dataset import Songs
 from ..files import atomic_path
 from ..data.pipeline import BatchPlan, WindowSet
 from ..audio.windows import cut_window, window_starts
+from .traced import traced
 
 
 # Bump when the windows or their colouring (genre.audio.augment.colour) change.
@@ -55,10 +56,11 @@ class FeatureStore:
     def ensure(self, songs: list[int], progress: Callable[[int, int], None] | None = None, batch: int = 16) -> None:
         """Compute the features of every variant of ``songs`` that are not stored yet."""
         missing = [(s, v) for v in range(self.variants) for s in sorted(set(songs)) if not self._path(s, v).exists()]
+        call = traced(self.extractor)
         for done, (song, variant) in enumerate(missing):
-            windows = self._windows(song, variant)
+            windows = self._windows(song, variant).astype(np.float32)
             out = np.concatenate(
-                [np.asarray(self.extractor(windows[i : i + batch, :, None], training=False)) for i in range(0, len(windows), batch)]
+                [np.asarray(call(windows[i : i + batch, :, None])) for i in range(0, len(windows), batch)]
             ).astype(np.float16)
             with atomic_path(self._path(song, variant), suffix=".npy") as tmp:
                 np.save(tmp, out)

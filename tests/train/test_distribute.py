@@ -215,6 +215,7 @@ def test_a_mirrored_run_on_two_devices_writes_what_a_single_device_run_writes(mo
         model=model,
         epochs=2,
         batch_size=4,
+        augment=False,  # one recording per window: the features' path, not their count, is under test
         test_fraction=0.34,
         val_fraction=0.25,
         models_dir=str(tmp_path),
@@ -524,7 +525,7 @@ def test_a_multi_worker_run_that_lost_a_worker_resumes_on_both(synth_root, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "extra", [["--model", "transfer"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"]
+    "extra", [["--model", "transfer", "--no-augment"], ["--protocol", "cv", "--folds", "2"]], ids=["transfer", "cv"]
 )
 def test_two_workers_train_transfer_and_cross_validation_runs(extra, synth_root, tmp_path):
     from genre.data.dataset import load_dataset
