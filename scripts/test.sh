@@ -33,6 +33,7 @@ fi
 # Two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and the
 # browser, so two keep CI's 2 cores busy. GENRE_TEST_WORKERS=0 runs in one process.
 status=0
-.venv/bin/python -m pytest -n "${GENRE_TEST_WORKERS:-2}" "$@" || status=$?
+# --dist loadscope: a module runs on one process, so a module-wide fixture (a trained run) is made once.
+.venv/bin/python -m pytest -n "${GENRE_TEST_WORKERS:-2}" --dist loadscope "$@" || status=$?
 # pytest's 5 means "no tests collected": a suite that runs nothing must not pass.
 exit "$status"
