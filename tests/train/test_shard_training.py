@@ -264,7 +264,7 @@ def test_a_mirrored_run_from_shards_feeds_global_batches_of_a_multiple_of_the_re
         data_root=str(synth_root),
         shards=str(shards),
         model="fast",
-        epochs=2,
+        epochs=1,
         batch_size=4,
         test_fraction=0.34,
         val_fraction=0.25,
@@ -285,7 +285,7 @@ def test_two_workers_train_from_their_own_shard_files(synth_root, shards, tmp_pa
     from test_distribute import finish, start_workers
 
     models = tmp_path / "models"
-    argv = ["-m", "genre", "train", "--shards", str(shards), "--model", "fast", "--epochs", "2", "--batch", "4",
+    argv = ["-m", "genre", "train", "--shards", str(shards), "--model", "fast", "--epochs", "1", "--batch", "4",
             "--models-dir", str(models), "--run-id", "mw", "--strategy", "multi-worker"]  # fmt: skip
     results = [finish(p) for p in start_workers(argv, tmp_path)]
     assert [code for code, _ in results] == [0, 0], [err[-3000:] for _, err in results]
@@ -297,7 +297,7 @@ def test_two_workers_train_from_their_own_shard_files(synth_root, shards, tmp_pa
     assert plans[0].files != plans[1].files and plans[0].batches == plans[1].batches
     status = read_json(run / "status.json")
     assert status["state"] == "finished" and status["batches"] == plans[0].steps
-    assert [e["epoch"] for e in read_json(run / "history.json")] == [1, 2] and read_json(run / "metrics.json")[
+    assert [e["epoch"] for e in read_json(run / "history.json")] == [1] and read_json(run / "metrics.json")[
         "test_songs"
     ] == len(manifest["split"]["test"])
 
@@ -316,6 +316,7 @@ def test_a_transfer_run_from_shards_keeps_its_features_in_the_cache_folder(shard
                 str(shards),
                 "--model",
                 "transfer",
+                "--no-augment",  # one recording per window: where the features go is under test
                 "--epochs",
                 "1",
                 "--batch",
