@@ -277,9 +277,9 @@ def test_a_dashboard_job_trains_on_this_host_even_with_tf_config_set(models, syn
 
 @pytest.fixture(scope="module")
 def slow_root(tmp_path_factory) -> Path:
-    """120 songs: a `fast` epoch at batch 2 takes a couple of seconds, long enough to be
-    caught in the middle."""
-    return make_dataset(tmp_path_factory.mktemp("slow"), songs=40, seed=5)
+    """60 songs: a `fast` epoch at batch 2 takes a second or so, long enough to be caught in the
+    middle."""
+    return make_dataset(tmp_path_factory.mktemp("slow"), songs=20, seed=5)
 
 
 @pytest.mark.slow
@@ -289,7 +289,7 @@ def test_a_job_killed_mid_epoch_harms_nothing_and_resumes(models, tiny_run, slow
     shutil.copytree(tiny_run, models / "served")
     set_active("served", models)
     # The kill lands within a poll (20 ms) of the first completed epoch, mid-epoch or between
-    # epochs, both of which must resume from the last completed one; epochs of a couple of seconds
+    # epochs, both of which must resume from the last completed one; epochs of a second or so
     # leave the job four more it cannot finish before then.
     settings = tiny_settings(slow_root, epochs=5, batch_size=2)
     job = jobs.start_training(models, settings, run_id="killed")
