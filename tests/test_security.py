@@ -147,13 +147,21 @@ def test_two_identical_train_commands_never_share_a_run_folder(synth_root, tmp_p
         str(models),
     ]
     first, second = _cli(*command), _cli(*command)
+    lock_file = models / jobs.LOCK_NAME
     try:
-        # One wins the lock and trains; the other is refused at once.
-        while first.poll() is None and second.poll() is None:
-            time.sleep(0.1)
-        loser, winner = (first, second) if first.poll() is not None else (second, first)
-        # The winner is held still while the test looks: on a loaded machine it once finished all
-        # its epochs (and evaluated, which a cancel does not interrupt) before the cancel came.
+        # One wins the lock and trains; the other is refused at once. The winner is held still as
+        # soon as its run has begun (its config written, the folder's flock long released): on a
+        # loaded machine it once finished all its epochs before the loser was refused.
+        while True:
+            try:
+                held = json.loads(lock_file.read_text())
+            except (OSError, ValueError):  # not there yet, or being written
+                held = {}
+            if held.get("run_dir") and (Path(held["run_dir"]) / "config.json").exists():
+                break
+            assert first.poll() is None or second.poll() is None, "both commands ended"
+            time.sleep(0.05)
+        winner, loser = (first, second) if held["pid"] == first.pid else (second, first)
         os.killpg(winner.pid, signal.SIGSTOP)
         assert loser.wait() == 2
         assert "a job is already running" in loser.stderr.read()
