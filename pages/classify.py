@@ -62,17 +62,24 @@ def show_result(result: Classification, key: str) -> None:
     ranking = result.calibrated_ranking()
     calibrated = result.temperature != 1.0
     # Short card titles: a 1024 px window leaves each card about 170 px, help icon included.
-    cols = st.columns(3)
     if result.uncertain:
-        cols[0].metric(
+        # Two genre names ("classical or country") do not fit a third of a 1024 px window: this card
+        # gets its own row, the other two share the one below.
+        headline, cols = st.container(), [None, *st.columns(2)]
+        headline.metric(
             "Uncertain",
             f"{ranking[0][0]} or {ranking[1][0]}",
             border=True,
             help="The winner is not clearly ahead: its lead over the runner-up is below the margin chosen on the "
             "run's validation songs",
         )
-        cols[0].caption(" · ".join(f"{g} {p:.0%}" for g, p in ranking[:3]))
+        headline.caption(" · ".join(f"{g} {p:.0%}" for g, p in ranking[:3]))
+        headline.caption(
+            f"Majority vote: {result.vote_genre} ({won} of {windows} windows: "
+            f"{vote_text(result.genres, result.votes, result.vote_genre)})"
+        )
     else:
+        cols = st.columns(3)
         cols[0].metric(
             "Majority vote",
             result.vote_genre,
@@ -90,11 +97,6 @@ def show_result(result: Classification, key: str) -> None:
     cols[1].caption(f"{shown.max():.0%} averaged over the windows" + (", calibrated" if calibrated else ""))
     cols[2].metric("Length", clock(result.seconds), border=True)
     cols[2].caption(f"{windows} window{'s' if windows != 1 else ''} of {WINDOW_SECONDS} s")
-    if result.uncertain:
-        st.caption(
-            f"Majority vote: {result.vote_genre} ({won} of {windows} windows: "
-            f"{vote_text(result.genres, result.votes, result.vote_genre)})"
-        )
     # One above the other: beside the window chart, the ranking was too narrow for its labels.
     st.markdown("##### Mean probability per genre")
     st.plotly_chart(ranking_figure(result.genres, shown, result.votes), key=f"{key}_ranking")

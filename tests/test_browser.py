@@ -100,7 +100,7 @@ def models(tiny_run, tmp_path_factory) -> Path:
     ):
         shutil.copytree(ROOT / "models" / other, folder / other, ignore=shutil.ignore_patterns("*.keras"))
     (folder / "ACTIVE").write_text(tiny_run.name + "\n")
-    # The tiny run carries its song map (the shipped copies have none here).
+    # The tiny run gets its song map here (the shipped runs carry theirs).
     from genre.jobs.song_map import compute_song_map, save_song_map
 
     save_song_map(folder / tiny_run.name, compute_song_map(folder / tiny_run.name))
@@ -570,8 +570,13 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     no_exceptions(page)
     assert len(page.evaluate(TICKS, ["upload_heard", "y3"])) == 10  # musicnn's top 10 tags, all labelled
     assert page.locator(".st-key-upload_heard").bounding_box()["width"] >= 500
-    assert page.locator("[data-testid=stCaptionContainer]", has_text=f"Run {SHIPPED} has no song map").is_visible()
+    # The shipped run carries its song map: the upload is a star on it, the map wide enough to read.
+    page.wait_for_function(f"() => ({TRACE_COUNT})('upload_map') > 0")
+    names = page.evaluate("() => document.querySelector('.st-key-upload_map .js-plotly-plot').data.map(t => t.name)")
+    assert "your song" in names and "nearest training songs" in names
+    assert page.locator(".st-key-upload_map").bounding_box()["width"] >= 500
     shoot(page, "1024-4-classify-upload")
+    shoot_below(page, "1024-4-classify-upload-map", "upload_map")
     shoot_below(page, "1024-4-classify-upload-heard", "upload_heard")
     # Genre names whole on the ranking chart ("classical", not "assical"); card titles whole.
     assert sorted(t.split(" · ")[0] for t in page.evaluate(TICKS, ["upload_ranking", "y"])) == genres
