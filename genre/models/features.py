@@ -10,18 +10,17 @@ on the same dataset reads them back; an epoch picks one variant per window at ra
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..audio.augment import colour
-from ..data.dataset import Songs
-from ..files import atomic_path
-from ..data.pipeline import BatchPlan, WindowSet
 from ..audio.windows import cut_window, window_starts
+from ..data.dataset import Songs
+from ..data.pipeline import BatchPlan, WindowSet
+from ..files import atomic_path
 from .traced import traced
-
 
 # Bump when the windows or their colouring (genre.audio.augment.colour) change.
 RECIPE_VERSION = 2  # 2: no zero-padded windows (genre.audio.windows)
@@ -101,8 +100,14 @@ class FeatureStore:
 
         def generate():
             for rows in plan:
-                variant = plan.augment_rng.integers(0, self.variants, size=len(rows)) if augment else np.zeros(len(rows), dtype=np.int64)
-                x = np.stack([self.song_features(int(windows.song[r]), int(v))[position[r]] for r, v in zip(rows, variant)])
+                variant = (
+                    plan.augment_rng.integers(0, self.variants, size=len(rows))
+                    if augment
+                    else np.zeros(len(rows), dtype=np.int64)
+                )
+                x = np.stack(
+                    [self.song_features(int(windows.song[r]), int(v))[position[r]] for r, v in zip(rows, variant)]
+                )
                 yield x.astype(np.float32), eye[windows.labels[rows]]
 
         signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, n_genres), tf.float32))

@@ -92,7 +92,12 @@ def reference_features(song_16k: np.ndarray) -> np.ndarray:
     import librosa
 
     mel = librosa.feature.melspectrogram(
-        y=np.asarray(song_16k, dtype=np.float32), sr=MUSICNN_RATE, hop_length=HOP, n_fft=N_FFT, n_mels=N_MELS, pad_mode="reflect"
+        y=np.asarray(song_16k, dtype=np.float32),
+        sr=MUSICNN_RATE,
+        hop_length=HOP,
+        n_fft=N_FFT,
+        n_mels=N_MELS,
+        pad_mode="reflect",
     ).T
     return np.log10(10000.0 * mel.astype(np.float32) + 1.0)
 
@@ -127,8 +132,12 @@ def build_network(name: str = "musicnn"):
     front = layers.Concatenate(name="front_end")(front)  # (187, 561)
 
     mid1 = norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_1")(front), "mid_1_norm")
-    mid2 = layers.Add(name="mid_2_res")([norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_2")(mid1), "mid_2_norm"), mid1])
-    mid3 = layers.Add(name="mid_3_res")([norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_3")(mid2), "mid_3_norm"), mid2])
+    mid2 = layers.Add(name="mid_2_res")(
+        [norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_2")(mid1), "mid_2_norm"), mid1]
+    )
+    mid3 = layers.Add(name="mid_3_res")(
+        [norm(layers.Conv1D(64, 7, padding="same", activation="relu", name="mid_3")(mid2), "mid_3_norm"), mid2]
+    )
     frames = layers.Concatenate(name="frames")([front, mid1, mid2, mid3])  # (187, 753)
 
     penultimate = _back_end(frames)
@@ -146,7 +155,9 @@ def _back_end(frames):
 
     # The original concatenates max and mean on a trailing axis and flattens: interleaved.
     pooled_max = layers.Reshape((EMBEDDING, 1), name="max_col")(layers.GlobalMaxPooling1D(name="max_pool")(frames))
-    pooled_mean = layers.Reshape((EMBEDDING, 1), name="mean_col")(layers.GlobalAveragePooling1D(name="mean_pool")(frames))
+    pooled_mean = layers.Reshape((EMBEDDING, 1), name="mean_col")(
+        layers.GlobalAveragePooling1D(name="mean_pool")(frames)
+    )
     pooled = layers.Flatten(name="pooled")(layers.Concatenate(name="max_mean")([pooled_max, pooled_mean]))
     pooled = layers.BatchNormalization(epsilon=EPSILON, name="pooled_norm")(pooled)
     dense = layers.Dense(200, activation="relu", name="dense")(pooled)
@@ -238,11 +249,12 @@ def build_embedding(weights: str | Path = WEIGHTS):
 
 # The taggers' own labels, in their output order (musicnn 0.1.0, configuration.py).
 MSD_TAGS = (
-    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
-    "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow", "electronica", "80s",
-    "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
-    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy",
-    "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient",
+    "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening",
+    "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad",
+    "House", "happy",
 )  # fmt: skip
 MTT_TAGS = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",

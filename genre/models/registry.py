@@ -3,8 +3,9 @@ probabilities, so training and serving are the same for all of them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,10 @@ def _average_and_max(x, dtype: str | None):
     from keras import layers
 
     return layers.Concatenate(dtype=dtype, name="pooled")(
-        [layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x), layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x)]
+        [
+            layers.GlobalAveragePooling1D(dtype=dtype, name="avg")(x),
+            layers.GlobalMaxPooling1D(dtype=dtype, name="max")(x),
+        ]
     )
 
 
@@ -149,10 +153,14 @@ def build_pooled_head(feature_shape: tuple[int, int], n_genres: int, dtype: str 
     from keras import layers
 
     inputs = keras.Input(feature_shape, name="frames")
-    x = layers.Concatenate(name="pooled")([layers.GlobalMaxPooling1D(name="max")(inputs), layers.GlobalAveragePooling1D(name="avg")(inputs)])
+    x = layers.Concatenate(name="pooled")(
+        [layers.GlobalMaxPooling1D(name="max")(inputs), layers.GlobalAveragePooling1D(name="avg")(inputs)]
+    )
     x = layers.BatchNormalization(momentum=0.9, name="pooled_norm")(x)
     x = layers.Dropout(0.5, name="drop")(x)
-    outputs = layers.Dense(n_genres, activation="softmax", dtype="float32", kernel_regularizer=keras.regularizers.l2(1e-3), name="genre")(x)
+    outputs = layers.Dense(
+        n_genres, activation="softmax", dtype="float32", kernel_regularizer=keras.regularizers.l2(1e-3), name="genre"
+    )(x)
     return keras.Model(inputs, outputs, name="pooled_head")
 
 
@@ -181,7 +189,11 @@ def build_embedding_head(feature_shape: tuple[int, int], n_genres: int, dtype: s
 
 
 def build_vector_head(
-    feature_shape: tuple[int], n_genres: int, dtype: str | None = None, l2: float = 1e-2, prior: np.ndarray | None = None
+    feature_shape: tuple[int],
+    n_genres: int,
+    dtype: str | None = None,
+    l2: float = 1e-2,
+    prior: np.ndarray | None = None,
 ):
     """The trained part of a model whose frozen front end gives one vector per window (the
     taggers' embeddings and tag logits side by side): batch normalisation, dropout 0.25 and an
@@ -195,7 +207,9 @@ def build_vector_head(
     inputs = keras.Input(feature_shape, name="features")
     x = layers.BatchNormalization(momentum=0.9, name="feature_norm")(inputs)
     x = layers.Dropout(0.25, name="drop")(x)
-    logits = layers.Dense(n_genres, dtype="float32", kernel_regularizer=keras.regularizers.l2(l2), name="genre_logits")(x)
+    logits = layers.Dense(n_genres, dtype="float32", kernel_regularizer=keras.regularizers.l2(l2), name="genre_logits")(
+        x
+    )
     if prior is not None:
         fixed = layers.Dense(n_genres, use_bias=False, trainable=False, dtype="float32", name="tag_map")
         logits = layers.Add(name="with_tag_map")([logits, fixed(inputs)])
@@ -228,7 +242,9 @@ def _transfer_builder(head_builder, name: str):
 
 # The recipe of every model with a frozen pretrained part: 30 epochs, Adam 1e-3, batch 32, label
 # smoothing 0.1, three stored recordings of each training window.
-FROZEN_RECIPE = dict(epochs=30, batch_size=32, learning_rate=1e-3, augment=True, label_smoothing=0.1, feature_variants=3)
+FROZEN_RECIPE = dict(
+    epochs=30, batch_size=32, learning_rate=1e-3, augment=True, label_smoothing=0.1, feature_variants=3
+)
 
 
 def _transfer_spec(name: str, description: str, head) -> ModelSpec:
@@ -265,7 +281,9 @@ def _tagger_spec(name: str, description: str, blocks: tuple[str, ...], l2: float
 
     def build(n_genres: int, dtype: str | None = None, genres: list[str] | None = None):
         extractor = frozen()
-        return compose(extractor, head(tuple(extractor.output_shape[1:]), n_genres, dtype, genres), name.replace("-", "_"))
+        return compose(
+            extractor, head(tuple(extractor.output_shape[1:]), n_genres, dtype, genres), name.replace("-", "_")
+        )
 
     return ModelSpec(
         name=name,
@@ -299,19 +317,22 @@ REGISTRY: dict[str, ModelSpec] = {
     ),
     "transfer": _transfer_spec(
         "transfer",
-        "Pretrained musicnn (Million Song Dataset, frozen): its 200-d embedding and pooled frame features under a softmax regression",
+        "Pretrained musicnn (Million Song Dataset, frozen): its 200-d embedding and pooled frame features "
+        "under a softmax regression",
         build_embedding_head,
     ),
     "taggers": _tagger_spec(
         "taggers",
-        "Four pretrained taggers side by side (musicnn and vgg, trained on the Million Song Dataset's and MagnaTagATune's tags; frozen): their embeddings under a softmax regression",
+        "Four pretrained taggers side by side (musicnn and vgg, trained on the Million Song Dataset's and "
+        "MagnaTagATune's tags; frozen): their embeddings under a softmax regression",
         ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb"),
         l2=1e-2,
         tag_map=False,
     ),
     "taggers-map": _tagger_spec(
         "taggers-map",
-        "Both musicnn taggers (MSD and MTT, frozen): embeddings, pooled frame features and tag logits under a softmax regression that starts from a fixed tag-to-genre map",
+        "Both musicnn taggers (MSD and MTT, frozen): embeddings, pooled frame features and tag logits under a "
+        "softmax regression that starts from a fixed tag-to-genre map",
         tuple(f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean"))
         + ("MSD_musicnn:tags", "MTT_musicnn:tags"),
         l2=1e-2,

@@ -16,7 +16,10 @@ from .musicnn import BACKBONES
 
 GENRE_TAGS: dict[str, dict[str, list[str]]] = {
     "blues": {"MSD": ["blues"], "MTT": []},
-    "classical": {"MSD": [], "MTT": ["classical", "classic", "strings", "violin", "cello", "harpsichord", "opera", "choral", "choir"]},
+    "classical": {
+        "MSD": [],
+        "MTT": ["classical", "classic", "strings", "violin", "cello", "harpsichord", "opera", "choral", "choir"],
+    },
     "country": {"MSD": ["country"], "MTT": ["country"]},
     "disco": {"MSD": ["dance", "funk", "70s", "party"], "MTT": ["dance"]},
     "hiphop": {"MSD": ["Hip-Hop", "rnb"], "MTT": []},

@@ -41,7 +41,12 @@ def test_the_in_graph_front_end_gives_musicnns_own_embedding(network):
     windows = np.stack([song(g, 3.0, seed=7)[:WINDOW] for g in ("drones", "noise", "clicks")])
     in_graph = np.asarray(musicnn.MusicnnMel()(windows[..., None]))
     exact = np.stack(
-        [musicnn.reference_features(librosa.resample(w, orig_sr=SAMPLE_RATE, target_sr=musicnn.MUSICNN_RATE))[: musicnn.FRAMES] for w in windows]
+        [
+            musicnn.reference_features(librosa.resample(w, orig_sr=SAMPLE_RATE, target_sr=musicnn.MUSICNN_RATE))[
+                : musicnn.FRAMES
+            ]
+            for w in windows
+        ]
     )
     assert in_graph.shape == exact.shape == (3, musicnn.FRAMES, musicnn.N_MELS)
     a, b = (np.asarray(network(x, training=False)[1]) for x in (in_graph, exact))
@@ -62,7 +67,9 @@ def test_transfer_reads_the_original_embedding_and_never_trains_it(network):
     reference = np.load(FIXTURE)
     frames = network(reference["input"], training=False)[0]
     embedding = musicnn.build_embedding()
-    np.testing.assert_allclose(np.asarray(embedding(frames, training=True)), reference["penultimate"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(embedding(frames, training=True)), reference["penultimate"], atol=1e-4, rtol=0
+    )
     assert not embedding.trainable_weights
 
 

@@ -37,7 +37,9 @@ def test_a_windows_output_does_not_depend_on_its_batch(name):
     rng = np.random.default_rng(3)
     t = np.arange(WINDOW) / 22_050
     quiet = (0.01 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    others = np.stack([rng.normal(0, 0.8, WINDOW), np.zeros(WINDOW), 0.9 * np.sign(np.sin(2 * np.pi * 3 * t))]).astype(np.float32)
+    others = np.stack([rng.normal(0, 0.8, WINDOW), np.zeros(WINDOW), 0.9 * np.sign(np.sin(2 * np.pi * 3 * t))]).astype(
+        np.float32
+    )
     model = build_model(name, 4)
     alone = np.asarray(model(quiet[None, :, None], training=False))
     together = np.asarray(model(np.concatenate([others, quiet[None]])[..., None], training=False))

@@ -14,7 +14,7 @@ GTZAN = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "p
 
 @pytest.fixture(scope="module")
 def windows():
-    return np.stack([song(g, 3.0, seed=3)[: 66_150] for g in ("drones", "clicks")])[..., None].astype(np.float32)
+    return np.stack([song(g, 3.0, seed=3)[:66_150] for g in ("drones", "clicks")])[..., None].astype(np.float32)
 
 
 def test_the_extractor_gives_each_taggers_own_outputs_side_by_side(windows):
@@ -55,7 +55,9 @@ def test_an_untrained_map_head_answers_as_the_map_and_keeps_it_frozen(windows, t
     features = np.asarray(model.layers[1](windows))
     expected = features @ fixed.get_weights()[0]
     expected = np.exp(expected - expected.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(np.asarray(model(windows)), expected / expected.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(model(windows)), expected / expected.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6
+    )
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -90,7 +92,10 @@ def test_a_taggers_map_run_keeps_the_map_of_its_genres_and_serves_as_evaluated(s
     classifier = Classifier.load(run)
     genres = read_json(run / "genres.json")
     assert genres == ["classical", "jazz", "rock"]
-    blocks = [f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean")] + ["MSD_musicnn:tags", "MTT_musicnn:tags"]
+    blocks = [f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean")] + [
+        "MSD_musicnn:tags",
+        "MTT_musicnn:tags",
+    ]
     widths = [musicnn.block_width(b) for b in blocks]
     saved = classifier.model.layers[2].get_layer("tag_map").get_weights()[0]
     np.testing.assert_allclose(saved, tag_prior(blocks, genres, widths))
