@@ -299,7 +299,16 @@ def log_mel(song: np.ndarray):
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def taggram(song: np.ndarray):
+def _second_pass_taggram(song: np.ndarray):
     from genre.serve.heard import taggram as compute
 
     return compute(tag_network(), song)
+
+
+def taggram(result):
+    """musicnn's tags over a classified song's windows: the classification's own (one model call)
+    where its model gave them, else a second pass of musicnn over the song."""
+    from genre.serve.heard import song_of, taggram_of
+
+    tags = taggram_of(result)
+    return tags if tags is not None else _second_pass_taggram(song_of(result))

@@ -119,7 +119,7 @@ def show_heard(result: Classification, key: str) -> None:
         tags = None
         if musicnn:
             try:
-                tags = state.taggram(result.song)
+                tags = state.taggram(result)
             except Exception as error:  # the bars and the spectrogram stand without it
                 log.exception("musicnn's taggram")
                 st.caption(f"musicnn's tags could not be computed: {error}")

@@ -520,7 +520,8 @@ def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_
     models, tmp_path, monkeypatch, fake_webrtc
 ):
     """A `transfer` model (built, untrained: what matters is its musicnn front end) in a copy of
-    the tiny run: the taggram has musicnn's top 10 tags; the run has no map of its own."""
+    the tiny run: the taggram has musicnn's top 10 tags, read from the classification's own model
+    call (no second pass); the run has no map of its own."""
     from genre.models.registry import build_model
     from genre.serve.heard import TagNetwork, taggram
 
@@ -531,16 +532,21 @@ def test_a_musicnn_model_also_shows_musicnns_tags_and_a_missing_or_stale_map_is_
     build_model("transfer", 3).save(folder / "tiny-musicnn" / "model.keras")
     (folder / "ACTIVE").write_text("tiny-musicnn\n")
     monkeypatch.setenv("GENRE_MODELS_DIR", str(folder))
+    audio = song("clicks", 6.0, seed=9)
+    direct = taggram(TagNetwork(), audio)
+
+    def second_pass(*_):  # the page must read the tags its classification's model call gave
+        raise AssertionError("musicnn was run a second time for the taggram")
+
+    monkeypatch.setattr(TagNetwork, "tags", second_pass)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("pages/classify.py").run()
-    audio = song("clicks", 6.0, seed=9)
     at.file_uploader(key="upload").upload("clicks.wav", encoded(audio, "WAV"), "audio/wav").run()
     at.button(key="classify_upload").click().run()
     no_errors(at)
     spectrogram, strip, tags = charts(at)["upload_heard"]["data"]
     assert tags["type"] == "heatmap" and np.allclose(tags["x"], [0, 3, 6])
     assert spectrogram["type"] == "heatmap" and np.allclose(strip["base"], [0, 3])
-    direct = taggram(TagNetwork(), audio)
     assert tags["y"] == direct.tags and len(tags["y"]) == 10
     assert np.allclose(tags["z"], direct.values, atol=1e-3)
     captions = " ".join(c.value for c in at.caption)

@@ -114,11 +114,25 @@ class TagNetwork:
 
 def taggram(network: TagNetwork, song: np.ndarray, top: int = TOP_TAGS) -> Taggram:
     """musicnn's tags over the song's windows (cut as the classifier cut them), the ``top``
-    tags by mean over the windows."""
+    tags by mean over the windows: a second pass of musicnn, for a classification that does not
+    carry its tags (:func:`taggram_of` reads them where it does)."""
     windows, starts = cut_windows(np.asarray(song, dtype=np.float32))
-    values = network.tags(windows)  # (n_windows, 50)
+    return top_tags(network.tags(windows), starts, top)
+
+
+def top_tags(values: np.ndarray, starts: np.ndarray, top: int = TOP_TAGS) -> Taggram:
+    """``(n_windows, 50)`` MSD tag probabilities -> the taggram of the ``top`` tags by mean."""
+    values = np.asarray(values, dtype=np.float32)
     order = np.argsort(-values.mean(axis=0), kind="stable")[:top]
-    return Taggram([MSD_TAGS[i] for i in order], values[:, order].T.copy(), starts)
+    return Taggram([MSD_TAGS[i] for i in order], values[:, order].T.copy(), np.asarray(starts, dtype=np.float64))
+
+
+def taggram_of(classification, top: int = TOP_TAGS) -> Taggram | None:
+    """The taggram of the tags a classification's own model call gave (``Classification.tags``),
+    or None when its model gave none."""
+    if getattr(classification, "tags", None) is None:
+        return None
+    return top_tags(classification.tags, classification.starts, top)
 
 
 def song_of(classification) -> np.ndarray:

@@ -35,6 +35,9 @@ class Classification:
     # call as ``probabilities``; None for a model whose output is not a Dense layer's.
     embeddings: np.ndarray | None = None  # (n_windows, width)
     song: np.ndarray | None = None  # the decoded mono 22,050 Hz audio the windows were cut from
+    # musicnn's 50 MSD tag probabilities per window, from the same model call, for a model whose
+    # graph holds musicnn's MSD embedding (``genre.models.msd_tags``); None otherwise.
+    tags: np.ndarray | None = None  # (n_windows, 50)
 
     @property
     def mean_probability(self) -> np.ndarray:
@@ -119,15 +122,24 @@ class Classifier:
 
     @property
     def penultimate_model(self):
-        """The model with a second output, its penultimate layer (``genre.models.penultimate``); None
-        when the model has none."""
+        """The model with a second output, its penultimate layer (``genre.models.penultimate``), and
+        a third, musicnn's MSD tags, when its graph holds them (``genre.models.msd_tags``); None
+        when the model has no penultimate layer."""
         if self._with_penultimate is None:
+            from ..models.msd_tags import msd_tags_output
             from ..models.penultimate import NoPenultimateLayer, with_penultimate
 
             try:
-                self._with_penultimate = (with_penultimate(self.model), None)
+                two = with_penultimate(self.model)
             except NoPenultimateLayer as error:
                 self._with_penultimate = (None, str(error))
+            else:
+                tags = msd_tags_output(self.model)
+                if tags is not None:
+                    import keras
+
+                    two = keras.Model(two.inputs, [*two.outputs, tags], name=f"{self.model.name}_explained")
+                self._with_penultimate = (two, None)
         return self._with_penultimate[0]
 
     @property
@@ -137,28 +149,30 @@ class Classifier:
 
     def predict_with_embeddings(
         self, windows: np.ndarray, batch_size: int = 32
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities of ``(n, 66150)`` windows and their penultimate activations, in one model
-        call per batch (the activations are None for a model without a penultimate layer)."""
-        two = self.penultimate_model
-        if two is None:
-            return self.predict_windows(windows, batch_size), None
-        probabilities, embeddings = [], []
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Probabilities of ``(n, 66150)`` windows, their penultimate activations and musicnn's MSD
+        tags, in one model call per batch (activations or tags are None where the model has none)."""
+        explained = self.penultimate_model
+        if explained is None:
+            return self.predict_windows(windows, batch_size), None, None
+        outputs = [[], [], []]
         for first in range(0, len(windows), batch_size):
             chunk = np.asarray(windows[first : first + batch_size], dtype=np.float32)[..., None]
-            p, e = traced(two)(chunk)
-            probabilities.append(np.asarray(p, dtype=np.float32))
-            embeddings.append(np.asarray(e, dtype=np.float32).reshape(len(chunk), -1))
-        if not probabilities:
-            return np.zeros((0, len(self.genres)), dtype=np.float32), None
-        return np.concatenate(probabilities), np.concatenate(embeddings)
+            for out, value in zip(outputs, traced(explained)(chunk), strict=False):
+                out.append(np.asarray(value, dtype=np.float32).reshape(len(chunk), -1))
+        if not outputs[0]:
+            return np.zeros((0, len(self.genres)), dtype=np.float32), None, None
+        probabilities, embeddings, tags = (np.concatenate(out) if out else None for out in outputs)
+        return probabilities, embeddings, tags
 
     def classify(self, audio: AudioSource | np.ndarray, name: str | None = None) -> Classification:
         """Classify a path, encoded bytes, or an already decoded mono 22,050 Hz array."""
         song = audio if isinstance(audio, np.ndarray) else decode(audio, name=name)
         windows, starts = cut_windows(song)
-        probabilities, embeddings = self.predict_with_embeddings(windows)
-        return self.summarise(probabilities, starts, len(song) / SAMPLE_RATE, embeddings=embeddings, song=song)
+        probabilities, embeddings, tags = self.predict_with_embeddings(windows)
+        return self.summarise(
+            probabilities, starts, len(song) / SAMPLE_RATE, embeddings=embeddings, song=song, tags=tags
+        )
 
     def summarise(
         self,
@@ -167,6 +181,7 @@ class Classifier:
         seconds: float,
         embeddings: np.ndarray | None = None,
         song: np.ndarray | None = None,
+        tags: np.ndarray | None = None,
     ) -> Classification:
         """Vote over already computed window probabilities (the live microphone adds windows
         one at a time)."""
@@ -185,6 +200,7 @@ class Classifier:
             margin_threshold=self.calibration.get("margin_threshold") if self.calibration else None,
             embeddings=embeddings,
             song=None if song is None else np.asarray(song, dtype=np.float32),
+            tags=tags,
         )
 
     def warm_up(self) -> None:

@@ -112,3 +112,38 @@ def test_musicnns_taggram_is_its_top_tags_over_the_classifiers_windows():
     np.testing.assert_allclose(result.values, all_tags[:, order].T, rtol=1e-5, atol=1e-6)
     assert np.all((result.values >= 0) & (result.values <= 1))
     assert has_musicnn_front_end(build_model("transfer", 3)) and not has_musicnn_front_end(build_model("fast", 3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["transfer", "taggers"])
+def test_a_classification_carries_musicnns_tags_from_its_own_model_call(name):
+    """`transfer` holds musicnn's MSD back end, `taggers` its embedding as a block of the head's
+    input: the tags come out of the same call as the probabilities, equal to a second pass of
+    musicnn over the same windows, and alike alone or batched with other windows."""
+    from genre.models.registry import build_model
+    from genre.serve.heard import TagNetwork, taggram_of, top_tags
+    from genre.serve.prediction import Classifier
+
+    classifier = Classifier(build_model(name, 3), GENRES)
+    audio = song("drones", 7.6, seed=4)
+    result = classifier.classify(audio)
+    samples = window_starts(len(audio))
+    windows = np.stack([audio[s : s + WINDOW] for s in samples])
+    second_pass = TagNetwork().tags(windows)
+    assert result.tags.shape == (len(samples), len(MSD_TAGS))
+    np.testing.assert_allclose(result.tags, second_pass, rtol=1e-4, atol=1e-5)
+    alone = classifier.predict_with_embeddings(windows[1:2])[2]
+    np.testing.assert_allclose(alone, result.tags[1:2], rtol=1e-4, atol=1e-5)
+    shown = taggram_of(result)
+    expected = top_tags(second_pass, samples / SAMPLE_RATE)
+    assert shown.tags == expected.tags and list(shown.starts) == pytest.approx(list(samples / SAMPLE_RATE))
+    np.testing.assert_allclose(shown.values, expected.values, rtol=1e-4, atol=1e-5)
+
+
+def test_a_model_without_musicnn_gives_no_tags_and_no_taggram():
+    from genre.models.registry import build_model
+    from genre.serve.heard import taggram_of
+    from genre.serve.prediction import Classifier
+
+    result = Classifier(build_model("fast", 3), GENRES).classify(song("noise", 4.0, seed=1))
+    assert result.tags is None and taggram_of(result) is None and result.embeddings is not None
