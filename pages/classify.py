@@ -65,7 +65,8 @@ def show_result(result: Classification, key: str) -> None:
     if result.uncertain:
         # Two genre names ("classical or country") do not fit a third of a 1024 px window: this card
         # gets its own row, the other two share the one below.
-        headline, cols = st.container(), [None, *st.columns(2)]
+        headline = st.container()
+        cols = [headline, *st.columns(2)]
         headline.metric(
             "Uncertain",
             f"{ranking[0][0]} or {ranking[1][0]}",

@@ -4,7 +4,7 @@ come from one model call: ``transfer`` (musicnn's pretrained back end sits in it
 
 from __future__ import annotations
 
-from .penultimate import _node_inputs, _producer
+from .penultimate import node_inputs, producer
 
 EMBEDDING_WIDTH = 200  # musicnn's penultimate layer
 
@@ -17,14 +17,14 @@ def msd_tags_output(model):
 
     if not isinstance(model, keras.Model) or not hasattr(model, "outputs") or len(model.outputs) != 1:
         return None
-    head, node = _producer(model.outputs[0])
+    head, node = producer(model.outputs[0])
     if not isinstance(head, keras.Model) or head is model:
         return None
-    fed = _node_inputs(head, node)
+    fed = node_inputs(head, node)
     if len(fed) != 1:
         return None
     fed = fed[0]
-    frozen, _ = _producer(fed)
+    frozen, _ = producer(fed)
     names = {layer.name for layer in head.layers}
     if "musicnn_embedding" in names and frozen.name == "musicnn_features":
         # transfer: the head's frozen back end is musicnn's (MSD weights); called again on the same
@@ -38,7 +38,7 @@ def msd_tags_output(model):
     }:
         concat = frozen.get_layer("tagger_features")
         offset = 0
-        for block in _node_inputs(concat, 0):
+        for block in node_inputs(concat, 0):
             history = block._keras_history
             if history.operation.name == "MSD_musicnn" and history.tensor_index == 1:  # its second output
                 embedding = fed[:, offset : offset + EMBEDDING_WIDTH]

@@ -17,13 +17,15 @@ class NoPenultimateLayer(GenreError, ValueError):
     """A model whose output does not come from a Dense layer (directly or in a nested model)."""
 
 
-def _producer(tensor):
-    """The layer that made ``tensor`` and the index of the call (node) that made it."""
+def producer(tensor):
+    """The layer that made ``tensor`` and the index of the call (node) that made it (shared with
+    ``genre.models.msd_tags``, which reads the same graphs)."""
     history = tensor._keras_history
     return history.operation, history.node_index
 
 
-def _node_inputs(layer, node_index: int):
+def node_inputs(layer, node_index: int):
+    """The tensors that call ``node_index`` of ``layer`` was given."""
     return layer._inbound_nodes[node_index].input_tensors
 
 
@@ -40,15 +42,15 @@ def with_penultimate(model):
         raise NoPenultimateLayer(f"model {model.name} has {len(model.outputs)} outputs, not one")
     output = model.outputs[0]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # as the model was built
-    layer, node_index = _producer(output)
+    layer, node_index = producer(output)
     while type(layer).__name__ in _PASS_THROUGH + _SUMS:
-        layer, node_index = _producer(_node_inputs(layer, node_index)[0])
+        layer, node_index = producer(node_inputs(layer, node_index)[0])
     if isinstance(layer, keras.layers.Dense):
-        return keras.Model(inputs, [output, _node_inputs(layer, node_index)[0]], name=f"{model.name}_penultimate")
+        return keras.Model(inputs, [output, node_inputs(layer, node_index)[0]], name=f"{model.name}_penultimate")
     if isinstance(layer, keras.Model) and layer is not model:
         # A nested model (a transfer head): its own Dense, called on what the outer graph feeds it.
         inner = with_penultimate(layer)
-        fed = _node_inputs(layer, node_index)
+        fed = node_inputs(layer, node_index)
         probabilities, penultimate = inner(fed[0] if len(fed) == 1 else fed)
         return keras.Model(inputs, [probabilities, penultimate], name=f"{model.name}_penultimate")
     raise NoPenultimateLayer(f"the output of model {model.name} comes from a {type(layer).__name__}, not a Dense layer")

@@ -130,7 +130,7 @@ def top_tags(values: np.ndarray, starts: np.ndarray, top: int = TOP_TAGS) -> Tag
 def taggram_of(classification, top: int = TOP_TAGS) -> Taggram | None:
     """The taggram of the tags a classification's own model call gave (``Classification.tags``),
     or None when its model gave none."""
-    if getattr(classification, "tags", None) is None:
+    if classification.tags is None:
         return None
     return top_tags(classification.tags, classification.starts, top)
 

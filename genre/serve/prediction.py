@@ -130,7 +130,7 @@ class Classifier:
             from ..models.penultimate import NoPenultimateLayer, with_penultimate
 
             try:
-                two = with_penultimate(self.model)
+                explained = with_penultimate(self.model)
             except NoPenultimateLayer as error:
                 self._with_penultimate = (None, str(error))
             else:
@@ -138,8 +138,10 @@ class Classifier:
                 if tags is not None:
                     import keras
 
-                    two = keras.Model(two.inputs, [*two.outputs, tags], name=f"{self.model.name}_explained")
-                self._with_penultimate = (two, None)
+                    explained = keras.Model(
+                        explained.inputs, [*explained.outputs, tags], name=f"{self.model.name}_explained"
+                    )
+                self._with_penultimate = (explained, None)
         return self._with_penultimate[0]
 
     @property
