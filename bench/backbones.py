@@ -152,6 +152,7 @@ class SoftmaxRegression:
         return p / p.sum(axis=1, keepdims=True)
 
 
+EMBEDDINGS = [f"{b}:emb" for b in BACKBONES]  # candidate D, the served taggers
 CANDIDATES = {
     # name: (feature blocks, use the tag map)
     "A  MSD_musicnn emb+max+mean (transfer today)": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean"], False),
@@ -166,7 +167,7 @@ CANDIDATES = {
         ],
         False,
     ),
-    "D  all four embeddings": (["MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb"], False),
+    "D  all four embeddings": (EMBEDDINGS, False),
     "E  all four emb+max+mean": ([f"{b}:{p}" for b in BACKBONES for p in ("emb", "max", "mean")], False),
     "F  both musicnn tags only, with the tag map": (["MSD_musicnn:tags", "MTT_musicnn:tags"], True),
     "G  B + both musicnn tags, with the tag map": (
@@ -197,15 +198,15 @@ CANDIDATES = {
     ),
     # Second round (2026-12-04), fixed before its runs: D, the served taggers, with tag logits.
     "J  D + both musicnn tags, with the tag map": (
-        ["MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb", "MSD_musicnn:tags", "MTT_musicnn:tags"],
+        [*EMBEDDINGS, "MSD_musicnn:tags", "MTT_musicnn:tags"],
         True,
     ),
     "K  J without the tag map": (
-        ["MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb", "MSD_musicnn:tags", "MTT_musicnn:tags"],
+        [*EMBEDDINGS, "MSD_musicnn:tags", "MTT_musicnn:tags"],
         False,
     ),
     "L  D + all four taggers' tags, with the tag map": (
-        [f"{b}:emb" for b in BACKBONES] + [f"{b}:tags" for b in BACKBONES],
+        [*EMBEDDINGS, *(f"{b}:tags" for b in BACKBONES)],
         True,
     ),
 }
