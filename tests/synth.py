@@ -3,6 +3,9 @@ ever used in tests."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +54,14 @@ def make_dataset(root: Path, genres=GENRES, songs: int = 6, fmt: str = "wav", se
 def write(path: Path, audio: np.ndarray, sr: int = SR, **kwargs) -> Path:
     sf.write(path, audio, sr, **kwargs)
     return path
+
+
+def tiny_gtzan(tmp_path: Path) -> tuple[str, str]:
+    """A GTZAN-shaped archive (genres/<genre>/<file>.wav) as a file:// URL and its md5."""
+    data = make_dataset(tmp_path / "src", genres=("drones", "clicks"), songs=2)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(data, arcname="genres")
+    archive = tmp_path / "genres.tar.gz"
+    archive.write_bytes(buffer.getvalue())
+    return archive.as_uri(), hashlib.md5(buffer.getvalue()).hexdigest()

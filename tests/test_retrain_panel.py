@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_jobs import tiny_gtzan
 
 from genre.jobs import jobs
 from genre.jobs.runs import active_run_id
 from genre.train import hardware
-from synth import make_dataset
+from synth import make_dataset, tiny_gtzan
 
 SUBMIT = "retrain_submit"
 

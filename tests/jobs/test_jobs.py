@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from genre.jobs import jobs
 from genre.jobs.joblog import log_tail
 from genre.jobs.runs import active_run_id, list_runs, set_active
 from genre.processes import create_exclusive, proc_stat
-from synth import make_dataset
+from synth import make_dataset, tiny_gtzan
 
 # Every test here may start job processes; kill leftovers (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_stray_jobs")
@@ -365,17 +362,6 @@ def test_a_job_that_fails_says_why(models, synth_root):
 
 
 # The download job ---------------------------------------------------------------------------
-
-
-def tiny_gtzan(tmp_path: Path) -> tuple[str, str]:
-    """A GTZAN-shaped archive (genres/<genre>/<file>.wav) as a file:// URL and its md5."""
-    data = make_dataset(tmp_path / "src", genres=("drones", "clicks"), songs=2)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(data, arcname="genres")
-    archive = tmp_path / "genres.tar.gz"
-    archive.write_bytes(buffer.getvalue())
-    return archive.as_uri(), hashlib.md5(buffer.getvalue()).hexdigest()
 
 
 def test_download_runs_as_a_job_and_selects_the_new_folder(models, tmp_path):
