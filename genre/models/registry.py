@@ -329,6 +329,14 @@ REGISTRY: dict[str, ModelSpec] = {
         l2=1e-2,
         tag_map=False,
     ),
+    "taggers-tags": _tagger_spec(
+        "taggers-tags",
+        "Four pretrained taggers side by side (frozen): their embeddings and both musicnn taggers' 100 tag "
+        "logits (rock, jazz, classical, ... learnt from thousands of artists) under a softmax regression",
+        ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb", "MSD_musicnn:tags", "MTT_musicnn:tags"),
+        l2=1e-2,
+        tag_map=False,
+    ),
     "taggers-map": _tagger_spec(
         "taggers-map",
         "Both musicnn taggers (MSD and MTT, frozen): embeddings, pooled frame features and tag logits under a "
