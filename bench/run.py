@@ -231,7 +231,7 @@ def main() -> None:
         sys.exit(f"bench: no GTZAN tracks in {data}; pass --data")
     runs = {
         name: models / f"{name}-stratified"
-        for name in ("fast", "seed", "transfer", "taggers")
+        for name in ("fast", "seed", "transfer", "taggers", "taggers-tags")
         if (models / f"{name}-stratified" / "model.keras").is_file()
     }
 

@@ -115,9 +115,9 @@ def test_musicnns_taggram_is_its_top_tags_over_the_classifiers_windows():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["transfer", "taggers"])
+@pytest.mark.parametrize("name", ["transfer", "taggers", "taggers-tags"])
 def test_a_classification_carries_musicnns_tags_from_its_own_model_call(name):
-    """`transfer` holds musicnn's MSD back end, `taggers` its embedding as a block of the head's
+    """`transfer` holds musicnn's MSD back end, `taggers` and `taggers-tags` its embedding as a block of the head's
     input: the tags come out of the same call as the probabilities, equal to a second pass of
     musicnn over the same windows, and alike alone or batched with other windows."""
     from genre.models.registry import build_model
