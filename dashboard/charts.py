@@ -33,7 +33,19 @@ EXTRA_COLORS = (
     "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#17BECF",
     "#BCBD22", "#7F7F7F", "#AEC7E8", "#FFBB78", "#98DF8A", "#FF9896", "#C5B0D5", "#C49C94",
 )  # fmt: skip
-RUN_COLORS = ("#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#17BECF", "#8C564B", "#E377C2")
+# Plotly's ten D3 colours: the shipped runs and one of the user's overlay without a repeat.
+RUN_COLORS = (
+    "#1F77B4",
+    "#D62728",
+    "#2CA02C",
+    "#9467BD",
+    "#FF7F0E",
+    "#17BECF",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+)
 
 
 def genre_colors(genres: Sequence[str]) -> dict[str, str]:

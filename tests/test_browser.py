@@ -439,6 +439,16 @@ def cancel_buttons(page) -> tuple[int, int]:
     return total, shown
 
 
+SCROLL_WIDTHS = """e => { const s = e.querySelector('.dvn-scroller');
+  return s ? [s.scrollWidth, s.clientWidth] : [0, 0]; }"""
+
+
+def assert_no_sideways_scroll(table) -> None:
+    """A data grid shows all its columns: its scroller is no wider inside than its box."""
+    inside, box = table.evaluate(SCROLL_WIDTHS)
+    assert inside <= box + 1, f"the table scrolls sideways: {inside} px of columns in a {box} px box"
+
+
 def history_of_every_run(page, shot: str) -> None:
     """On the Training history page, overlay every run: one legend entry per run, below the
     axes, neither scrolling nor overlapping the axis titles."""
@@ -457,10 +467,7 @@ def history_of_every_run(page, shot: str) -> None:
     fits = page.evaluate(LEGEND_FITS, "history_chart")
     assert fits == {"entries": len(options), "scrolls": False, "overlaps": 0, "inside": True}, fits
     # The table shows every column, names whole, without scrolling sideways.
-    table = page.locator("[data-testid=stDataFrame]").first
-    assert table.evaluate(
-        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
-    )
+    assert_no_sideways_scroll(page.locator("[data-testid=stDataFrame]").first)
     shoot(page, shot)
 
 
@@ -499,10 +506,7 @@ def compare_with(page, run_id: str, shot: str) -> None:
     shoot(page, shot + "-difference")
     assert page.evaluate(TRACE_COUNT, "compare_per_genre_chart") == 2
     assert page.get_by_text("Paired test").is_visible()
-    table = page.locator("[data-testid=stDataFrame]").last  # the page's only table
-    assert table.evaluate(
-        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
-    )
+    assert_no_sideways_scroll(page.locator("[data-testid=stDataFrame]").last)  # the page's only table
     assert page.evaluate(CLIPPED, "[data-testid=stMetricLabel] *, [data-testid=stMetricValue] *") == []
 
 
@@ -546,10 +550,7 @@ def test_every_page_reads_at_1024_px(narrow, server, models, tmp_path):
     assert sorted(page.evaluate(TICKS, ["confusion_chart", "y"])) == genres
     assert page.locator(".st-key-confusion_chart").bounding_box()["width"] >= 450
     # The per-genre table shows all its columns without scrolling sideways.
-    table = page.locator("[data-testid=stDataFrame]").first
-    assert table.evaluate(
-        "e => { const s = e.querySelector('.dvn-scroller'); return !s || s.scrollWidth <= s.clientWidth + 1; }"
-    )
+    assert_no_sideways_scroll(page.locator("[data-testid=stDataFrame]").first)
 
     go_to(page, "Compare", "compare")
     compare_with(page, COMPARED, "1024-5-compare")
