@@ -152,7 +152,8 @@ class SoftmaxRegression:
         return p / p.sum(axis=1, keepdims=True)
 
 
-EMBEDDINGS = [f"{b}:emb" for b in BACKBONES]  # candidate D, the served taggers
+EMBEDDINGS = [f"{b}:emb" for b in BACKBONES]  # candidate D, the registered taggers
+MUSICNN_TAGS = ["MSD_musicnn:tags", "MTT_musicnn:tags"]
 CANDIDATES = {
     # name: (feature blocks, use the tag map)
     "A  MSD_musicnn emb+max+mean (transfer today)": (["MSD_musicnn:emb", "MSD_musicnn:max", "MSD_musicnn:mean"], False),
@@ -169,7 +170,7 @@ CANDIDATES = {
     ),
     "D  all four embeddings": (EMBEDDINGS, False),
     "E  all four emb+max+mean": ([f"{b}:{p}" for b in BACKBONES for p in ("emb", "max", "mean")], False),
-    "F  both musicnn tags only, with the tag map": (["MSD_musicnn:tags", "MTT_musicnn:tags"], True),
+    "F  both musicnn tags only, with the tag map": (MUSICNN_TAGS, True),
     "G  B + both musicnn tags, with the tag map": (
         [
             "MSD_musicnn:emb",
@@ -198,11 +199,11 @@ CANDIDATES = {
     ),
     # Second round (2026-12-04), fixed before its runs: D, the served taggers, with tag logits.
     "J  D + both musicnn tags, with the tag map": (
-        [*EMBEDDINGS, "MSD_musicnn:tags", "MTT_musicnn:tags"],
+        [*EMBEDDINGS, *MUSICNN_TAGS],
         True,
     ),
     "K  J without the tag map": (
-        [*EMBEDDINGS, "MSD_musicnn:tags", "MTT_musicnn:tags"],
+        [*EMBEDDINGS, *MUSICNN_TAGS],
         False,
     ),
     "L  D + all four taggers' tags, with the tag map": (
@@ -289,7 +290,7 @@ def main() -> None:
     print("seconds per 30 s song (10 windows, median): " + ", ".join(f"{k} {v:.3f}" for k, v in times.items()))
 
     # Zero-shot: the fixed map alone, no training (what the taggers know of each genre).
-    tag_blocks = ["MSD_musicnn:tags", "MTT_musicnn:tags"]
+    tag_blocks = MUSICNN_TAGS
     zs = np.concatenate([f[b] for b in tag_blocks], axis=1) @ prior_matrix(genres, tag_blocks)
     zs[:, [g for g in range(n_classes) if not any(GENRE_TAGS.get(genres[g], {}).values())]] = -np.inf
     all_songs = np.arange(len(f["track_ids"]))

@@ -296,6 +296,11 @@ def _tagger_spec(name: str, description: str, blocks: tuple[str, ...], l2: float
     )
 
 
+# The frozen blocks the taggers models read (``build_taggers_extractor``): the four taggers'
+# embeddings, and the two musicnn taggers' tag logits.
+TAGGER_EMBEDDINGS = ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb")
+MUSICNN_TAGS = ("MSD_musicnn:tags", "MTT_musicnn:tags")
+
 REGISTRY: dict[str, ModelSpec] = {
     "seed": ModelSpec(
         name="seed",
@@ -325,7 +330,7 @@ REGISTRY: dict[str, ModelSpec] = {
         "taggers",
         "Four pretrained taggers side by side (musicnn and vgg, trained on the Million Song Dataset's and "
         "MagnaTagATune's tags; frozen): their embeddings under a softmax regression",
-        ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb"),
+        TAGGER_EMBEDDINGS,
         l2=1e-2,
         tag_map=False,
     ),
@@ -333,7 +338,7 @@ REGISTRY: dict[str, ModelSpec] = {
         "taggers-tags",
         "Four pretrained taggers side by side (frozen): their embeddings and both musicnn taggers' 100 tag "
         "logits (rock, jazz, classical, ... learnt from thousands of artists) under a softmax regression",
-        ("MSD_musicnn:emb", "MTT_musicnn:emb", "MSD_vgg:emb", "MTT_vgg:emb", "MSD_musicnn:tags", "MTT_musicnn:tags"),
+        TAGGER_EMBEDDINGS + MUSICNN_TAGS,
         l2=1e-2,
         tag_map=False,
     ),
@@ -341,8 +346,7 @@ REGISTRY: dict[str, ModelSpec] = {
         "taggers-map",
         "Both musicnn taggers (MSD and MTT, frozen): embeddings, pooled frame features and tag logits under a "
         "softmax regression that starts from a fixed tag-to-genre map",
-        tuple(f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean"))
-        + ("MSD_musicnn:tags", "MTT_musicnn:tags"),
+        tuple(f"{b}:{p}" for b in ("MSD_musicnn", "MTT_musicnn") for p in ("emb", "max", "mean")) + MUSICNN_TAGS,
         l2=1e-2,
         tag_map=True,
     ),
